@@ -1,0 +1,292 @@
+//! The command line (clap derive): flags as typed, then validated options
+//! for the library. Each field's doc comment is its `--help` text.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::lab::client::{ClientOptions, ClientProto};
+use crate::lab::{ServerOptions, ServerProto};
+use crate::spec;
+use crate::units::{parse_duration, parse_size};
+
+const EXIT_CODES: &str = "\
+Exit status: 0 success; 1 error (connection refused, timeout, bad input, an echo
+that differs from what was sent); 2 usage error.";
+
+/// rc1: the RC1 sockets lab in one binary.
+///
+/// Runs the lab's UDP, TCP text, v2 and v3 servers and clients, byte for
+/// byte compatible with the lab's Python scripts (struct formats !BLL20s and
+/// !BLL), and shows what crosses the wire.
+#[derive(Debug, Parser)]
+#[command(name = "rc1", version, about, long_about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one of the lab's servers (exercises 1.1, 2.1, 3.1, 4.1/4.3, 5.1/5.3).
+    #[command(after_help = EXIT_CODES)]
+    Server(ServerArgs),
+    /// Run one of the lab's clients: send messages, check each echo.
+    #[command(after_help = EXIT_CODES)]
+    Client(ClientArgs),
+}
+
+/// `--proto` of `rc1 server`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServerProtoArg {
+    /// UDP datagrams, printed with the sender's ip:port (serverUDP.py).
+    Udp,
+    /// TCP text, one thread per client, echo (serverTCP.py).
+    Text,
+    /// TCP text, one thread and a selector (mio), echo (serverTCPsel.py).
+    TextSel,
+    /// TCP v2 frames, !BLL20s (29 bytes), echo (serverTCPv2.py + 4.3).
+    V2,
+    /// TCP v3 frames, !BLL + size bytes, echo (serverTCPv3.py + 5.3).
+    V3,
+}
+
+/// `--proto` of `rc1 client`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientProtoArg {
+    /// UDP datagrams (clientUDP.py).
+    Udp,
+    /// TCP text (clientTCP.py).
+    Text,
+    /// TCP v2 frames (clientTCPv2.py).
+    V2,
+    /// TCP v3 frames (clientTCPv3.py).
+    V3,
+}
+
+/// Options shared by commands that print events.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Print one JSON object per event (for scripts) instead of text lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Print only errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `rc1 server`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Which lab server.
+    #[arg(long, short = 'p', value_enum)]
+    pub proto: ServerProtoArg,
+    /// Address to listen on: 0.0.0.0 is every IPv4 interface (as the lab);
+    /// use :: for IPv6 (on Linux it also accepts IPv4 clients).
+    #[arg(long, short = 'b', default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    pub bind: IpAddr,
+    /// Port to listen on (0: let the OS choose, and print it).
+    #[arg(long, default_value_t = 5005)]
+    pub port: u16,
+    /// UDP only: send each datagram back to its sender (the lab server does not).
+    #[arg(long)]
+    pub echo: bool,
+    /// Most TCP connections open at once; more are accepted, logged and
+    /// closed at once. Default: 1000 for thread-per-client servers, 10000
+    /// for text-sel.
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<usize>,
+    /// Largest v3 message accepted (k, M, G suffixes). A header claiming
+    /// more closes that connection with a clear log line; nothing is
+    /// allocated for the claim.
+    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_size)]
+    pub max_frame: u32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: OutputArgs,
+}
+
+/// `rc1 client`.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Which lab client.
+    #[arg(long, short = 'p', value_enum)]
+    pub proto: ClientProtoArg,
+    /// Server host name or address.
+    #[arg(long, short = 'H', default_value = "127.0.0.1")]
+    pub host: String,
+    /// Server port.
+    #[arg(long, default_value_t = 5005)]
+    pub port: u16,
+    /// Message to send (repeat for several). Without it, messages are read
+    /// one per line from stdin, after the lab's prompt when stdin is a
+    /// terminal (end with Ctrl+D).
+    #[arg(long, short = 'm', value_name = "M")]
+    pub message: Vec<String>,
+    /// How long to wait to connect and for each echo (e.g. 3s, 500ms).
+    #[arg(long, short = 't', default_value = "3s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Version byte of v2/v3 frames (the lab client sends 1).
+    #[arg(long = "version", value_name = "N", default_value_t = spec::LAB_VERSION)]
+    pub frame_version: u8,
+    /// UDP only: wait for each datagram's echo (server run with --echo).
+    #[arg(long)]
+    pub echo: bool,
+    /// Largest v3 message sent or echo accepted (k, M, G suffixes).
+    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_size)]
+    pub max_frame: u32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: OutputArgs,
+}
+
+impl TryFrom<&ServerArgs> for ServerOptions {
+    type Error = anyhow::Error;
+
+    fn try_from(a: &ServerArgs) -> anyhow::Result<ServerOptions> {
+        let proto = match a.proto {
+            ServerProtoArg::Udp => ServerProto::Udp,
+            ServerProtoArg::Text => ServerProto::Text,
+            ServerProtoArg::TextSel => ServerProto::TextSel,
+            ServerProtoArg::V2 => ServerProto::V2,
+            ServerProtoArg::V3 => ServerProto::V3,
+        };
+        if a.echo && proto != ServerProto::Udp {
+            anyhow::bail!(
+                "--echo is for --proto udp; the TCP servers always echo (exercises 2.1, 3.1, 4.3, 5.3)"
+            );
+        }
+        let max_conns = a.max_conns.unwrap_or(proto.default_max_conns());
+        if max_conns == 0 {
+            anyhow::bail!("--max-conns 0 would refuse every client; give at least 1");
+        }
+        Ok(ServerOptions {
+            proto,
+            addr: SocketAddr::new(a.bind, a.port),
+            echo: a.echo,
+            max_conns,
+            max_frame: a.max_frame,
+        })
+    }
+}
+
+impl TryFrom<&ClientArgs> for ClientOptions {
+    type Error = anyhow::Error;
+
+    fn try_from(a: &ClientArgs) -> anyhow::Result<ClientOptions> {
+        let proto = match a.proto {
+            ClientProtoArg::Udp => ClientProto::Udp,
+            ClientProtoArg::Text => ClientProto::Text,
+            ClientProtoArg::V2 => ClientProto::V2,
+            ClientProtoArg::V3 => ClientProto::V3,
+        };
+        if a.echo && proto != ClientProto::Udp {
+            anyhow::bail!("--echo is for --proto udp; TCP clients always wait for the echo");
+        }
+        if a.port == 0 {
+            anyhow::bail!("--port 0 is not a server port; give the port the server printed");
+        }
+        if a.timeout.is_zero() {
+            anyhow::bail!("--timeout must be more than 0");
+        }
+        Ok(ClientOptions {
+            proto,
+            host: a.host.clone(),
+            port: a.port,
+            timeout: a.timeout,
+            version: a.frame_version,
+            max_frame: a.max_frame,
+            udp_echo: a.echo,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("rc1").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn server_defaults_are_the_lab_s() {
+        let Command::Server(a) = parse(&["server", "--proto", "v2"]).unwrap().command else {
+            panic!()
+        };
+        let o = ServerOptions::try_from(&a).unwrap();
+        assert_eq!(o.addr, "0.0.0.0:5005".parse().unwrap());
+        assert_eq!(o.max_frame, 1 << 20);
+        assert_eq!(o.max_conns, 1000);
+    }
+
+    #[test]
+    fn server_flags() {
+        let Command::Server(a) = parse(&[
+            "server",
+            "-p",
+            "text-sel",
+            "--bind",
+            "::",
+            "--port",
+            "0",
+            "--max-conns",
+            "7",
+            "--max-frame",
+            "64k",
+            "--json",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        let o = ServerOptions::try_from(&a).unwrap();
+        assert_eq!(o.proto, ServerProto::TextSel);
+        assert_eq!(o.addr, "[::]:0".parse().unwrap());
+        assert_eq!((o.max_conns, o.max_frame), (7, 65536));
+        assert!(a.output.json);
+        assert!(parse(&["server", "--proto", "v4"]).is_err());
+        assert!(parse(&["server", "--proto", "v3", "--max-frame", "5G"]).is_err());
+        let Command::Server(a) = parse(&["server", "-p", "v2", "--echo"]).unwrap().command else {
+            panic!()
+        };
+        assert!(ServerOptions::try_from(&a).is_err());
+    }
+
+    #[test]
+    fn client_flags() {
+        let Command::Client(a) = parse(&[
+            "client",
+            "-p",
+            "v2",
+            "-m",
+            "a",
+            "-m",
+            "b",
+            "--version",
+            "2",
+            "--timeout",
+            "250ms",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(a.message, ["a", "b"]);
+        let o = ClientOptions::try_from(&a).unwrap();
+        assert_eq!(o.version, 2);
+        assert_eq!(o.timeout, Duration::from_millis(250));
+        assert_eq!((o.host.as_str(), o.port), ("127.0.0.1", 5005));
+        // `rc1 --version` is the program's version; `client --version N` the byte.
+        assert_eq!(
+            parse(&["--version"]).unwrap_err().kind(),
+            clap::error::ErrorKind::DisplayVersion
+        );
+        assert!(parse(&["client", "-p", "v2", "--version", "256"]).is_err());
+    }
+}

@@ -1,0 +1,399 @@
+//! The v2/v3 codec: frames, their byte layout (from [`crate::spec`]), and the
+//! streaming [`FrameReader`] every part of rc1 reads TCP bytes through.
+//!
+//! Contract: nothing here panics on input bytes. A parse either returns a
+//! frame borrowed from the input, says how many more bytes it needs
+//! ([`Parse::Incomplete`], not an error: TCP may simply not have delivered
+//! them yet), or returns a [`DecodeError`] with the numbers a person needs.
+//! This module knows nothing of sockets or pcap.
+
+#![warn(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
+
+pub mod escape;
+pub mod stream;
+pub mod v2;
+pub mod v3;
+
+use std::fmt;
+
+pub use stream::FrameReader;
+
+use crate::spec;
+
+/// Which binary framing a stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Framing {
+    /// Fixed 29-byte frames, `!BLL20s` (lab exercise 4).
+    V2,
+    /// 9-byte header plus `size` bytes, `!BLL` (lab exercise 5).
+    V3,
+}
+
+impl Framing {
+    /// The spec of this framing.
+    pub fn spec(self) -> &'static spec::FramingSpec {
+        match self {
+            Framing::V2 => &spec::V2,
+            Framing::V3 => &spec::V3,
+        }
+    }
+
+    /// `v2` or `v3`.
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+}
+
+impl fmt::Display for Framing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An owned frame.
+///
+/// For v2, `message` is the first `min(size, 20)` bytes of the 20-byte field
+/// and `padding` the rest of it as it was on the wire (normally `-`s), so
+/// that re-encoding a decoded frame gives back the same 29 bytes. For v3,
+/// `message` is exactly `size` bytes and `padding` is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// Version byte (the lab sends 1).
+    pub version: u8,
+    /// Message counter, 1 for the first message of a connection.
+    pub order: u32,
+    /// The `size` field as sent (for v2 it may exceed 20).
+    pub size: u32,
+    /// The message bytes.
+    pub message: Vec<u8>,
+    /// v2 only: the bytes of the 20-byte field after the message.
+    pub padding: Vec<u8>,
+}
+
+/// Errors building a frame to send.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EncodeError {
+    /// A v3 message longer than its 32-bit `size` field can say.
+    #[error("message of {len} bytes does not fit a 32-bit size field")]
+    TooLong {
+        /// The message length.
+        len: usize,
+    },
+    /// A message longer than the configured maximum frame size.
+    #[error("message of {len} bytes is larger than the maximum frame size {max} (--max-frame)")]
+    OverMax {
+        /// The message length.
+        len: usize,
+        /// The configured maximum.
+        max: u32,
+    },
+}
+
+impl Frame {
+    /// A v2 frame carrying `message` bytes: `size` is their count, the field
+    /// holds the first 20 of them padded with `-`.
+    pub fn v2(version: u8, order: u32, message: &[u8]) -> Result<Frame, EncodeError> {
+        let size = u32::try_from(message.len())
+            .map_err(|_| EncodeError::TooLong { len: message.len() })?;
+        let kept = message.get(..spec::V2_MESSAGE_WIDTH).unwrap_or(message);
+        let padding = vec![b'-'; spec::V2_MESSAGE_WIDTH.saturating_sub(kept.len())];
+        Ok(Frame {
+            version,
+            order,
+            size,
+            message: kept.to_vec(),
+            padding,
+        })
+    }
+
+    /// A v2 frame built exactly as the lab's Python client builds it from a
+    /// typed string: `size = len(text)` counts characters, the text is padded
+    /// with `-` to 20 *characters*, encoded to UTF-8, and `struct` cuts that
+    /// to 20 bytes or pads it with NUL bytes. For ASCII this equals
+    /// [`Frame::v2`]; for other text the 20-byte field may end inside a
+    /// character, exactly as the lab's bytes do.
+    pub fn v2_python(version: u8, order: u32, text: &str) -> Result<Frame, EncodeError> {
+        let chars = text.chars().count();
+        let size = u32::try_from(chars).map_err(|_| EncodeError::TooLong { len: chars })?;
+        let mut padded = text.to_string();
+        for _ in chars..spec::V2_MESSAGE_WIDTH {
+            padded.push('-');
+        }
+        let mut field = padded.into_bytes();
+        field.resize(spec::V2_MESSAGE_WIDTH, 0);
+        Ok(v2::from_field(version, order, size, &field))
+    }
+
+    /// A v3 frame: `size` is the number of message bytes.
+    pub fn v3(version: u8, order: u32, message: &[u8]) -> Result<Frame, EncodeError> {
+        let size = u32::try_from(message.len())
+            .map_err(|_| EncodeError::TooLong { len: message.len() })?;
+        Ok(Frame {
+            version,
+            order,
+            size,
+            message: message.to_vec(),
+            padding: Vec::new(),
+        })
+    }
+
+    /// Appends this frame's bytes in `framing` to `out`.
+    ///
+    /// v2 writes the message then the padding, filled with `-` or cut to 20
+    /// bytes. v3 writes the `size` field as stored and then the message: a
+    /// frame from [`Frame::v3`] is always consistent.
+    pub fn encode(&self, framing: Framing, out: &mut Vec<u8>) {
+        match framing {
+            Framing::V2 => v2::encode(self, out),
+            Framing::V3 => v3::encode(self, out),
+        }
+    }
+
+    /// This frame's bytes in `framing`.
+    pub fn to_bytes(&self, framing: Framing) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode(framing, &mut out);
+        out
+    }
+
+    /// A borrowed view of this frame (its `raw` is empty: not from a wire).
+    pub fn as_ref(&self) -> FrameRef<'_> {
+        FrameRef {
+            version: self.version,
+            order: self.order,
+            size: self.size,
+            message: &self.message,
+            padding: &self.padding,
+            raw: &[],
+        }
+    }
+}
+
+/// A frame borrowed from a buffer, as the decoder yields it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    /// Version byte.
+    pub version: u8,
+    /// Message counter.
+    pub order: u32,
+    /// The `size` field as sent.
+    pub size: u32,
+    /// The message bytes (v2: the first `min(size, 20)` of the field).
+    pub message: &'a [u8],
+    /// v2: the rest of the 20-byte field; v3: empty.
+    pub padding: &'a [u8],
+    /// The whole frame as it was on the wire (what an echo sends back).
+    pub raw: &'a [u8],
+}
+
+impl FrameRef<'_> {
+    /// An owned copy.
+    pub fn to_frame(&self) -> Frame {
+        Frame {
+            version: self.version,
+            order: self.order,
+            size: self.size,
+            message: self.message.to_vec(),
+            padding: self.padding.to_vec(),
+        }
+    }
+
+    /// v2: the user's message was longer than 20 and was cut.
+    pub fn is_cut(&self) -> bool {
+        usize::try_from(self.size).map_or(true, |s| s > self.message.len())
+    }
+
+    /// v2: padding is all `-` (what the lab client sends).
+    pub fn padding_ok(&self) -> bool {
+        self.padding.iter().all(|&b| b == b'-')
+    }
+
+    /// Diagnostics this frame carries (not errors: the frame decoded).
+    pub fn diagnostics(&self, framing: Framing) -> Vec<&'static spec::Diagnostic> {
+        let mut d = Vec::new();
+        if self.version != spec::LAB_VERSION {
+            d.push(&spec::FRAME_UNEXPECTED_VERSION);
+        }
+        if framing == Framing::V2 {
+            if self.is_cut() {
+                d.push(&spec::V2_SIZE_OVER_20);
+            }
+            if !self.padding_ok() {
+                d.push(&spec::V2_BAD_PADDING);
+            }
+        }
+        d
+    }
+
+    /// One line like tcpdump's: `v2 ver=1 order=3 size=25 "hello world, how are " (cut)`.
+    pub fn describe(&self, framing: Framing) -> String {
+        let mut s = format!(
+            "{framing} ver={} order={} size={} \"{}\"",
+            self.version,
+            self.order,
+            self.size,
+            escape::escape(self.message)
+        );
+        if framing == Framing::V2 {
+            if self.is_cut() {
+                s.push_str(" (cut)");
+            }
+            if !self.padding_ok() {
+                s.push_str(&format!(
+                    " (padding not '-': \"{}\")",
+                    escape::escape(self.padding)
+                ));
+            }
+        }
+        s
+    }
+}
+
+/// What went wrong decoding a stream. Each variant names its diagnostic code.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A v3 header claimed more than the maximum; nothing was reserved.
+    #[error(
+        "v3 frame header claims a message of {claimed} bytes, more than the limit of {max} bytes \
+         (raise it with --max-frame); the rest of this stream cannot be trusted"
+    )]
+    SizeOverMax {
+        /// What the header said.
+        claimed: u32,
+        /// The configured maximum.
+        max: u32,
+    },
+    /// The stream ended inside a frame.
+    #[error("stream ended inside a {framing} frame: {have} of {need} bytes")]
+    Truncated {
+        /// Framing of the cut frame.
+        framing: Framing,
+        /// Bytes received of it.
+        have: usize,
+        /// Bytes it needed in all (header + message), as far as known.
+        need: u64,
+    },
+}
+
+impl DecodeError {
+    /// The diagnostic this error is reported under.
+    pub fn diagnostic(&self) -> &'static spec::Diagnostic {
+        match self {
+            DecodeError::SizeOverMax { .. } => &spec::V3_SIZE_OVER_MAX,
+            DecodeError::Truncated { .. } => &spec::FRAME_TRUNCATED,
+        }
+    }
+}
+
+/// The result of trying to parse one frame at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parse<'a> {
+    /// A whole frame, `raw.len()` bytes long.
+    Frame(FrameRef<'a>),
+    /// Not enough bytes yet: the frame needs `need` bytes in all (header
+    /// plus message, once the header is known).
+    Incomplete {
+        /// Total length the frame needs, as far as known.
+        need: u64,
+    },
+}
+
+/// Parses one frame at the start of `buf`.
+pub fn parse(framing: Framing, buf: &[u8], max_frame: u32) -> Result<Parse<'_>, DecodeError> {
+    match framing {
+        Framing::V2 => Ok(v2::parse(buf)),
+        Framing::V3 => v3::parse(buf, max_frame),
+    }
+}
+
+/// Byte ranges of the three header fields of a framing, from the spec.
+#[derive(Debug, Clone)]
+struct HeaderLayout {
+    version: std::ops::Range<usize>,
+    order: std::ops::Range<usize>,
+    size: std::ops::Range<usize>,
+    /// Length of the header (or of the whole v2 frame's fixed part).
+    len: usize,
+}
+
+impl HeaderLayout {
+    /// The layout of `framing`'s header fields; a spec test proves the
+    /// names exist.
+    #[expect(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        reason = "const evaluation of the static spec: a bad index fails the build, not a run"
+    )]
+    const fn of(spec: &spec::FramingSpec) -> HeaderLayout {
+        // Fields 0..3 are version, order, size in both framings; the test
+        // `header_layout_follows_spec` checks the names.
+        HeaderLayout {
+            version: spec.fields[0].range(),
+            order: spec.fields[1].range(),
+            size: spec.fields[2].range(),
+            len: spec.fields[2].offset + spec.fields[2].width,
+        }
+    }
+
+    /// Reads version, order and size; `None` when `buf` is shorter than the header.
+    fn read(&self, buf: &[u8]) -> Option<(u8, u32, u32)> {
+        let v = *buf.get(self.version.clone())?.first()?;
+        let o = u32::from_be_bytes(buf.get(self.order.clone())?.try_into().ok()?);
+        let s = u32::from_be_bytes(buf.get(self.size.clone())?.try_into().ok()?);
+        Some((v, o, s))
+    }
+
+    /// Appends a header with these values, each at its spec offset.
+    fn write(&self, out: &mut Vec<u8>, version: u8, order: u32, size: u32) {
+        let start = out.len();
+        out.resize(start.saturating_add(self.len), 0);
+        let Some(h) = out.get_mut(start..) else {
+            return;
+        };
+        if let Some(b) = h.get_mut(self.version.clone()) {
+            b.copy_from_slice(&[version]);
+        }
+        if let Some(b) = h.get_mut(self.order.clone()) {
+            b.copy_from_slice(&order.to_be_bytes());
+        }
+        if let Some(b) = h.get_mut(self.size.clone()) {
+            b.copy_from_slice(&size.to_be_bytes());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::indexing_slicing, reason = "a panic in a test is a failed test")]
+
+    use super::*;
+
+    #[test]
+    fn header_layout_follows_spec() {
+        for s in spec::FRAMINGS {
+            let names: Vec<_> = s.fields.iter().take(3).map(|f| f.name).collect();
+            assert_eq!(names, ["version", "order", "size"], "{}", s.name);
+            let l = HeaderLayout::of(s);
+            assert_eq!(l.len, 9);
+            assert_eq!(s.field("size").unwrap().range(), l.size);
+        }
+    }
+
+    #[test]
+    fn header_bytes_sit_where_the_spec_says() {
+        let mut out = Vec::new();
+        HeaderLayout::of(&spec::V3).write(&mut out, 7, 0x0102_0304, 0x0A0B_0C0D);
+        for (name, want) in [
+            ("version", &[7u8][..]),
+            ("order", &[1, 2, 3, 4]),
+            ("size", &[0x0A, 0x0B, 0x0C, 0x0D]),
+        ] {
+            let r = spec::V3.field(name).unwrap().range();
+            assert_eq!(&out[r], want, "{name}");
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! [`FrameReader`]: frames out of a byte stream, whatever its chunking.
+//!
+//! TCP has no message boundaries: one `recv()` may return part of a frame,
+//! or several frames at once. The lab's v2 server does `recv(29)` and unpacks
+//! whatever came, which breaks as soon as TCP splits or packs frames. This
+//! reader keeps the bytes that do not yet make a whole frame and yields each
+//! frame once it is complete, so feeding it one byte at a time or a megabyte
+//! at a time gives the same frames. Servers, clients, capture and flood all
+//! read through it.
+//!
+//! Memory: the buffer holds at most one incomplete frame plus what the
+//! caller pushed and has not yet pulled out. A v3 header is checked against
+//! `max_frame` before its body is waited for, so a hostile `size` cannot
+//! make the reader reserve anything.
+
+use std::io::{self, Read};
+
+use super::{DecodeError, FrameRef, Framing, Parse, parse};
+
+/// How much [`FrameReader::read_from`] asks the OS for per call.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// A streaming v2/v3 decoder.
+#[derive(Debug)]
+pub struct FrameReader {
+    framing: Framing,
+    max_frame: u32,
+    /// Storage; `buf[start..end]` are the bytes not yet consumed.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Set after an error that leaves the stream unsynchronised.
+    failed: Option<DecodeError>,
+    /// Bytes consumed by whole frames so far (the stream offset of `start`).
+    consumed: u64,
+}
+
+impl FrameReader {
+    /// A reader for `framing` that refuses v3 messages over `max_frame` bytes.
+    pub fn new(framing: Framing, max_frame: u32) -> FrameReader {
+        FrameReader {
+            framing,
+            max_frame,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            failed: None,
+            consumed: 0,
+        }
+    }
+
+    /// The framing this reader decodes.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Bytes received but not yet part of a whole frame.
+    pub fn buffered(&self) -> usize {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// Stream offset of the first byte not yet consumed by a whole frame.
+    pub fn offset(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Appends bytes from the stream.
+    pub fn push(&mut self, data: &[u8]) {
+        self.reserve(data.len());
+        let end = self.end.saturating_add(data.len());
+        if let Some(dst) = self.buf.get_mut(self.end..end) {
+            dst.copy_from_slice(data);
+            self.end = end;
+        }
+    }
+
+    /// Reads once from `r` straight into the buffer (no extra copy).
+    /// Returns what `read` returned: `Ok(0)` is end of stream.
+    pub fn read_from<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<usize> {
+        self.reserve(READ_CHUNK);
+        let spare = self.buf.get_mut(self.end..).unwrap_or_default();
+        let n = r.read(spare)?;
+        self.end = self.end.saturating_add(n).min(self.buf.len());
+        Ok(n)
+    }
+
+    /// Makes room for `n` more bytes after `end`: first by moving the
+    /// unconsumed bytes to the front, then by growing.
+    fn reserve(&mut self, n: usize) {
+        if self.buf.len().saturating_sub(self.end) >= n {
+            return;
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end = self.end.saturating_sub(self.start);
+            self.start = 0;
+            if self.buf.len().saturating_sub(self.end) >= n {
+                return;
+            }
+        }
+        let want = self
+            .end
+            .saturating_add(n)
+            .max(self.buf.len().saturating_mul(2));
+        self.buf.resize(want, 0);
+    }
+
+    /// The next whole frame, `Ok(None)` when more bytes are needed.
+    ///
+    /// After an error the stream is unsynchronised (a v3 size cannot be
+    /// trusted, so neither can anything after it): every later call returns
+    /// the same error.
+    pub fn next_frame(&mut self) -> Result<Option<FrameRef<'_>>, DecodeError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let data = self.buf.get(self.start..self.end).unwrap_or_default();
+        match parse(self.framing, data, self.max_frame) {
+            Ok(Parse::Frame(f)) => {
+                let len = f.raw.len();
+                self.start = self.start.saturating_add(len);
+                self.consumed = self.consumed.saturating_add(len as u64);
+                if self.start == self.end {
+                    // Nothing left: reuse the buffer from its start (cheap,
+                    // and keeps the common case free of copies).
+                    self.start = 0;
+                    self.end = 0;
+                }
+                Ok(Some(f))
+            }
+            Ok(Parse::Incomplete { .. }) => Ok(None),
+            Err(e) => {
+                self.failed = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Call at end of stream: an error if a frame was cut short.
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let have = self.buffered();
+        if have == 0 {
+            return Ok(());
+        }
+        let data = self.buf.get(self.start..self.end).unwrap_or_default();
+        let need = match parse(self.framing, data, self.max_frame) {
+            Ok(Parse::Incomplete { need }) => need,
+            // A whole frame still buffered is not truncation; a header
+            // error would have been returned by next_frame already.
+            Ok(Parse::Frame(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        Err(DecodeError::Truncated {
+            framing: self.framing,
+            have,
+            need,
+        })
+    }
+}

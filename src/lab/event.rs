@@ -1,0 +1,524 @@
+//! What lab servers and clients report, and the [`Log`] that prints it.
+//!
+//! Every server and client action is an [`Event`]. The log writes it as one
+//! human line (text mode) or one JSON object per line (`--json`, for
+//! scripts). Errors go to stderr in text mode and are never silenced;
+//! `--quiet` drops everything else. The JSON keys are stable:
+//!
+//! | `event`    | keys besides `event` and `time` (seconds since the Unix epoch) |
+//! |------------|-----------------------------------------------------------------|
+//! | `listening`| `proto`, `addr`, `max_conns` |
+//! | `accept`   | `conn`, `peer`, `active`, `token` (selector only) |
+//! | `refuse`   | `peer`, `limit` |
+//! | `datagram` | `peer`, `local`, `len`, `message`, `message_hex`*, `echoed` |
+//! | `text`     | `conn`, `peer`, `len`, `message`, `message_hex`*, `token` |
+//! | `frame`    | `conn`, `peer`, `framing`, `version`, `order`, `size`, `message`, `message_hex`*, `cut`, `diagnostics` |
+//! | `close`    | `conn`, `peer`, `reason`, `bytes_in`, `bytes_out`, `messages`, `token` |
+//! | `error`    | `conn`, `peer`, `code`, `message` |
+//! | `stop`     | `served` |
+//! | `connect`  | `local`, `remote`, `proto` (client) |
+//! | `sent`, `echo` | as `frame` or `text`, plus `ok` on `echo` (client) |
+//!
+//! `message` is the text when the bytes are valid UTF-8, otherwise the
+//! escaped rendering (`\xC3`); `message_hex` (*) is then added, lossless.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+use crate::codec::escape::{escape, hex};
+use crate::codec::{FrameRef, Framing};
+
+/// Per-connection byte and message counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnStats {
+    /// Bytes read from the peer.
+    pub bytes_in: u64,
+    /// Bytes written back.
+    pub bytes_out: u64,
+    /// Frames (v2/v3) or reads (text) handled.
+    pub messages: u64,
+}
+
+/// One thing that happened.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// A server is ready.
+    Listening {
+        /// Protocol name (`v2`, `text-sel`, ...).
+        proto: &'a str,
+        /// The bound address (with the real port when 0 was asked).
+        addr: SocketAddr,
+        /// The connection cap (TCP servers).
+        max_conns: Option<usize>,
+    },
+    /// A TCP connection was accepted.
+    Accepted {
+        /// Connection number, from 1.
+        conn: u64,
+        /// The client's address: its ephemeral port is the OS's choice.
+        peer: SocketAddr,
+        /// Connections open now, this one included.
+        active: usize,
+        /// The selector's token for it (text-sel).
+        token: Option<usize>,
+    },
+    /// A connection was refused because the cap was reached.
+    Refused {
+        /// Who was refused.
+        peer: SocketAddr,
+        /// The cap.
+        limit: usize,
+    },
+    /// A UDP datagram arrived.
+    Datagram {
+        /// Sender.
+        peer: SocketAddr,
+        /// Our address.
+        local: SocketAddr,
+        /// Payload.
+        data: &'a [u8],
+        /// Whether it was echoed back.
+        echoed: bool,
+    },
+    /// A read of the text protocol (one `recv()`, as the lab server sees it).
+    Text {
+        /// Connection number.
+        conn: u64,
+        /// Peer.
+        peer: SocketAddr,
+        /// Bytes read.
+        data: &'a [u8],
+        /// Selector token (text-sel).
+        token: Option<usize>,
+    },
+    /// A whole v2/v3 frame was read.
+    Frame {
+        /// Connection number.
+        conn: u64,
+        /// Peer.
+        peer: SocketAddr,
+        /// Its framing.
+        framing: Framing,
+        /// The frame.
+        frame: FrameRef<'a>,
+    },
+    /// A connection ended.
+    Closed {
+        /// Connection number.
+        conn: u64,
+        /// Peer.
+        peer: SocketAddr,
+        /// Why, in words.
+        reason: &'a str,
+        /// Counters.
+        stats: ConnStats,
+        /// Selector token (text-sel).
+        token: Option<usize>,
+    },
+    /// Something went wrong with one connection or the server.
+    Error {
+        /// Connection number, if about one.
+        conn: Option<u64>,
+        /// Peer, if known.
+        peer: Option<SocketAddr>,
+        /// Stable diagnostic code (see `spec::DIAGNOSTICS`) or `io.*`.
+        code: &'a str,
+        /// The sentence: what, where, what to do.
+        message: String,
+    },
+    /// The server stopped.
+    Stopped {
+        /// Connections (or datagrams, for UDP) served in all.
+        served: u64,
+    },
+    /// A client connected (or, for UDP, chose its address).
+    Connected {
+        /// The local address the OS chose: the ephemeral port.
+        local: SocketAddr,
+        /// The server.
+        remote: SocketAddr,
+        /// Protocol name.
+        proto: &'a str,
+    },
+    /// A client sent a message.
+    Sent {
+        /// The frame, for v2/v3.
+        frame: Option<(Framing, FrameRef<'a>)>,
+        /// The bytes, for text/UDP.
+        data: &'a [u8],
+    },
+    /// A client received an echo.
+    Echo {
+        /// The frame, for v2/v3.
+        frame: Option<(Framing, FrameRef<'a>)>,
+        /// The bytes, for text/UDP.
+        data: &'a [u8],
+        /// Whether it equals what was sent.
+        ok: bool,
+    },
+}
+
+impl Event<'_> {
+    /// Whether this is an error (printed even with `--quiet`).
+    pub fn is_error(&self) -> bool {
+        matches!(self, Event::Error { .. })
+    }
+
+    /// The human line.
+    pub fn text(&self) -> String {
+        let tok = |t: &Option<usize>| t.map(|t| format!(" token={t}")).unwrap_or_default();
+        match self {
+            Event::Listening {
+                proto,
+                addr,
+                max_conns,
+            } => {
+                let cap = max_conns
+                    .map(|m| format!(", at most {m} connections"))
+                    .unwrap_or_default();
+                format!("listening: {proto} server on {addr}{cap} (Ctrl+C stops)")
+            }
+            Event::Accepted {
+                conn,
+                peer,
+                active,
+                token,
+            } => format!("accept #{conn} from {peer}{} ({active} open)", tok(token)),
+            Event::Refused { peer, limit } => format!(
+                "refuse {peer}: connection limit {limit} reached (--max-conns); closed at once"
+            ),
+            Event::Datagram {
+                peer,
+                local,
+                data,
+                echoed,
+            } => format!(
+                "udp {peer} -> {local} {} bytes \"{}\"{}",
+                data.len(),
+                escape(data),
+                if *echoed { " (echoed)" } else { "" }
+            ),
+            Event::Text {
+                conn,
+                peer,
+                data,
+                token,
+            } => format!(
+                "#{conn} {peer}{} text {} bytes \"{}\" (echoed)",
+                tok(token),
+                data.len(),
+                escape(data)
+            ),
+            Event::Frame {
+                conn,
+                peer,
+                framing,
+                frame,
+            } => format!("#{conn} {peer} {} (echoed)", frame.describe(*framing)),
+            Event::Closed {
+                conn,
+                peer,
+                reason,
+                stats,
+                token,
+            } => format!(
+                "close #{conn} {peer}{}: {reason} ({} messages, {} bytes in, {} bytes out)",
+                tok(token),
+                stats.messages,
+                stats.bytes_in,
+                stats.bytes_out
+            ),
+            Event::Error {
+                conn,
+                peer,
+                code,
+                message,
+            } => {
+                let mut s = String::from("error");
+                if let Some(c) = conn {
+                    s.push_str(&format!(" #{c}"));
+                }
+                if let Some(p) = peer {
+                    s.push_str(&format!(" {p}"));
+                }
+                format!("{s}: {code}: {message}")
+            }
+            Event::Stopped { served } => format!("stopped ({served} served)"),
+            Event::Connected {
+                local,
+                remote,
+                proto,
+            } => format!("{local} -> {remote} ({proto}; local port chosen by the OS)"),
+            Event::Sent { frame, data } => match frame {
+                Some((framing, f)) => format!("sent {}", f.describe(*framing)),
+                None => format!("sent {} bytes \"{}\"", data.len(), escape(data)),
+            },
+            Event::Echo { frame, data, ok } => {
+                let body = match frame {
+                    Some((framing, f)) => f.describe(*framing),
+                    None => format!("{} bytes \"{}\"", data.len(), escape(data)),
+                };
+                let verdict = if *ok {
+                    "ok"
+                } else {
+                    "MISMATCH: differs from what was sent"
+                };
+                format!("echo {body} {verdict}")
+            }
+        }
+    }
+
+    /// The JSON object (see the module doc for the keys).
+    pub fn json(&self) -> Value {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Value| {
+            m.insert(k.to_string(), v);
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let name = match self {
+            Event::Listening { .. } => "listening",
+            Event::Accepted { .. } => "accept",
+            Event::Refused { .. } => "refuse",
+            Event::Datagram { .. } => "datagram",
+            Event::Text { .. } => "text",
+            Event::Frame { .. } => "frame",
+            Event::Closed { .. } => "close",
+            Event::Error { .. } => "error",
+            Event::Stopped { .. } => "stop",
+            Event::Connected { .. } => "connect",
+            Event::Sent { .. } => "sent",
+            Event::Echo { .. } => "echo",
+        };
+        put("event", json!(name));
+        put("time", json!(now));
+        let token = |t: &Option<usize>| t.map_or(Value::Null, |t| json!(t));
+        match self {
+            Event::Listening {
+                proto,
+                addr,
+                max_conns,
+            } => {
+                put("proto", json!(proto));
+                put("addr", json!(addr.to_string()));
+                put("max_conns", json!(max_conns));
+            }
+            Event::Accepted {
+                conn,
+                peer,
+                active,
+                token: t,
+            } => {
+                put("conn", json!(conn));
+                put("peer", json!(peer.to_string()));
+                put("active", json!(active));
+                put("token", token(t));
+            }
+            Event::Refused { peer, limit } => {
+                put("peer", json!(peer.to_string()));
+                put("limit", json!(limit));
+            }
+            Event::Datagram {
+                peer,
+                local,
+                data,
+                echoed,
+            } => {
+                put("peer", json!(peer.to_string()));
+                put("local", json!(local.to_string()));
+                put("echoed", json!(echoed));
+                put_message(&mut m, data);
+            }
+            Event::Text {
+                conn,
+                peer,
+                data,
+                token: t,
+            } => {
+                put("conn", json!(conn));
+                put("peer", json!(peer.to_string()));
+                put("token", token(t));
+                put_message(&mut m, data);
+            }
+            Event::Frame {
+                conn,
+                peer,
+                framing,
+                frame,
+            } => {
+                put("conn", json!(conn));
+                put("peer", json!(peer.to_string()));
+                put_frame(&mut m, *framing, frame);
+            }
+            Event::Closed {
+                conn,
+                peer,
+                reason,
+                stats,
+                token: t,
+            } => {
+                put("conn", json!(conn));
+                put("peer", json!(peer.to_string()));
+                put("reason", json!(reason));
+                put("bytes_in", json!(stats.bytes_in));
+                put("bytes_out", json!(stats.bytes_out));
+                put("messages", json!(stats.messages));
+                put("token", token(t));
+            }
+            Event::Error {
+                conn,
+                peer,
+                code,
+                message,
+            } => {
+                put("conn", json!(conn));
+                put("peer", json!(peer.map(|p| p.to_string())));
+                put("code", json!(code));
+                put("message", json!(message));
+            }
+            Event::Stopped { served } => put("served", json!(served)),
+            Event::Connected {
+                local,
+                remote,
+                proto,
+            } => {
+                put("local", json!(local.to_string()));
+                put("remote", json!(remote.to_string()));
+                put("proto", json!(proto));
+            }
+            Event::Sent { frame, data } => match frame {
+                Some((framing, f)) => put_frame(&mut m, *framing, f),
+                None => put_message(&mut m, data),
+            },
+            Event::Echo { frame, data, ok } => {
+                put("ok", json!(ok));
+                match frame {
+                    Some((framing, f)) => put_frame(&mut m, *framing, f),
+                    None => put_message(&mut m, data),
+                }
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+fn put_message(m: &mut Map<String, Value>, data: &[u8]) {
+    m.insert("len".into(), json!(data.len()));
+    match std::str::from_utf8(data) {
+        Ok(s) => {
+            m.insert("message".into(), json!(s));
+        }
+        Err(_) => {
+            m.insert("message".into(), json!(escape(data)));
+            m.insert("message_hex".into(), json!(hex(data)));
+        }
+    }
+}
+
+fn put_frame(m: &mut Map<String, Value>, framing: Framing, f: &FrameRef<'_>) {
+    m.insert("framing".into(), json!(framing.name()));
+    m.insert("version".into(), json!(f.version));
+    m.insert("order".into(), json!(f.order));
+    m.insert("size".into(), json!(f.size));
+    match std::str::from_utf8(f.message) {
+        Ok(s) => {
+            m.insert("message".into(), json!(s));
+        }
+        Err(_) => {
+            m.insert("message".into(), json!(escape(f.message)));
+            m.insert("message_hex".into(), json!(hex(f.message)));
+        }
+    }
+    m.insert("cut".into(), json!(framing == Framing::V2 && f.is_cut()));
+    let codes: Vec<_> = f.diagnostics(framing).iter().map(|d| d.code).collect();
+    m.insert("diagnostics".into(), json!(codes));
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// One human line per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+type Sink = Mutex<Box<dyn Write + Send>>;
+
+/// Where events go. Shared by all of a server's threads (lines never mix).
+pub struct Log {
+    format: Format,
+    quiet: bool,
+    out: Sink,
+    err: Sink,
+}
+
+impl Log {
+    /// A log to stdout (events) and stderr (errors, in text mode).
+    pub fn stdio(format: Format, quiet: bool) -> Log {
+        Log::to(
+            format,
+            quiet,
+            Box::new(io::stdout()),
+            Box::new(io::stderr()),
+        )
+    }
+
+    /// A log to any writers (tests print into buffers).
+    pub fn to(
+        format: Format,
+        quiet: bool,
+        out: Box<dyn Write + Send>,
+        err: Box<dyn Write + Send>,
+    ) -> Log {
+        Log {
+            format,
+            quiet,
+            out: Mutex::new(out),
+            err: Mutex::new(err),
+        }
+    }
+
+    /// Whether non-error events are printed at all (lets hot loops skip
+    /// building them).
+    pub fn verbose(&self) -> bool {
+        !self.quiet
+    }
+
+    /// Prints one event. Write failures are ignored here (a closed stdout
+    /// must not take a server down); `main` handles a broken pipe.
+    pub fn emit(&self, ev: &Event<'_>) {
+        let error = ev.is_error();
+        if self.quiet && !error {
+            return;
+        }
+        let line = match self.format {
+            Format::Text => ev.text(),
+            Format::Json => ev.json().to_string(),
+        };
+        let sink = if error && self.format == Format::Text {
+            &self.err
+        } else {
+            &self.out
+        };
+        let mut w = sink.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(w, "{line}");
+        let _ = w.flush();
+    }
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("format", &self.format)
+            .field("quiet", &self.quiet)
+            .finish()
+    }
+}

@@ -1,0 +1,48 @@
+//! Binding sockets the way the lab's servers do, plus what they leave out.
+//!
+//! The lab's Python servers set `SO_REUSEADDR` so a restarted server can
+//! bind port 5005 again while old connections sit in TIME_WAIT; rc1 does the
+//! same for TCP and UDP. `--bind ::` gives an IPv6 socket, which on Linux
+//! also accepts IPv4 clients (as `::ffff:a.b.c.d`) unless the system sets
+//! `net.ipv6.bindv6only`.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Backlog of pending connections (the kernel caps it at `somaxconn`).
+const BACKLOG: i32 = 1024;
+
+/// A listening TCP socket with `SO_REUSEADDR`.
+pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(BACKLOG)?;
+    Ok(s.into())
+}
+
+/// A bound UDP socket with `SO_REUSEADDR`.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// A friendlier message for a failed bind.
+pub fn bind_error(e: &io::Error, addr: SocketAddr) -> String {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => format!(
+            "cannot listen on {addr}: the port is in use (another server running? stop it or pick --port)"
+        ),
+        io::ErrorKind::PermissionDenied => format!(
+            "cannot listen on {addr}: permission denied (ports below 1024 need root; pick --port)"
+        ),
+        io::ErrorKind::AddrNotAvailable => {
+            format!("cannot listen on {addr}: no interface of this machine has that address")
+        }
+        _ => format!("cannot listen on {addr}: {e}"),
+    }
+}

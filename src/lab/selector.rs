@@ -1,0 +1,287 @@
+//! The selector server (lab exercise 3, `serverTCPsel.py`): one thread,
+//! non-blocking sockets, a `mio` poll — Rust's counterpart of Python's
+//! `selectors` module.
+//!
+//! Each connection is registered under a [`Token`], which plays the part of
+//! the lab's selector key: it is printed on connect, on data and on
+//! disconnect. `mio` is edge-triggered, so every readiness event is served
+//! by reading (or writing) until the OS says `WouldBlock`.
+//!
+//! Writes never drop bytes: echoes queue in a per-connection buffer; what a
+//! non-blocking `write` does not take stays queued and the connection is
+//! registered for WRITABLE until the queue drains. A client that never reads
+//! its echoes cannot make the server buffer without bound: above
+//! [`HIGH_WATER`] queued bytes the server stops reading from it (READABLE
+//! interest off) until the queue drains.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::TcpListener as StdListener;
+use std::sync::Arc;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::conn::Conn;
+use super::event::{Event, Log};
+use super::stop::Stop;
+use super::threaded::TcpOptions;
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+/// First token handed to a client.
+const FIRST_CLIENT: usize = 2;
+/// Queued echo bytes above which a connection's reads pause.
+pub const HIGH_WATER: usize = 1 << 20;
+
+struct Client {
+    stream: TcpStream,
+    conn: Conn,
+    /// Echo bytes not yet written: `out[sent..]`.
+    out: Vec<u8>,
+    sent: usize,
+    /// Reading paused because `out` is above the high-water mark.
+    paused: bool,
+    /// The client closed its side; close ours once `out` is written.
+    closing: Option<String>,
+}
+
+impl Client {
+    fn pending(&self) -> usize {
+        self.out.len().saturating_sub(self.sent)
+    }
+
+    /// Writes queued bytes until done or `WouldBlock`.
+    fn flush(&mut self) -> io::Result<()> {
+        while self.sent < self.out.len() {
+            let chunk = self.out.get(self.sent..).unwrap_or_default();
+            match self.stream.write(chunk) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent = self.sent.saturating_add(n);
+                    self.conn.stats.bytes_out = self.conn.stats.bytes_out.saturating_add(n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.sent = 0;
+        Ok(())
+    }
+
+    fn interest(&self) -> Interest {
+        let read = !self.paused && self.closing.is_none();
+        match (read, self.pending() > 0) {
+            (true, true) => Interest::READABLE | Interest::WRITABLE,
+            (false, true) => Interest::WRITABLE,
+            // Nothing to write and not reading: only a close would be
+            // news; READABLE reports it.
+            (_, false) => Interest::READABLE,
+        }
+    }
+}
+
+/// What to do with a connection after serving an event.
+enum Next {
+    Keep,
+    Close(String),
+}
+
+/// Serves until `stop`; returns how many connections were accepted.
+pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -> io::Result<u64> {
+    listener.set_nonblocking(true)?;
+    let mut listener = TcpListener::from_std(listener);
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    {
+        let waker = waker.clone();
+        stop.on_stop(move || {
+            let _ = waker.wake();
+        });
+    }
+    let mut clients: HashMap<usize, Client> = HashMap::new();
+    let mut next_token = FIRST_CLIENT;
+    let mut accepted: u64 = 0;
+    let mut events = Events::with_capacity(1024);
+    while !stop.is_stopped() {
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                WAKER => {}
+                LISTENER => loop {
+                    let (mut stream, peer) = match listener.accept() {
+                        Ok(x) => x,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            log.emit(&Event::Error {
+                                conn: None,
+                                peer: None,
+                                code: "io.accept",
+                                message: format!(
+                                    "accept failed: {e} (out of file descriptors? raise `ulimit -n` or lower --max-conns)"
+                                ),
+                            });
+                            break;
+                        }
+                    };
+                    if clients.len() >= opts.max_conns {
+                        log.emit(&Event::Refused {
+                            peer,
+                            limit: opts.max_conns,
+                        });
+                        continue;
+                    }
+                    let token = Token(next_token);
+                    next_token = next_token.wrapping_add(1).max(FIRST_CLIENT);
+                    if let Err(e) = poll
+                        .registry()
+                        .register(&mut stream, token, Interest::READABLE)
+                    {
+                        log.emit(&Event::Error {
+                            conn: None,
+                            peer: Some(peer),
+                            code: "io.register",
+                            message: format!("cannot watch this connection: {e}; closed it"),
+                        });
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    accepted = accepted.saturating_add(1);
+                    let mut conn = Conn::new(accepted, peer, opts.speaks, opts.max_frame);
+                    conn.token = Some(token.0);
+                    log.emit(&Event::Accepted {
+                        conn: accepted,
+                        peer,
+                        active: clients.len().saturating_add(1),
+                        token: Some(token.0),
+                    });
+                    clients.insert(
+                        token.0,
+                        Client {
+                            stream,
+                            conn,
+                            out: Vec::new(),
+                            sent: 0,
+                            paused: false,
+                            closing: None,
+                        },
+                    );
+                },
+                token => {
+                    let Some(c) = clients.get_mut(&token.0) else {
+                        continue;
+                    };
+                    let next = serve_event(c, ev.is_readable() || ev.is_read_closed(), &log);
+                    let next = match next {
+                        Next::Keep => {
+                            let interest = c.interest();
+                            match poll.registry().reregister(&mut c.stream, token, interest) {
+                                Ok(()) => Next::Keep,
+                                Err(e) => Next::Close(format!("cannot watch this connection: {e}")),
+                            }
+                        }
+                        close => close,
+                    };
+                    if let Next::Close(reason) = next
+                        && let Some(mut c) = clients.remove(&token.0)
+                    {
+                        let _ = poll.registry().deregister(&mut c.stream);
+                        log.emit(&Event::Closed {
+                            conn: c.conn.id,
+                            peer: c.conn.peer,
+                            reason: &reason,
+                            stats: c.conn.stats,
+                            token: c.conn.token,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for (_, c) in clients {
+        log.emit(&Event::Closed {
+            conn: c.conn.id,
+            peer: c.conn.peer,
+            reason: "server stopping",
+            stats: c.conn.stats,
+            token: c.conn.token,
+        });
+    }
+    Ok(accepted)
+}
+
+/// Serves one readiness event: reads while allowed, then writes.
+fn serve_event(c: &mut Client, readable: bool, log: &Log) -> Next {
+    if readable && !c.paused && c.closing.is_none() {
+        loop {
+            if c.pending() >= HIGH_WATER {
+                c.paused = true;
+                log.emit(&Event::Error {
+                    conn: Some(c.conn.id),
+                    peer: Some(c.conn.peer),
+                    code: "conn.backpressure",
+                    message: format!(
+                        "client is not reading its echoes ({} bytes queued); pausing reads from it until it does",
+                        c.pending()
+                    ),
+                });
+                break;
+            }
+            match c.conn.read_from(&mut c.stream) {
+                Ok(0) => {
+                    c.closing = Some(match c.conn.finish() {
+                        Ok(()) => "client closed".into(),
+                        Err(d) => {
+                            c.conn
+                                .log_decode_error(log, &d, "client closed mid-frame: ");
+                            "client closed mid-frame".into()
+                        }
+                    });
+                    break;
+                }
+                Ok(_) => {
+                    if let Err(d) = c.conn.process(log, &mut c.out) {
+                        c.conn.log_decode_error(log, &d, "");
+                        let _ = c.flush();
+                        return Next::Close(format!(
+                            "closed by the server: {}",
+                            d.diagnostic().code
+                        ));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if let Err(d) = c.conn.finish() {
+                        c.conn
+                            .log_decode_error(log, &d, &format!("client vanished ({e}): "));
+                        return Next::Close("client vanished mid-frame".into());
+                    }
+                    return Next::Close(format!("read failed: {e}"));
+                }
+            }
+        }
+    }
+    if let Err(e) = c.flush() {
+        return Next::Close(format!("echo failed: {e}"));
+    }
+    if c.paused && c.pending() == 0 {
+        c.paused = false;
+        // Interest goes back to READABLE; re-registering re-arms the edge,
+        // so data that arrived while paused is reported.
+    }
+    match (&c.closing, c.pending()) {
+        (Some(reason), 0) => Next::Close(reason.clone()),
+        _ => Next::Keep,
+    }
+}

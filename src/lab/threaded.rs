@@ -1,0 +1,221 @@
+//! The thread-per-client TCP server (lab exercises 2, 4 and 5:
+//! `serverTCP.py`, `serverTCPv2.py`, `serverTCPv3.py`).
+//!
+//! The accept loop waits in a `mio` poll on the listener and a waker, so
+//! Ctrl+C wakes it at once. Each accepted client gets its own thread (as the
+//! lab's `threading.Thread`), reading with blocking calls through
+//! [`Conn`]. Open connections are kept in a table: it enforces
+//! `--max-conns` and lets a stop shut every client socket, which wakes each
+//! thread from its blocking read.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::conn::{Conn, Speaks};
+use super::event::{Event, Log};
+use super::stop::Stop;
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+
+/// Stack size of a client thread: the work needs little, and a small stack
+/// keeps a thousand clients cheap.
+const THREAD_STACK: usize = 256 * 1024;
+
+/// Settings of a TCP server.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpOptions {
+    /// What clients speak.
+    pub speaks: Speaks,
+    /// Most connections open at once; more are accepted and closed at once
+    /// with a log line.
+    pub max_conns: usize,
+    /// Largest v3 message accepted.
+    pub max_frame: u32,
+}
+
+type Table = Arc<Mutex<HashMap<u64, TcpStream>>>;
+
+fn lock(t: &Table) -> std::sync::MutexGuard<'_, HashMap<u64, TcpStream>> {
+    t.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Serves until `stop`; returns how many connections were accepted.
+pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -> io::Result<u64> {
+    listener.set_nonblocking(true)?;
+    let mut poll = Poll::new()?;
+    let fd = listener.as_raw_fd();
+    poll.registry()
+        .register(&mut SourceFd(&fd), LISTENER, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let table: Table = Arc::default();
+    {
+        let waker = waker.clone();
+        let table = table.clone();
+        stop.on_stop(move || {
+            let _ = waker.wake();
+            for s in lock(&table).values() {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        });
+    }
+    let mut events = Events::with_capacity(64);
+    let mut accepted: u64 = 0;
+    while !stop.is_stopped() {
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        loop {
+            if stop.is_stopped() {
+                break;
+            }
+            let (stream, peer) = match listener.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: say so, back off, keep serving.
+                    log.emit(&Event::Error {
+                        conn: None,
+                        peer: None,
+                        code: "io.accept",
+                        message: format!(
+                            "accept failed: {e} (out of file descriptors? raise `ulimit -n` or lower --max-conns); retrying"
+                        ),
+                    });
+                    std::thread::sleep(Duration::from_millis(100));
+                    break;
+                }
+            };
+            let active = lock(&table).len();
+            if active >= opts.max_conns {
+                log.emit(&Event::Refused {
+                    peer,
+                    limit: opts.max_conns,
+                });
+                drop(stream);
+                continue;
+            }
+            accepted = accepted.saturating_add(1);
+            let id = accepted;
+            if let Err(e) = spawn_client(id, stream, peer, opts, &log, &table, &stop) {
+                log.emit(&Event::Error {
+                    conn: Some(id),
+                    peer: Some(peer),
+                    code: "io.thread",
+                    message: format!("cannot start a thread for this client: {e}; closed it"),
+                });
+                lock(&table).remove(&id);
+            }
+        }
+    }
+    // Stopping: the hook shut every client socket; give their threads a
+    // moment to log their close lines.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !lock(&table).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(accepted)
+}
+
+fn spawn_client(
+    id: u64,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    opts: TcpOptions,
+    log: &Arc<Log>,
+    table: &Table,
+    stop: &Stop,
+) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    let _ = stream.set_nodelay(true);
+    let active = {
+        let mut t = lock(table);
+        t.insert(id, stream.try_clone()?);
+        t.len()
+    };
+    if stop.is_stopped() {
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+    log.emit(&Event::Accepted {
+        conn: id,
+        peer,
+        active,
+        token: None,
+    });
+    let log = log.clone();
+    let table = table.clone();
+    let stop = stop.clone();
+    std::thread::Builder::new()
+        .name(format!("rc1-conn-{id}"))
+        .stack_size(THREAD_STACK)
+        .spawn(move || {
+            let mut conn = Conn::new(id, peer, opts.speaks, opts.max_frame);
+            let reason = serve(&mut conn, stream, &log, &stop);
+            lock(&table).remove(&id);
+            log.emit(&Event::Closed {
+                conn: id,
+                peer,
+                reason: &reason,
+                stats: conn.stats,
+                token: None,
+            });
+        })?;
+    Ok(())
+}
+
+/// One client's loop; returns why it ended.
+fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop) -> String {
+    let mut out = Vec::new();
+    loop {
+        let n = match conn.read_from(&mut stream) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                if stop.is_stopped() {
+                    return "server stopping".into();
+                }
+                if let Err(d) = conn.finish() {
+                    conn.log_decode_error(log, &d, &format!("client vanished ({e}): "));
+                    return "client vanished mid-frame".into();
+                }
+                return format!("read failed: {e}");
+            }
+        };
+        if n == 0 {
+            if stop.is_stopped() {
+                return "server stopping".into();
+            }
+            return match conn.finish() {
+                Ok(()) => "client closed".into(),
+                Err(d) => {
+                    conn.log_decode_error(log, &d, "client closed mid-frame: ");
+                    "client closed mid-frame".into()
+                }
+            };
+        }
+        let result = conn.process(log, &mut out);
+        if !out.is_empty() {
+            if let Err(e) = stream.write_all(&out) {
+                return format!("echo failed: {e}");
+            }
+            conn.stats.bytes_out = conn.stats.bytes_out.saturating_add(out.len() as u64);
+            out.clear();
+        }
+        if let Err(d) = result {
+            conn.log_decode_error(log, &d, "");
+            let _ = stream.shutdown(Shutdown::Both);
+            return format!("closed by the server: {}", d.diagnostic().code);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! rc1: a command-line companion to Wireshark for the RC1 sockets lab.
+//!
+//! # Layout
+//!
+//! ```text
+//! spec -> codec -> lab::{udp, threaded, selector, client}
+//!                       \-> lab::event::Log (text lines or JSON)
+//! cli (clap) -> validated options -> run()
+//! ```
+//!
+//! * [`spec`]: the field table of the v2/v3 framings and the diagnostic codes;
+//!   everything that knows a field's offset reads it from there.
+//! * [`codec`]: frames, their encoding, and [`codec::FrameReader`], the one
+//!   streaming decoder every reader of TCP bytes uses.
+//! * [`lab`]: the lab's servers and clients.
+//! * [`cli`]: the command line; [`units`]: human sizes and durations.
+//!
+//! Arrows never point back: `codec` knows nothing of sockets, `lab` nothing
+//! of the command line.
+
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod codec;
+pub mod lab;
+pub mod spec;
+pub mod units;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+
+use cli::{Cli, Command, OutputArgs};
+use lab::client::{ClientOptions, Messages};
+use lab::event::{Format, Log};
+use lab::stop::Stop;
+use lab::{Server, ServerOptions};
+
+fn log_for(o: &OutputArgs) -> Log {
+    let format = if o.json { Format::Json } else { Format::Text };
+    Log::stdio(format, o.quiet)
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Server(args) => {
+            let opts = ServerOptions::try_from(&args)?;
+            let server = Server::bind(opts)?;
+            let stop = Stop::new();
+            let s = stop.clone();
+            ctrlc::set_handler(move || {
+                if !s.stop() {
+                    // A second Ctrl+C: the user does not want to wait.
+                    std::process::exit(130);
+                }
+            })?;
+            server.run(Arc::new(log_for(&args.output)), stop)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(args) => {
+            let opts = ClientOptions::try_from(&args)?;
+            let messages = if !args.message.is_empty() {
+                Messages::List(args.message.clone().into_iter())
+            } else if std::io::stdin().is_terminal() {
+                Messages::Interactive {
+                    prompt: opts.proto.prompt(),
+                }
+            } else {
+                Messages::Lines(Box::new(std::io::BufReader::new(std::io::stdin())))
+            };
+            let log = log_for(&args.output);
+            let report = lab::client::run(&opts, messages, &log)?;
+            if report.mismatched > 0 {
+                bail!(
+                    "{} of {} echoes differed from what was sent",
+                    report.mismatched,
+                    report.sent
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

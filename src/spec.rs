@@ -1,0 +1,288 @@
+//! The field spec: the one description of the lab's binary framings.
+//!
+//! Everything that knows where a field sits reads it from here: the codec's
+//! byte ranges ([`crate::codec::v2`], [`crate::codec::v3`]), the Lua dissector
+//! generator, the diagnostics printed by servers, clients and capture, and the
+//! `--help` text. Change a field here and the tests in this module and in the
+//! codec fail until everything agrees.
+//!
+//! # The protocols (from the lab guide, exercises 4 and 5)
+//!
+//! The lab's Python clients build frames with `struct.pack`. `!` means network
+//! byte order (big-endian) and *standard* sizes, so `L` is 4 bytes, not the
+//! platform's 8 (the guide's "2x32 bytes" means 32 bits each).
+//!
+//! * **v2** (`serverTCPv2.py`, format `!BLL20s`, 29 bytes): version, order,
+//!   size, then the message padded with `-` to 20 characters or cut to its
+//!   first 20. `size` is the length the user typed *before* padding or cutting,
+//!   so it may exceed 20 (the message was cut) and a trailing `-` typed by the
+//!   user cannot be told from padding: the decoded message is the first
+//!   `min(size, 20)` bytes of the 20-byte field.
+//! * **v3** (`serverTCPv3.py`, format `!BLL` + `size` bytes): the same 9-byte
+//!   header, then exactly `size` message bytes. A reader must not trust `size`
+//!   blindly: a hostile header can claim 4 GiB, so it is checked against a
+//!   maximum before anything is read or reserved.
+
+use std::ops::Range;
+
+/// How a field's bytes are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// One unsigned byte (`struct` code `B`).
+    U8,
+    /// An unsigned 32-bit integer in network byte order (`!L`).
+    U32Be,
+    /// A fixed number of bytes, padded with `pad` when the content is shorter
+    /// (`struct` code `20s`; the lab pads with `-` before packing).
+    FixedBytes {
+        /// The padding byte the lab's client uses.
+        pad: u8,
+    },
+    /// As many bytes as the named integer field says (v3's message).
+    SizedBy(&'static str),
+}
+
+/// One field of a framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    /// Short name, as the lab's Python variables call it.
+    pub name: &'static str,
+    /// Wireshark display-filter name, e.g. `rc1.order`.
+    pub filter: &'static str,
+    /// Layout of the bytes.
+    pub kind: FieldKind,
+    /// Offset from the start of the frame.
+    pub offset: usize,
+    /// Width in bytes; `0` for a field sized by another field.
+    pub width: usize,
+    /// One-line description, shown in `--help` and in Wireshark.
+    pub description: &'static str,
+}
+
+impl Field {
+    /// The byte range of a fixed-width field.
+    pub const fn range(&self) -> Range<usize> {
+        self.offset..self.offset + self.width
+    }
+}
+
+/// A framing: a name and its fields in wire order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FramingSpec {
+    /// `v2` or `v3`.
+    pub name: &'static str,
+    /// The Python `struct` format the lab uses.
+    pub python_format: &'static str,
+    /// Fields in wire order.
+    pub fields: &'static [Field],
+}
+
+impl FramingSpec {
+    /// Length of the fixed part: the end of the last fixed-width field.
+    pub const fn fixed_len(&self) -> usize {
+        let mut end = 0;
+        let mut i = 0;
+        while i < self.fields.len() {
+            let f = &self.fields[i];
+            if f.width > 0 {
+                end = f.offset + f.width;
+            }
+            i += 1;
+        }
+        end
+    }
+
+    /// The field called `name`, if any.
+    pub fn field(&self, name: &str) -> Option<&'static Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+const VERSION: Field = Field {
+    name: "version",
+    filter: "rc1.version",
+    kind: FieldKind::U8,
+    offset: 0,
+    width: 1,
+    description: "Protocol version (the lab client sends 1)",
+};
+const ORDER: Field = Field {
+    name: "order",
+    filter: "rc1.order",
+    kind: FieldKind::U32Be,
+    offset: 1,
+    width: 4,
+    description: "Message counter: 1 for the first message of a connection, +1 each",
+};
+const SIZE: Field = Field {
+    name: "size",
+    filter: "rc1.size",
+    kind: FieldKind::U32Be,
+    offset: 5,
+    width: 4,
+    description: "Length of the message the user typed, before padding or cutting",
+};
+
+/// Maximum message bytes a v2 frame carries.
+pub const V2_MESSAGE_WIDTH: usize = 20;
+
+/// v2: `!BLL20s`, 29 bytes.
+pub const V2: FramingSpec = FramingSpec {
+    name: "v2",
+    python_format: "!BLL20s",
+    fields: &[
+        VERSION,
+        ORDER,
+        SIZE,
+        Field {
+            name: "message",
+            filter: "rc1.message",
+            kind: FieldKind::FixedBytes { pad: b'-' },
+            offset: 9,
+            width: V2_MESSAGE_WIDTH,
+            description: "Message padded with '-' to 20 bytes, or its first 20 bytes",
+        },
+    ],
+};
+
+/// v3: `!BLL` followed by `size` message bytes.
+pub const V3: FramingSpec = FramingSpec {
+    name: "v3",
+    python_format: "!BLL",
+    fields: &[
+        VERSION,
+        ORDER,
+        SIZE,
+        Field {
+            name: "message",
+            filter: "rc1.message",
+            kind: FieldKind::SizedBy("size"),
+            offset: 9,
+            width: 0,
+            description: "Message: exactly `size` bytes",
+        },
+    ],
+};
+
+/// Every framing, for generators that walk them all.
+pub const FRAMINGS: &[FramingSpec] = &[V2, V3];
+
+/// Default largest v3 message accepted (`--max-frame`): 1 MiB.
+pub const DEFAULT_MAX_FRAME: u32 = 1 << 20;
+
+/// The version byte the lab's clients send.
+pub const LAB_VERSION: u8 = 1;
+
+/// A diagnostic: a stable code that every part of rc1 (and the Lua
+/// dissector) reports the same problem under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Stable, greppable code, e.g. `v3.size_over_max`.
+    pub code: &'static str,
+    /// One-line meaning.
+    pub summary: &'static str,
+}
+
+/// v3 header claims more message bytes than the configured maximum.
+pub const V3_SIZE_OVER_MAX: Diagnostic = Diagnostic {
+    code: "v3.size_over_max",
+    summary: "v3 header claims a message larger than the maximum frame size",
+};
+/// v2 `size` above 20: the message was cut to its first 20 bytes.
+pub const V2_SIZE_OVER_20: Diagnostic = Diagnostic {
+    code: "v2.size_over_20",
+    summary: "v2 size is above 20: the message was cut to 20 bytes",
+};
+/// v2 padding bytes that are not `-`.
+pub const V2_BAD_PADDING: Diagnostic = Diagnostic {
+    code: "v2.bad_padding",
+    summary: "v2 padding after the message is not '-'",
+};
+/// A version byte other than the lab's 1.
+pub const FRAME_UNEXPECTED_VERSION: Diagnostic = Diagnostic {
+    code: "frame.unexpected_version",
+    summary: "version byte is not 1, the lab's version",
+};
+/// The stream ended inside a frame.
+pub const FRAME_TRUNCATED: Diagnostic = Diagnostic {
+    code: "frame.truncated",
+    summary: "the stream ended inside a frame",
+};
+/// An echo that differs from its request.
+pub const ECHO_MISMATCH: Diagnostic = Diagnostic {
+    code: "echo.mismatch",
+    summary: "the echo differs from the request it answers",
+};
+/// A request whose echo never came.
+pub const ECHO_MISSING: Diagnostic = Diagnostic {
+    code: "echo.missing",
+    summary: "no echo came for a request",
+};
+
+/// Every diagnostic code, in one place.
+pub const DIAGNOSTICS: &[Diagnostic] = &[
+    V3_SIZE_OVER_MAX,
+    V2_SIZE_OVER_20,
+    V2_BAD_PADDING,
+    FRAME_UNEXPECTED_VERSION,
+    FRAME_TRUNCATED,
+    ECHO_MISMATCH,
+    ECHO_MISSING,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn fixed_fields_are_contiguous_from_zero() {
+        for framing in FRAMINGS {
+            let mut next = 0;
+            for f in framing.fields {
+                assert_eq!(f.offset, next, "{}.{} offset", framing.name, f.name);
+                match f.kind {
+                    FieldKind::U8 => assert_eq!(f.width, 1),
+                    FieldKind::U32Be => assert_eq!(f.width, 4),
+                    FieldKind::FixedBytes { .. } => assert!(f.width > 0),
+                    FieldKind::SizedBy(by) => {
+                        assert_eq!(f.width, 0);
+                        let sizer = framing.field(by).expect("sizing field exists");
+                        assert_eq!(sizer.kind, FieldKind::U32Be);
+                    }
+                }
+                next += f.width;
+            }
+        }
+    }
+
+    #[test]
+    fn lengths_match_the_python_formats() {
+        // struct.calcsize('!BLL20s') == 29, struct.calcsize('!BLL') == 9
+        assert_eq!(V2.fixed_len(), 29);
+        assert_eq!(V3.fixed_len(), 9);
+        assert_eq!(V2.python_format, "!BLL20s");
+        assert_eq!(V3.python_format, "!BLL");
+    }
+
+    #[test]
+    fn filter_names_are_unique_per_framing_and_prefixed() {
+        for framing in FRAMINGS {
+            let mut seen = HashSet::new();
+            for f in framing.fields {
+                assert!(f.filter.starts_with("rc1."), "{}", f.filter);
+                assert_eq!(f.filter, format!("rc1.{}", f.name));
+                assert!(seen.insert(f.filter), "duplicate {}", f.filter);
+            }
+        }
+    }
+
+    #[test]
+    fn diagnostic_codes_are_unique_and_dotted() {
+        let mut seen = HashSet::new();
+        for d in DIAGNOSTICS {
+            assert!(d.code.contains('.'), "{}", d.code);
+            assert!(seen.insert(d.code), "duplicate {}", d.code);
+        }
+    }
+}
