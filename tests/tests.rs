@@ -1,1 +1,13 @@
-//! Integration tests.
+//! rc1's integration tests: one binary, a module per area.
+//!
+//! Everything that touches the network uses loopback only, binds port 0,
+//! and bounds every wait (see `util::WAIT`).
+
+// Codec properties: round trips, chunking, truncation, oversized claims.
+mod codec_props;
+// Python `struct` peers as the independent oracle, both directions.
+mod interop;
+// Each rc1 client against each rc1 server, concurrency, hostile input.
+mod servers;
+// Shared helpers.
+mod util;

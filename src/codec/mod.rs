@@ -368,7 +368,10 @@ impl HeaderLayout {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::indexing_slicing, reason = "a panic in a test is a failed test")]
+    #![allow(
+        clippy::indexing_slicing,
+        reason = "a panic in a test is a failed test"
+    )]
 
     use super::*;
 

@@ -82,7 +82,10 @@ pub(super) fn from_field(version: u8, order: u32, size: u32, field: &[u8]) -> Fr
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::indexing_slicing, reason = "a panic in a test is a failed test")]
+    #![allow(
+        clippy::indexing_slicing,
+        reason = "a panic in a test is a failed test"
+    )]
 
     use super::*;
     use crate::codec::Framing;

@@ -51,7 +51,10 @@ pub fn parse(buf: &[u8], max_frame: u32) -> Result<Parse<'_>, DecodeError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::indexing_slicing, reason = "a panic in a test is a failed test")]
+    #![allow(
+        clippy::indexing_slicing,
+        reason = "a panic in a test is a failed test"
+    )]
 
     use super::*;
     use crate::codec::Framing;

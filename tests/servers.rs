@@ -1,0 +1,527 @@
+//! rc1's servers and clients on loopback: every client against its server,
+//! concurrency, connection caps, IPv6, Ctrl+C, and hostile clients.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::{Server, WAIT, json_lines, run, stderr, stdout};
+
+fn is(event: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["event"] == event
+}
+
+/// Five concurrent rc1 clients, three messages each, against `server`.
+fn matrix(server_args: &[&str], client_args: &[&str], message_event: &'static str) {
+    let mut server = Server::start(server_args);
+    let port = server.port();
+    let handles: Vec<_> = (0..5)
+        .map(|c| {
+            let port = port.clone();
+            let mut args: Vec<String> = ["client", "--port", &port, "--json"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            args.extend(client_args.iter().map(|s| s.to_string()));
+            for m in 0..3 {
+                args.push("-m".into());
+                // Message 2 is longer than 20 characters (v2 cuts it).
+                args.push(format!("client {c} message {m}{}", "!".repeat(m * 10)));
+            }
+            std::thread::spawn(move || {
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                run(&a)
+            })
+        })
+        .collect();
+    let mut client_ports = Vec::new();
+    for h in handles {
+        let out = h.join().unwrap();
+        assert!(out.status.success(), "client failed: {}", stderr(&out));
+        let events = json_lines(&out);
+        let connect = events.iter().find(|e| e["event"] == "connect").unwrap();
+        let local: std::net::SocketAddr = connect["local"].as_str().unwrap().parse().unwrap();
+        assert_ne!(local.port(), 0);
+        client_ports.push(local.port());
+        let echoes: Vec<_> = events.iter().filter(|e| e["event"] == "echo").collect();
+        assert_eq!(echoes.len(), 3, "{}", stdout(&out));
+        assert!(echoes.iter().all(|e| e["ok"] == true));
+        let sent: Vec<_> = events.iter().filter(|e| e["event"] == "sent").collect();
+        for (s, e) in sent.iter().zip(&echoes) {
+            assert_eq!(s["message"], e["message"]);
+            assert_eq!(s["order"], e["order"]);
+        }
+    }
+    // Each client has its own ephemeral port.
+    let mut unique = client_ports.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "{client_ports:?}");
+    let msgs = server.wait_count(15, is(message_event));
+    for m in &msgs {
+        let peer: std::net::SocketAddr = m["peer"].as_str().unwrap().parse().unwrap();
+        assert!(client_ports.contains(&peer.port()), "{m}");
+    }
+    if message_event == "frame" {
+        let mut orders: Vec<u64> = msgs.iter().map(|m| m["order"].as_u64().unwrap()).collect();
+        orders.sort_unstable();
+        assert_eq!(orders, [1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3]);
+    }
+    let (status, _) = server.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn udp_client_against_udp_server_with_echo() {
+    matrix(
+        &["--proto", "udp", "--echo"],
+        &["--proto", "udp", "--echo"],
+        "datagram",
+    );
+}
+
+#[test]
+fn text_client_against_threaded_text_server() {
+    matrix(&["--proto", "text"], &["--proto", "text"], "text");
+}
+
+#[test]
+fn text_client_against_selector_server() {
+    matrix(&["--proto", "text-sel"], &["--proto", "text"], "text");
+}
+
+#[test]
+fn v2_client_against_v2_server() {
+    matrix(&["--proto", "v2"], &["--proto", "v2"], "frame");
+}
+
+#[test]
+fn v3_client_against_v3_server() {
+    matrix(&["--proto", "v3"], &["--proto", "v3"], "frame");
+}
+
+fn connect(server: &Server) -> TcpStream {
+    let s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s
+}
+
+fn read_exact_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut b = vec![0; n];
+    s.read_exact(&mut b).unwrap();
+    b
+}
+
+#[test]
+fn selector_serves_fifty_connections_at_once() {
+    let mut server = Server::start(&["--proto", "text-sel"]);
+    let mut socks: Vec<TcpStream> = (0..50).map(|_| connect(&server)).collect();
+    let accepts = server.wait_count(50, is("accept"));
+    assert!(
+        accepts.iter().any(|a| a["active"] == 50),
+        "all 50 open at once"
+    );
+    let mut tokens: Vec<u64> = accepts
+        .iter()
+        .map(|a| a["token"].as_u64().unwrap())
+        .collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 50, "one selector token per connection");
+    // Interleave: all send, then all read, twice, in opposite orders.
+    for round in 0..2 {
+        for (i, s) in socks.iter_mut().enumerate() {
+            s.write_all(format!("r{round} c{i:02}").as_bytes()).unwrap();
+        }
+        for (i, s) in socks.iter_mut().enumerate().rev() {
+            let want = format!("r{round} c{i:02}");
+            assert_eq!(read_exact_n(s, want.len()), want.as_bytes());
+        }
+    }
+    drop(socks);
+    let closes = server.wait_count(50, is("close"));
+    assert!(closes.iter().all(|c| c["reason"] == "client closed"));
+    assert!(server.stop().0.success());
+}
+
+#[test]
+fn selector_does_not_drop_bytes_when_the_client_reads_slowly() {
+    // 4 MB echoed through partial writes: the client writes everything
+    // first (in a thread) while reading slowly here.
+    let server = Server::start(&["--proto", "text-sel"]);
+    let mut s = connect(&server);
+    let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 253) as u8).collect();
+    let mut w = s.try_clone().unwrap();
+    let expected = data.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&data).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    writer.join().unwrap();
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "echo differs");
+}
+
+#[test]
+fn connection_cap_refuses_with_a_log_line_and_recovers() {
+    let mut server = Server::start(&["--proto", "v2", "--max-conns", "2"]);
+    let a = connect(&server);
+    let _b = connect(&server);
+    server.wait_count(2, is("accept"));
+    let mut c = connect(&server);
+    let refused = server.wait_for(is("refuse"));
+    assert_eq!(refused["limit"], 2);
+    let mut buf = [0u8; 1];
+    assert!(
+        matches!(c.read(&mut buf), Ok(0) | Err(_)),
+        "refused socket is closed"
+    );
+    drop(a);
+    server.wait_for(is("close"));
+    let out = run(&[
+        "client",
+        "-p",
+        "v2",
+        "--port",
+        &server.port(),
+        "-m",
+        "after",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn ipv6_bind_and_connect() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "IPv6 loopback (::1) is missing on this CI machine"
+        );
+        eprintln!("SKIPPED ipv6_bind_and_connect: this machine has no ::1");
+        return;
+    }
+    let mut server = Server::start(&["--proto", "v3", "--bind", "::1"]);
+    let out = run(&[
+        "client",
+        "-p",
+        "v3",
+        "--host",
+        "::1",
+        "--port",
+        &server.port(),
+        "-m",
+        "over ipv6",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("[::1]:"), "{}", stdout(&out));
+    let f = server.wait_for(is("frame"));
+    assert_eq!(f["message"], "over ipv6");
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_closes_open_connections() {
+    for proto in ["text", "text-sel", "v2", "udp"] {
+        let mut server = Server::start(&["--proto", proto]);
+        let _held = (proto != "udp").then(|| {
+            let s = connect(&server);
+            server.wait_for(is("accept"));
+            s
+        });
+        let (status, events) = server.stop();
+        assert!(status.success(), "{proto}: {status:?}");
+        assert!(events.iter().any(|e| e["event"] == "stop"), "{proto}");
+        if proto != "udp" {
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e["event"] == "close" && e["reason"] == "server stopping"),
+                "{proto}: {events:#?}"
+            );
+        }
+    }
+}
+
+/// A deterministic byte soup (no RNG crate needed for 1 kB of noise).
+fn garbage(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as u8
+        })
+        .collect()
+}
+
+fn hostile(proto: &str) {
+    let mut server = Server::start(&["--proto", proto]);
+    // A client that connects and sends nothing, held open throughout.
+    let _silent = connect(&server);
+    // A frame cut off by a disconnect.
+    let mut cut = connect(&server);
+    cut.write_all(&[1, 0, 0, 0, 1, 0, 0, 0, 5, b'h', b'e'])
+        .unwrap();
+    drop(cut);
+    // A v3 header claiming 4,000,000,000 bytes.
+    let mut huge = connect(&server);
+    huge.write_all(&[1, 0, 0, 0, 1, 0xEE, 0x6B, 0x28, 0x00])
+        .unwrap();
+    // Random garbage, then a reset-free close.
+    let mut junk = connect(&server);
+    junk.write_all(&garbage(1000, 7)).unwrap();
+    drop(junk);
+    if proto == "v3" {
+        let e = server.wait_for(|e| e["event"] == "error" && e["code"] == "v3.size_over_max");
+        assert!(e["message"].as_str().unwrap().contains("4000000000"), "{e}");
+        // The server closed that connection.
+        let mut b = [0u8; 1];
+        assert!(matches!(huge.read(&mut b), Ok(0) | Err(_)));
+    }
+    if proto == "v2" || proto == "v3" {
+        server.wait_for(|e| e["event"] == "error" && e["code"] == "frame.truncated");
+    }
+    // Everyone else is still served, while the silent client sits there.
+    let client_proto = if proto == "text-sel" { "text" } else { proto };
+    let out = run(&[
+        "client",
+        "-p",
+        client_proto,
+        "--port",
+        &server.port(),
+        "-m",
+        "still served",
+    ]);
+    assert!(out.status.success(), "{proto}: {}", stderr(&out));
+    assert!(stdout(&out).contains("ok"), "{}", stdout(&out));
+    assert!(server.stop().0.success());
+}
+
+#[test]
+fn hostile_clients_text() {
+    hostile("text");
+}
+
+#[test]
+fn hostile_clients_text_sel() {
+    hostile("text-sel");
+}
+
+#[test]
+fn hostile_clients_v2() {
+    hostile("v2");
+}
+
+#[test]
+fn hostile_clients_v3() {
+    hostile("v3");
+}
+
+#[test]
+fn v2_server_reads_whole_frames_across_splits_and_packs() {
+    // Three frames: the first split in two writes, the next two packed in one.
+    let mut server = Server::start(&["--proto", "v2"]);
+    let mut s = connect(&server);
+    let frames: Vec<Vec<u8>> = (1..=3)
+        .map(|o| {
+            rc1::codec::Frame::v2(1, o, format!("msg {o}").as_bytes())
+                .unwrap()
+                .to_bytes(rc1::codec::Framing::V2)
+        })
+        .collect();
+    s.write_all(&frames[0][..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    s.write_all(&frames[0][10..]).unwrap();
+    s.write_all(&[frames[1].clone(), frames[2].clone()].concat())
+        .unwrap();
+    let echo = read_exact_n(&mut s, 87);
+    assert_eq!(echo, frames.concat());
+    let got = server.wait_count(3, is("frame"));
+    let msgs: Vec<_> = got.iter().map(|f| f["message"].as_str().unwrap()).collect();
+    assert_eq!(msgs, ["msg 1", "msg 2", "msg 3"]);
+}
+
+#[test]
+fn non_utf8_text_is_shown_escaped_and_kept_in_hex() {
+    let mut server = Server::start(&["--proto", "text"]);
+    let mut s = connect(&server);
+    s.write_all(b"caf\xc3").unwrap();
+    assert_eq!(read_exact_n(&mut s, 4), b"caf\xc3");
+    let t = server.wait_for(is("text"));
+    assert_eq!(t["message"], "caf\\xC3");
+    assert_eq!(t["message_hex"], "636166c3");
+}
+
+/// A port with nothing listening (bound, then released).
+fn free_port() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port().to_string()
+}
+
+#[test]
+fn client_says_when_no_server_runs() {
+    let port = free_port();
+    let out = run(&["client", "-p", "v2", "--port", &port, "-m", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("connection refused"), "{err}");
+    assert!(
+        err.contains(&format!("is a server running on 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn client_times_out_when_no_echo_comes() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut b = [0u8; 29];
+        let _ = s.read_exact(&mut b);
+        std::thread::sleep(Duration::from_millis(800));
+    });
+    let out = run(&[
+        "client",
+        "-p",
+        "v2",
+        "--port",
+        &port,
+        "--timeout",
+        "300ms",
+        "-m",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no echo from the server within 300ms"),
+        "{}",
+        stderr(&out)
+    );
+    t.join().unwrap();
+}
+
+#[test]
+fn client_exits_non_zero_on_a_wrong_echo() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        for _ in 0..2 {
+            let mut b = [0u8; 29];
+            s.read_exact(&mut b).unwrap();
+            if b[4] == 2 {
+                b[4] = 9; // the second echo comes back with order 9
+            }
+            s.write_all(&b).unwrap();
+        }
+    });
+    let out = run(&["client", "-p", "v2", "--port", &port, "-m", "a", "-m", "b"]);
+    t.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("echo v2 ver=1 order=1 size=1 \"a\" ok"),
+        "{text}"
+    );
+    assert!(
+        text.contains("order=9") && text.contains("MISMATCH"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("1 of 2 echoes differed"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn udp_client_shows_its_ephemeral_port_and_the_server_sees_it() {
+    let mut server = Server::start(&["--proto", "udp"]);
+    let out = run(&[
+        "client",
+        "-p",
+        "udp",
+        "--port",
+        &server.port(),
+        "-m",
+        "hi",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ev = json_lines(&out);
+    let local = ev[0]["local"].as_str().unwrap().to_string();
+    let d = server.wait_for(is("datagram"));
+    assert_eq!(d["peer"], local.as_str());
+    assert_eq!(d["message"], "hi");
+    assert_eq!(d["echoed"], false);
+}
+
+#[test]
+fn quiet_client_prints_nothing_on_success_and_the_error_on_failure() {
+    let server = Server::start(&["--proto", "v3"]);
+    let out = run(&[
+        "client",
+        "-p",
+        "v3",
+        "-q",
+        "--port",
+        &server.port(),
+        "-m",
+        "x",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "");
+    let out = run(&[
+        "client",
+        "-p",
+        "v3",
+        "-q",
+        "--port",
+        &free_port(),
+        "-m",
+        "x",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("connection refused"));
+}
+
+#[test]
+fn piped_stdin_sends_one_message_per_line() {
+    use std::process::Stdio;
+    let mut server = Server::start(&["--proto", "v2"]);
+    let mut child = crate::util::rc1()
+        .args(["client", "-p", "v2", "--port", &server.port()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"first\r\nsecond\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Piped: no interactive prompt in the output.
+    assert!(!stdout(&out).contains("Message to send"));
+    let frames = server.wait_count(2, is("frame"));
+    assert_eq!(frames[0]["message"], "first");
+    assert_eq!(frames[1]["message"], "second");
+    assert_eq!(frames[1]["order"], 2);
+}

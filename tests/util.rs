@@ -1,0 +1,186 @@
+//! Shared helpers: run the `rc1` binary, start servers on port 0 and read
+//! their JSON events, with every wait bounded.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The longest any single wait in these tests may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A command running the built `rc1`.
+pub fn rc1() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rc1"))
+}
+
+/// Runs `rc1 ARGS` to completion (its own --timeout bounds it).
+pub fn run(args: &[&str]) -> Output {
+    rc1()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rc1")
+}
+
+/// Lines of stdout.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Lines of stderr.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Parses every stdout line as JSON.
+pub fn json_lines(o: &Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+/// A running `rc1 server … --json`, on a port the OS chose.
+pub struct Server {
+    child: Option<Child>,
+    /// Where it listens (loopback form of the bound address).
+    pub addr: SocketAddr,
+    events: Receiver<Value>,
+    /// Events read so far.
+    pub seen: Vec<Value>,
+}
+
+impl Server {
+    /// Starts `rc1 server ARGS --port 0 --json` bound to 127.0.0.1 unless
+    /// ARGS says `--bind`.
+    pub fn start(args: &[&str]) -> Server {
+        let mut cmd = rc1();
+        cmd.arg("server").args(args).args(["--port", "0", "--json"]);
+        if !args.contains(&"--bind") {
+            cmd.args(["--bind", "127.0.0.1"]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start rc1 server");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("server printed non-JSON {line:?}: {e}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut s = Server {
+            child: Some(child),
+            addr: "0.0.0.0:0".parse().unwrap(),
+            events: rx,
+            seen: Vec::new(),
+        };
+        let listening = s.wait_for(|e| e["event"] == "listening");
+        let bound: SocketAddr = listening["addr"].as_str().unwrap().parse().unwrap();
+        s.addr = bound;
+        s
+    }
+
+    /// The port, as a string for command lines.
+    pub fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// Waits (bounded) for an event matching `pred`, keeping all events seen.
+    pub fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no matching server event within {WAIT:?}; seen: {:#?}",
+                        self.seen
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("server exited; events: {:#?}", self.seen)
+                }
+            }
+        }
+    }
+
+    /// Waits until `n` events match `pred`.
+    pub fn wait_count(&mut self, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got: Vec<Value> = self.seen.iter().filter(|v| pred(v)).cloned().collect();
+            if got.len() >= n {
+                return got;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(_) => panic!(
+                    "wanted {n} matching events, got {}; seen: {:#?}",
+                    got.len(),
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Sends SIGINT (Ctrl+C) and waits (bounded) for the exit; returns the
+    /// status and every event printed.
+    pub fn stop(mut self) -> (ExitStatus, Vec<Value>) {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not stop within {WAIT:?} of Ctrl+C");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        while let Ok(v) = self.events.recv_timeout(Duration::from_secs(2)) {
+            self.seen.push(v);
+        }
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Path of a Python peer in tests/peers.
+pub fn peer(name: &str) -> String {
+    format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
+}
