@@ -525,3 +525,87 @@ fn piped_stdin_sends_one_message_per_line() {
     assert_eq!(frames[1]["message"], "second");
     assert_eq!(frames[1]["order"], 2);
 }
+
+#[test]
+fn ipv4_clients_of_an_ipv6_server_are_shown_as_ipv4() {
+    if TcpListener::bind("[::]:0").is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "IPv6 is missing on this CI machine"
+        );
+        eprintln!("SKIPPED ipv4_clients_of_an_ipv6_server_are_shown_as_ipv4: no IPv6");
+        return;
+    }
+    for proto in ["v2", "udp"] {
+        let mut args = vec!["--proto", proto, "--bind", "::"];
+        if proto == "udp" {
+            args.push("--echo");
+        }
+        let mut server = Server::start(&args);
+        let port = server.port();
+        let mut client = vec!["client", "-p", proto, "--port", &port];
+        client.extend(["-m", "mapped", "--json"]);
+        if proto == "udp" {
+            client.push("--echo");
+        }
+        let out = run(&client);
+        assert!(out.status.success(), "{proto}: {}", stderr(&out));
+        let local = json_lines(&out)[0]["local"].as_str().unwrap().to_string();
+        let ev = server.wait_for(|e| e["event"] == "frame" || e["event"] == "datagram");
+        assert_eq!(ev["peer"], local.as_str(), "{proto}");
+    }
+}
+
+#[test]
+fn quiet_server_prints_only_errors() {
+    use std::process::Stdio;
+    let port = free_port();
+    let child = crate::util::rc1()
+        .args([
+            "server",
+            "-p",
+            "v3",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--quiet",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until it accepts connections.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut probe = loop {
+        if let Ok(s) = TcpStream::connect(format!("127.0.0.1:{port}")) {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "quiet server never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = run(&["client", "-p", "v3", "--port", &port, "-m", "shh"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // One hostile frame: its error must still be printed.
+    probe
+        .write_all(&[1, 0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF])
+        .unwrap();
+    let mut b = [0u8; 1];
+    probe.set_read_timeout(Some(WAIT)).unwrap();
+    let _ = probe.read(&mut b);
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "", "quiet prints no events");
+    let err = stderr(&out);
+    assert!(
+        err.contains("v3.size_over_max") && err.contains("4294967295"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

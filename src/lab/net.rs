@@ -46,3 +46,9 @@ pub fn bind_error(e: &io::Error, addr: SocketAddr) -> String {
         _ => format!("cannot listen on {addr}: {e}"),
     }
 }
+
+/// `[::ffff:127.0.0.1]:5005` → `127.0.0.1:5005`: an IPv4 client of an IPv6
+/// (`--bind ::`) server is shown as the IPv4 address it really has.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}

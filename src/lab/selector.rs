@@ -119,7 +119,7 @@ pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
                 WAKER => {}
                 LISTENER => loop {
                     let (mut stream, peer) = match listener.accept() {
-                        Ok(x) => x,
+                        Ok((s, peer)) => (s, super::net::canonical(peer)),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => {

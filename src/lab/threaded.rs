@@ -80,7 +80,7 @@ pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
                 break;
             }
             let (stream, peer) = match listener.accept() {
-                Ok(x) => x,
+                Ok((s, peer)) => (s, super::net::canonical(peer)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {

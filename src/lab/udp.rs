@@ -50,7 +50,8 @@ pub fn run(socket: UdpSocket, echo: bool, log: Arc<Log>, stop: Stop) -> io::Resu
         }
         let mut errors_in_a_row = 0u32;
         loop {
-            let (n, peer) = match socket.recv_from(&mut buf) {
+            // `from` is what to answer to; `peer` is how it is shown.
+            let (n, from) = match socket.recv_from(&mut buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -72,11 +73,12 @@ pub fn run(socket: UdpSocket, echo: bool, log: Arc<Log>, stop: Stop) -> io::Resu
                 }
             };
             errors_in_a_row = 0;
+            let peer = super::net::canonical(from);
             received = received.saturating_add(1);
             let data = buf.get(..n).unwrap_or_default();
             let mut echoed = false;
             if echo {
-                match socket.send_to(data, peer) {
+                match socket.send_to(data, from) {
                     Ok(_) => echoed = true,
                     Err(e) => log.emit(&Event::Error {
                         conn: None,
