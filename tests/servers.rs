@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Server, WAIT, json_lines, run, stderr, stdout};
+use crate::util::{Server, WAIT, have_prerequisite, json_lines, run, stderr, stdout};
 
 fn is(event: &'static str) -> impl Fn(&Value) -> bool {
     move |v| v["event"] == event
@@ -203,12 +203,11 @@ fn connection_cap_refuses_with_a_log_line_and_recovers() {
 
 #[test]
 fn ipv6_bind_and_connect() {
-    if TcpListener::bind("[::1]:0").is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "IPv6 loopback (::1) is missing on this CI machine"
-        );
-        eprintln!("SKIPPED ipv6_bind_and_connect: this machine has no ::1");
+    if !have_prerequisite(
+        TcpListener::bind("[::1]:0").is_ok(),
+        "ipv6_bind_and_connect",
+        "IPv6 loopback (::1)",
+    ) {
         return;
     }
     let mut server = Server::start(&["--proto", "v3", "--bind", "::1"]);
@@ -528,12 +527,11 @@ fn piped_stdin_sends_one_message_per_line() {
 
 #[test]
 fn ipv4_clients_of_an_ipv6_server_are_shown_as_ipv4() {
-    if TcpListener::bind("[::]:0").is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "IPv6 is missing on this CI machine"
-        );
-        eprintln!("SKIPPED ipv4_clients_of_an_ipv6_server_are_shown_as_ipv4: no IPv6");
+    if !have_prerequisite(
+        TcpListener::bind("[::]:0").is_ok(),
+        "ipv4_clients_of_an_ipv6_server_are_shown_as_ipv4",
+        "IPv6",
+    ) {
         return;
     }
     for proto in ["v2", "udp"] {

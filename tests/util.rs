@@ -184,3 +184,17 @@ impl Drop for Server {
 pub fn peer(name: &str) -> String {
     format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Whether a test's prerequisite is here. When it is not, says loudly that
+/// the test is skipped — and under `CI=true` fails instead: CI must have it.
+pub fn have_prerequisite(present: bool, test: &str, what: &str) -> bool {
+    if present {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: {what} is missing on this CI machine"
+    );
+    eprintln!("SKIPPED {test}: {what} is missing on this machine");
+    false
+}
