@@ -20,6 +20,7 @@
 
 #![deny(missing_docs)]
 
+pub mod capture;
 pub mod cli;
 pub mod codec;
 pub mod lab;

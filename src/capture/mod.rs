@@ -1,0 +1,7 @@
+//! Capture and offline analysis (in progress): the packet pipeline
+//! `source -> link -> segment -> flow + reassembly -> decode -> sink`.
+//!
+//! Built so far: [`reassembly`], per-direction TCP reassembly with explicit
+//! gaps and bounded memory.
+
+pub mod reassembly;
