@@ -1,7 +1,8 @@
 //! Capture and offline analysis (in progress): the packet pipeline
 //! `source -> link -> segment -> flow + reassembly -> decode -> sink`.
 //!
-//! Built so far: [`reassembly`], per-direction TCP reassembly with explicit
-//! gaps and bounded memory.
+//! Built so far: [`packet`] (link types, IP, TCP/UDP) and [`reassembly`]
+//! (per-direction TCP reassembly with explicit gaps and bounded memory).
 
+pub mod packet;
 pub mod reassembly;
