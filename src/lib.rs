@@ -25,6 +25,7 @@ pub mod cli;
 pub mod codec;
 pub mod lab;
 pub mod spec;
+pub mod stop;
 pub mod units;
 
 use std::io::IsTerminal;
@@ -36,8 +37,8 @@ use anyhow::{Result, bail};
 use cli::{Cli, Command, OutputArgs};
 use lab::client::{ClientOptions, Messages};
 use lab::event::{Format, Log};
-use lab::stop::Stop;
 use lab::{Server, ServerOptions};
+use stop::Stop;
 
 fn log_for(o: &OutputArgs) -> Log {
     let format = if o.json { Format::Json } else { Format::Text };

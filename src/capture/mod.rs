@@ -1,8 +1,10 @@
 //! Capture and offline analysis (in progress): the packet pipeline
 //! `source -> link -> segment -> flow + reassembly -> decode -> sink`.
 //!
-//! Built so far: [`packet`] (link types, IP, TCP/UDP) and [`reassembly`]
+//! Built so far: [`source`] (libpcap, live and files), [`packet`] (link
+//! types, IP, TCP/UDP) and [`reassembly`]
 //! (per-direction TCP reassembly with explicit gaps and bounded memory).
 
 pub mod packet;
 pub mod reassembly;
+pub mod source;

@@ -10,7 +10,6 @@ pub mod conn;
 pub mod event;
 pub mod net;
 pub mod selector;
-pub mod stop;
 pub mod threaded;
 pub mod udp;
 
@@ -20,9 +19,9 @@ use std::sync::Arc;
 use anyhow::{Result, anyhow};
 
 use crate::codec::Framing;
+use crate::stop::Stop;
 use conn::Speaks;
 use event::{Event, Log};
-use stop::Stop;
 use threaded::TcpOptions;
 
 /// Which lab server.

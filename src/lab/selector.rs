@@ -24,8 +24,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::Conn;
 use super::event::{Event, Log};
-use super::stop::Stop;
 use super::threaded::TcpOptions;
+use crate::stop::Stop;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);

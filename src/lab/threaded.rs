@@ -20,7 +20,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, Speaks};
 use super::event::{Event, Log};
-use super::stop::Stop;
+use crate::stop::Stop;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);

@@ -15,7 +15,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::event::{Event, Log};
-use super::stop::Stop;
+use crate::stop::Stop;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
