@@ -13,6 +13,7 @@
     clippy::cast_possible_truncation
 )]
 
+pub mod detect;
 pub mod escape;
 pub mod stream;
 pub mod v2;

@@ -136,6 +136,35 @@ impl FrameReader {
         }
     }
 
+    /// The incomplete frame buffered now: `(bytes held, bytes it needs in
+    /// all)`; the need is `None` while even the header is incomplete for v3
+    /// (then it is at least the header). `(0, None)` when nothing is held.
+    pub fn pending(&self) -> (usize, Option<u64>) {
+        let have = self.buffered();
+        if have == 0 {
+            return (0, None);
+        }
+        let data = self.buf.get(self.start..self.end).unwrap_or_default();
+        let header = self.framing.spec().fixed_len();
+        match parse(self.framing, data, self.max_frame) {
+            Ok(Parse::Incomplete { need }) if have >= header => (have, Some(need)),
+            Ok(Parse::Incomplete { need }) if self.framing == Framing::V2 => (have, Some(need)),
+            _ => (have, None),
+        }
+    }
+
+    /// Drops every buffered byte and any error: the caller knows the
+    /// stream resumes at a frame boundary (after a capture gap). Returns
+    /// how many bytes were dropped.
+    pub fn reset(&mut self) -> usize {
+        let dropped = self.buffered();
+        self.consumed = self.consumed.saturating_add(dropped as u64);
+        self.start = 0;
+        self.end = 0;
+        self.failed = None;
+        dropped
+    }
+
     /// Call at end of stream: an error if a frame was cut short.
     pub fn finish(&self) -> Result<(), DecodeError> {
         if let Some(e) = &self.failed {
