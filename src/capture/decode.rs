@@ -1,0 +1,461 @@
+//! Frames out of one reassembled direction, across gaps.
+//!
+//! A [`StreamDecoder`] takes the reassembler's [`Chunk`]s in order and gives
+//! [`Decoded`] items: frames (through [`FrameReader`], the same reader the
+//! servers use), text messages, and the damage a gap did. A gap is never
+//! papered over:
+//!
+//! * a frame the gap cuts is reported **damaged** with its offset, never
+//!   decoded from wrong bytes;
+//! * **v2** resumes at the next 29-byte boundary of the stream (frames sit
+//!   at multiples of 29 from the first byte);
+//! * **v3** resumes only where a header can be trusted: if the gap fell
+//!   inside a frame whose header was seen, decoding resumes right after that
+//!   frame; otherwise the rest of the direction is reported
+//!   **unsynchronised**, with its byte count at the end;
+//! * **text** just notes the gap and goes on.
+
+#![warn(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
+
+use super::reassembly::Chunk;
+use crate::codec::{DecodeError, FrameReader, FrameRef, Framing, v2};
+
+/// What one direction carries, once known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carries {
+    /// v2 or v3 frames.
+    Framed(Framing),
+    /// Text.
+    Text,
+}
+
+/// One thing decoded from a direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A whole frame starting at stream offset `offset`.
+    Frame {
+        /// Stream offset of its first byte.
+        offset: u64,
+        /// Its framing.
+        framing: Framing,
+        /// The frame.
+        frame: FrameRef<'a>,
+    },
+    /// Text bytes (one reassembled chunk).
+    Text {
+        /// Stream offset.
+        offset: u64,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// Bytes never captured.
+    Gap {
+        /// Stream offset.
+        offset: u64,
+        /// Length.
+        len: u64,
+    },
+    /// Bytes of a frame a gap cut: not decoded.
+    Damaged {
+        /// Stream offset of the frame (or of the bytes skipped).
+        offset: u64,
+        /// Bytes of it that were captured and dropped.
+        captured: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A decode error (e.g. `v3.size_over_max`); the direction is
+    /// unsynchronised after it.
+    Error {
+        /// Stream offset of the frame.
+        offset: u64,
+        /// The error.
+        error: DecodeError,
+    },
+    /// End of the direction: `bytes` after the last trusted frame were not
+    /// decoded because no header could be trusted.
+    Unsynchronised {
+        /// Stream offset where decoding stopped.
+        offset: u64,
+        /// Bytes not decoded.
+        bytes: u64,
+    },
+    /// The stream ended inside a frame.
+    Truncated {
+        /// Stream offset of the frame.
+        offset: u64,
+        /// The error, with counts.
+        error: DecodeError,
+    },
+}
+
+/// Decoder state of one direction.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    carries: Carries,
+    reader: Option<FrameReader>,
+    /// Skip captured bytes until this stream offset (resynchronising).
+    skip_until: Option<u64>,
+    /// Since this offset nothing can be decoded (v3 without a trusted header).
+    unsync_from: Option<u64>,
+    unsync_bytes: u64,
+    /// Stream offset of the next byte expected.
+    next: u64,
+    /// Offset where the reader's buffer starts.
+    reader_base: u64,
+}
+
+impl StreamDecoder {
+    /// A decoder for `carries`.
+    pub fn new(carries: Carries, max_frame: u32) -> StreamDecoder {
+        StreamDecoder {
+            carries,
+            reader: match carries {
+                Carries::Framed(f) => Some(FrameReader::new(f, max_frame)),
+                Carries::Text => None,
+            },
+            skip_until: None,
+            unsync_from: None,
+            unsync_bytes: 0,
+            next: 0,
+            reader_base: 0,
+        }
+    }
+
+    /// What this direction carries.
+    pub fn carries(&self) -> Carries {
+        self.carries
+    }
+
+    /// Feeds one chunk; each decoded item goes to `out`.
+    pub fn chunk(&mut self, chunk: Chunk<'_>, out: &mut dyn FnMut(Decoded<'_>)) {
+        match chunk {
+            Chunk::Data { offset, bytes } => self.data(offset, bytes, out),
+            Chunk::Gap { offset, len } => self.gap(offset, len, out),
+        }
+    }
+
+    fn data(&mut self, offset: u64, bytes: &[u8], out: &mut dyn FnMut(Decoded<'_>)) {
+        self.next = offset.saturating_add(bytes.len() as u64);
+        if self.unsync_from.is_some() {
+            self.unsync_bytes = self.unsync_bytes.saturating_add(bytes.len() as u64);
+            return;
+        }
+        let (offset, bytes) = match self.skip_until {
+            Some(until) if until > offset => {
+                let skip = usize::try_from(until.saturating_sub(offset))
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let rest = bytes.get(skip..).unwrap_or_default();
+                if rest.is_empty() && until > self.next {
+                    return;
+                }
+                self.skip_until = None;
+                (offset.saturating_add(skip as u64), rest)
+            }
+            _ => {
+                self.skip_until = None;
+                (offset, bytes)
+            }
+        };
+        let Some(reader) = &mut self.reader else {
+            if !bytes.is_empty() {
+                out(Decoded::Text {
+                    offset,
+                    data: bytes,
+                });
+            }
+            return;
+        };
+        if reader.buffered() == 0 {
+            self.reader_base = offset;
+        }
+        reader.push(bytes);
+        let framing = reader.framing();
+        loop {
+            let at = self.reader_base;
+            match reader.next_frame() {
+                Ok(Some(frame)) => {
+                    self.reader_base = at.saturating_add(frame.raw.len() as u64);
+                    out(Decoded::Frame {
+                        offset: at,
+                        framing,
+                        frame,
+                    });
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    let held = reader.reset() as u64;
+                    out(Decoded::Error { offset: at, error });
+                    self.unsync_from = Some(at);
+                    self.unsync_bytes = held;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn gap(&mut self, offset: u64, len: u64, out: &mut dyn FnMut(Decoded<'_>)) {
+        out(Decoded::Gap { offset, len });
+        let gap_end = offset.saturating_add(len);
+        self.next = gap_end;
+        if self.unsync_from.is_some() {
+            return;
+        }
+        let Some(reader) = &mut self.reader else {
+            return;
+        };
+        let framing = reader.framing();
+        let (have, need) = reader.pending();
+        let frame_start = self.reader_base;
+        reader.reset();
+        // Where the next trusted frame starts.
+        let resume = match framing {
+            Framing::V2 => {
+                let len2 = v2::LEN as u64;
+                gap_end.div_ceil(len2).saturating_mul(len2)
+            }
+            Framing::V3 => match need {
+                // The cut frame's header was seen: skip to its end, if the
+                // gap ends inside it.
+                Some(need) if frame_start.saturating_add(need) >= gap_end && have > 0 => {
+                    frame_start.saturating_add(need)
+                }
+                _ if have == 0 && self.skip_until.is_none() => {
+                    // The gap began at a frame boundary; if it swallowed a
+                    // header we cannot know where frames start again.
+                    self.unsync_from = Some(offset);
+                    return;
+                }
+                _ => {
+                    self.unsync_from = Some(offset);
+                    if have > 0 {
+                        out(Decoded::Damaged {
+                            offset: frame_start,
+                            captured: have as u64,
+                            reason: "its header is cut by the gap".into(),
+                        });
+                    }
+                    return;
+                }
+            },
+        };
+        if have > 0 {
+            out(Decoded::Damaged {
+                offset: frame_start,
+                captured: have as u64,
+                reason: format!("cut by the {len}-byte gap at offset {offset}; not decoded"),
+            });
+        }
+        if resume > gap_end {
+            self.skip_until = Some(resume);
+        }
+        self.reader_base = resume;
+    }
+
+    /// End of the direction.
+    pub fn finish(&mut self, out: &mut dyn FnMut(Decoded<'_>)) {
+        if let Some(offset) = self.unsync_from {
+            if self.unsync_bytes > 0 || self.next > offset {
+                out(Decoded::Unsynchronised {
+                    offset,
+                    bytes: self.unsync_bytes,
+                });
+            }
+            return;
+        }
+        if let Some(reader) = &self.reader
+            && let Err(error) = reader.finish()
+        {
+            out(Decoded::Truncated {
+                offset: self.reader_base,
+                error,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation,
+        reason = "tests"
+    )]
+
+    use super::*;
+    use crate::codec::Frame;
+
+    fn frames(framing: Framing, msgs: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, m) in msgs.iter().enumerate() {
+            let o = i as u32 + 1;
+            let f = match framing {
+                Framing::V2 => Frame::v2(1, o, m),
+                Framing::V3 => Frame::v3(1, o, m),
+            };
+            f.unwrap().encode(framing, &mut out);
+        }
+        out
+    }
+
+    /// Runs chunks through a decoder; returns a compact trace.
+    fn run(carries: Carries, chunks: &[Chunk<'_>]) -> Vec<String> {
+        let mut d = StreamDecoder::new(carries, 1 << 20);
+        let mut trace = Vec::new();
+        let mut push = |x: Decoded<'_>| {
+            trace.push(match x {
+                Decoded::Frame { offset, frame, .. } => {
+                    format!("frame@{offset} order={}", frame.order)
+                }
+                Decoded::Text { offset, data } => {
+                    format!("text@{offset} {}", String::from_utf8_lossy(data))
+                }
+                Decoded::Gap { offset, len } => format!("gap@{offset}+{len}"),
+                Decoded::Damaged {
+                    offset, captured, ..
+                } => format!("damaged@{offset} {captured}"),
+                Decoded::Error { offset, error } => {
+                    format!("error@{offset} {}", error.diagnostic().code)
+                }
+                Decoded::Unsynchronised { offset, bytes } => format!("unsync@{offset} {bytes}"),
+                Decoded::Truncated { offset, .. } => format!("truncated@{offset}"),
+            })
+        };
+        for c in chunks {
+            d.chunk(c.clone(), &mut push);
+        }
+        d.finish(&mut push);
+        trace
+    }
+
+    #[test]
+    fn v2_resumes_at_the_next_29_byte_boundary() {
+        let s = frames(Framing::V2, &[b"one", b"two", b"three", b"four"]);
+        // Bytes 40..50 are lost: frame 2 (29..58) is damaged, 3 and 4 decode.
+        let t = run(
+            Carries::Framed(Framing::V2),
+            &[
+                Chunk::Data {
+                    offset: 0,
+                    bytes: &s[..40],
+                },
+                Chunk::Gap {
+                    offset: 40,
+                    len: 10,
+                },
+                Chunk::Data {
+                    offset: 50,
+                    bytes: &s[50..],
+                },
+            ],
+        );
+        assert_eq!(
+            t,
+            [
+                "frame@0 order=1",
+                "gap@40+10",
+                "damaged@29 11",
+                "frame@58 order=3",
+                "frame@87 order=4"
+            ]
+        );
+    }
+
+    #[test]
+    fn v3_resumes_after_a_frame_whose_header_was_seen() {
+        let s = frames(Framing::V3, &[b"hello world", b"0123456789abcdef", b"bye"]);
+        // Frame 2 is 9+16 bytes at 20..45; lose 30..35 (inside its body).
+        let t = run(
+            Carries::Framed(Framing::V3),
+            &[
+                Chunk::Data {
+                    offset: 0,
+                    bytes: &s[..30],
+                },
+                Chunk::Gap { offset: 30, len: 5 },
+                Chunk::Data {
+                    offset: 35,
+                    bytes: &s[35..],
+                },
+            ],
+        );
+        assert_eq!(
+            t,
+            [
+                "frame@0 order=1",
+                "gap@30+5",
+                "damaged@20 10",
+                "frame@45 order=3"
+            ]
+        );
+    }
+
+    #[test]
+    fn v3_without_a_trusted_header_is_unsynchronised_to_the_end() {
+        let s = frames(Framing::V3, &[b"hello world", b"0123456789abcdef", b"bye"]);
+        // Lose 18..25: the end of frame 1 and the header of frame 2.
+        let t = run(
+            Carries::Framed(Framing::V3),
+            &[
+                Chunk::Data {
+                    offset: 0,
+                    bytes: &s[..18],
+                },
+                Chunk::Gap { offset: 18, len: 7 },
+                Chunk::Data {
+                    offset: 25,
+                    bytes: &s[25..],
+                },
+            ],
+        );
+        assert_eq!(t, ["gap@18+7", "damaged@0 18", "unsync@18 32"]);
+    }
+
+    #[test]
+    fn oversized_claim_then_nothing_more_is_decoded() {
+        let mut s = vec![1, 0, 0, 0, 1, 0xEE, 0x6B, 0x28, 0x00];
+        s.extend_from_slice(&frames(Framing::V3, &[b"x"]));
+        let t = run(
+            Carries::Framed(Framing::V3),
+            &[Chunk::Data {
+                offset: 0,
+                bytes: &s,
+            }],
+        );
+        assert_eq!(t, ["error@0 v3.size_over_max", "unsync@0 19"]);
+    }
+
+    #[test]
+    fn truncated_stream_and_text() {
+        let s = frames(Framing::V2, &[b"one"]);
+        let t = run(
+            Carries::Framed(Framing::V2),
+            &[Chunk::Data {
+                offset: 0,
+                bytes: &s[..20],
+            }],
+        );
+        assert_eq!(t, ["truncated@0"]);
+        let t = run(
+            Carries::Text,
+            &[
+                Chunk::Data {
+                    offset: 0,
+                    bytes: b"hi",
+                },
+                Chunk::Gap { offset: 2, len: 3 },
+                Chunk::Data {
+                    offset: 5,
+                    bytes: b"there",
+                },
+            ],
+        );
+        assert_eq!(t, ["text@0 hi", "gap@2+3", "text@5 there"]);
+    }
+}
