@@ -37,6 +37,74 @@ pub enum Command {
     /// Run one of the lab's clients: send messages, check each echo.
     #[command(after_help = EXIT_CODES)]
     Client(ClientArgs),
+    /// Decode the lab's traffic live (-i) or from a pcap/pcapng file (-r):
+    /// sessions, frames, echoes, gaps (exercises 1.2, 2.2, 3.2, 4.2, 5.2).
+    #[command(after_help = CAPTURE_EXIT_CODES)]
+    Capture(CaptureArgs),
+}
+
+const CAPTURE_EXIT_CODES: &str = "\
+Exit status: 0 success; 1 error (cannot open the interface or file, bad
+filter, a file cut short — everything before the cut is still decoded and
+printed); 2 usage error.
+
+Note for tshark users: tshark 4.0 does not reassemble out-of-order TCP
+segments unless given -o tcp.reassemble_out_of_order:TRUE; rc1 always does.";
+
+/// `--proto` of `rc1 capture`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureProtoArg {
+    /// Decide per session from the client's first bytes (the rules are in
+    /// `rc1 capture --help`'s module: v2 stride and padding, v3 header and
+    /// length consistency, else text).
+    Auto,
+    /// Force v2 (29-byte frames).
+    V2,
+    /// Force v3 (header + size bytes).
+    V3,
+    /// Force text.
+    Text,
+}
+
+/// `rc1 capture`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["interface", "read", "list_interfaces"])))]
+pub struct CaptureArgs {
+    /// Capture live on this interface (e.g. lo, eth0, any). Needs root or
+    /// CAP_NET_RAW.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Read a saved capture (pcap or pcapng).
+    #[arg(short = 'r', long = "read", value_name = "FILE")]
+    pub read: Option<std::path::PathBuf>,
+    /// List the interfaces a live capture can use, and exit.
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub list_interfaces: bool,
+    /// A BPF capture filter (tcpdump syntax). Default: `port PORT`, TCP and UDP.
+    #[arg(short = 'f', long = "filter", value_name = "BPF")]
+    pub filter: Option<String>,
+    /// The lab server's port: it tells client from server.
+    #[arg(long, default_value_t = 5005)]
+    pub port: u16,
+    /// Framing of TCP sessions.
+    #[arg(long, value_enum, default_value_t = CaptureProtoArg::Auto)]
+    pub proto: CaptureProtoArg,
+    /// Stop after this many packets.
+    #[arg(short = 'c', long = "count", value_name = "N")]
+    pub count: Option<u64>,
+    /// Also print TCP handshakes, FIN/RST and retransmissions.
+    #[arg(long)]
+    pub tcp_events: bool,
+    /// Largest v3 message believed (k, M, G suffixes); a bigger claim is
+    /// reported as v3.size_over_max.
+    #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_size)]
+    pub max_frame: u32,
+    /// Out-of-order bytes held per direction before a hole is declared a gap.
+    #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
+    pub max_buffered: u32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: OutputArgs,
 }
 
 /// `--proto` of `rc1 server`.
@@ -141,6 +209,45 @@ pub struct ClientArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub output: OutputArgs,
+}
+
+impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
+    type Error = anyhow::Error;
+
+    fn try_from(a: &CaptureArgs) -> anyhow::Result<crate::capture::CaptureOptions> {
+        use crate::capture::decode::Carries;
+        use crate::capture::session::{ProtoChoice, TrackerOptions};
+        use crate::codec::Framing;
+        let input = match (&a.interface, &a.read) {
+            (Some(i), None) => crate::capture::Input::Live(i.clone()),
+            (None, Some(r)) => crate::capture::Input::File(r.clone()),
+            _ => anyhow::bail!("give one of -i IFACE (live) or -r FILE (saved capture)"),
+        };
+        let proto = match a.proto {
+            CaptureProtoArg::Auto => ProtoChoice::Auto,
+            CaptureProtoArg::V2 => ProtoChoice::Force(Carries::Framed(Framing::V2)),
+            CaptureProtoArg::V3 => ProtoChoice::Force(Carries::Framed(Framing::V3)),
+            CaptureProtoArg::Text => ProtoChoice::Force(Carries::Text),
+        };
+        if a.port == 0 {
+            anyhow::bail!("--port 0 is not a server port");
+        }
+        Ok(crate::capture::CaptureOptions {
+            input,
+            filter: a
+                .filter
+                .clone()
+                .unwrap_or_else(|| format!("port {}", a.port)),
+            tracker: TrackerOptions {
+                port: a.port,
+                proto,
+                max_frame: a.max_frame,
+                max_buffered: a.max_buffered as usize,
+            },
+            count: a.count,
+            tcp_events: a.tcp_events,
+        })
+    }
 }
 
 impl TryFrom<&ServerArgs> for ServerOptions {

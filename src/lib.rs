@@ -24,6 +24,7 @@ pub mod capture;
 pub mod cli;
 pub mod codec;
 pub mod lab;
+pub mod report;
 pub mod spec;
 pub mod stop;
 pub mod units;
@@ -84,5 +85,37 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Capture(args) => run_capture(&args),
     }
+}
+
+fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
+    if args.list_interfaces {
+        print!("{}", capture::source::list_interfaces()?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let opts = capture::CaptureOptions::try_from(args)?;
+    let source = capture::open(&opts)?;
+    let stop = Stop::new();
+    if source.is_live() {
+        let s = stop.clone();
+        ctrlc::set_handler(move || {
+            if !s.stop() {
+                std::process::exit(130);
+            }
+        })?;
+    }
+    let report = report::ReportOptions {
+        json: args.output.json,
+        tcp_events: args.tcp_events,
+        quiet: args.output.quiet,
+    };
+    let stdout = std::io::stdout();
+    let mut printer = report::Printer::new(std::io::BufWriter::new(stdout.lock()), report);
+    let outcome = capture::run(&opts, source, &stop, &mut printer)?;
+    drop(printer);
+    if let Some(cut) = outcome.truncated {
+        bail!(cut);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,109 @@
-//! Capture and offline analysis (in progress): the packet pipeline
-//! `source -> link -> segment -> flow + reassembly -> decode -> sink`.
+//! Capture and offline analysis: one pipeline for live and saved traffic.
 //!
-//! Built so far: [`source`] (libpcap, live and files), [`packet`] (link
-//! types, IP, TCP/UDP) and [`reassembly`]
-//! (per-direction TCP reassembly with explicit gaps and bounded memory),
-//! [`decode`] (frames out of a reassembled direction, across gaps).
+//! ```text
+//! source (pcap -i / -r) -> packet (link, IP, TCP/UDP) -> session (flows,
+//! handshake, reassembly, framing, echoes) -> decode (frames across gaps)
+//! -> event::Sink (report: text lines, JSON lines, sessions table)
+//! ```
+//!
+//! Live and offline differ only in [`source`]: everything after it sees
+//! the same packets, so the same packets give the same output.
 
 pub mod decode;
+pub mod event;
 pub mod packet;
 pub mod reassembly;
+pub mod session;
 pub mod source;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::stop::Stop;
+use event::Sink;
+use packet::PacketError;
+use session::{Tracker, TrackerOptions};
+use source::{Next, ReadError, Source};
+
+/// Where packets come from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A live interface.
+    Live(String),
+    /// A pcap or pcapng file.
+    File(PathBuf),
+}
+
+/// Everything `rc1 capture` needs.
+#[derive(Debug, Clone)]
+pub struct CaptureOptions {
+    /// The source.
+    pub input: Input,
+    /// BPF filter (default `port 5005`).
+    pub filter: String,
+    /// Session tracking settings.
+    pub tracker: TrackerOptions,
+    /// Stop after this many packets.
+    pub count: Option<u64>,
+    /// Emit TCP control events.
+    pub tcp_events: bool,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Packets read.
+    pub packets: u64,
+    /// The file was cut short (the decode before the cut is complete).
+    pub truncated: Option<ReadError>,
+}
+
+/// Opens the source; errors are the user-facing messages.
+pub fn open(opts: &CaptureOptions) -> Result<Source> {
+    match &opts.input {
+        Input::Live(iface) => Source::live(iface, &opts.filter),
+        Input::File(path) => Source::file(path, &opts.filter),
+    }
+}
+
+/// Reads every packet from `source` (until the end, `-c`, or `stop`) and
+/// pushes events to `sink`.
+pub fn run(
+    opts: &CaptureOptions,
+    mut source: Source,
+    stop: &Stop,
+    sink: &mut dyn Sink,
+) -> Result<Outcome> {
+    let mut tracker = Tracker::new(opts.tracker);
+    tracker.tcp_events = opts.tcp_events;
+    let linktype = source.linktype();
+    let mut truncated = None;
+    loop {
+        if stop.is_stopped() || opts.count.is_some_and(|c| source.packets() >= c) {
+            break;
+        }
+        let number = source.packets().saturating_add(1);
+        match source.read() {
+            Ok(Next::Packet(raw)) => match packet::parse(linktype, raw.data) {
+                Ok(p) => tracker.packet(raw.ts, &p, sink),
+                Err(PacketError::NotIp | PacketError::NotTcpUdp(_)) => tracker.ignored(),
+                Err(e) => tracker.unparsed(raw.ts, number, &e.to_string(), sink),
+            },
+            Ok(Next::Idle) => continue,
+            Ok(Next::End) => break,
+            Err(e @ ReadError::Truncated { .. }) => {
+                truncated = Some(e);
+                break;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tracker.totals.packets = source.packets();
+    tracker.totals.kernel = source.stats();
+    tracker.finish(sink);
+    Ok(Outcome {
+        packets: source.packets(),
+        truncated,
+    })
+}

@@ -33,6 +33,22 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
+/// Messages longer than this are shown cut by [`preview`].
+pub const PREVIEW_BYTES: usize = 64;
+
+/// A quoted, escaped rendering for one-line output: the first
+/// [`PREVIEW_BYTES`] bytes, then how many more there were.
+pub fn preview(bytes: &[u8]) -> String {
+    match bytes.get(..PREVIEW_BYTES) {
+        Some(head) if bytes.len() > PREVIEW_BYTES => format!(
+            "\"{}\"… (+{} bytes)",
+            escape(head),
+            bytes.len().saturating_sub(PREVIEW_BYTES)
+        ),
+        _ => format!("\"{}\"", escape(bytes)),
+    }
+}
+
 /// Lowercase hex of `bytes`, for machine output of non-UTF-8 data.
 pub fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().saturating_mul(2));
@@ -54,5 +70,11 @@ mod tests {
         assert_eq!(escape(b"\xff\xfe"), "\\xFF\\xFE");
         assert_eq!(escape(b"a\"b\\c\n\0\x1b"), "a\\\"b\\\\c\\n\\0\\u{1B}");
         assert_eq!(hex(b"\x00\xff"), "00ff");
+        assert_eq!(preview(b"short"), "\"short\"");
+        let long = [b'x'; 70];
+        assert_eq!(
+            preview(&long),
+            format!("\"{}\"… (+6 bytes)", "x".repeat(64))
+        );
     }
 }

@@ -233,11 +233,11 @@ impl FrameRef<'_> {
     /// One line like tcpdump's: `v2 ver=1 order=3 size=25 "hello world, how are " (cut)`.
     pub fn describe(&self, framing: Framing) -> String {
         let mut s = format!(
-            "{framing} ver={} order={} size={} \"{}\"",
+            "{framing} ver={} order={} size={} {}",
             self.version,
             self.order,
             self.size,
-            escape::escape(self.message)
+            escape::preview(self.message)
         );
         if framing == Framing::V2 {
             if self.is_cut() {

@@ -29,7 +29,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use crate::codec::escape::{escape, hex};
+use crate::codec::escape::{escape, hex, preview};
 use crate::codec::{FrameRef, Framing};
 
 /// Per-connection byte and message counts.
@@ -197,9 +197,9 @@ impl Event<'_> {
                 data,
                 echoed,
             } => format!(
-                "udp {peer} -> {local} {} bytes \"{}\"{}",
+                "udp {peer} -> {local} {} bytes {}{}",
                 data.len(),
-                escape(data),
+                preview(data),
                 if *echoed { " (echoed)" } else { "" }
             ),
             Event::Text {
@@ -208,10 +208,10 @@ impl Event<'_> {
                 data,
                 token,
             } => format!(
-                "#{conn} {peer}{} text {} bytes \"{}\" (echoed)",
+                "#{conn} {peer}{} text {} bytes {} (echoed)",
                 tok(token),
                 data.len(),
-                escape(data)
+                preview(data)
             ),
             Event::Frame {
                 conn,
@@ -255,12 +255,12 @@ impl Event<'_> {
             } => format!("{local} -> {remote} ({proto}; local port chosen by the OS)"),
             Event::Sent { frame, data } => match frame {
                 Some((framing, f)) => format!("sent {}", f.describe(*framing)),
-                None => format!("sent {} bytes \"{}\"", data.len(), escape(data)),
+                None => format!("sent {} bytes {}", data.len(), preview(data)),
             },
             Event::Echo { frame, data, ok } => {
                 let body = match frame {
                     Some((framing, f)) => f.describe(*framing),
-                    None => format!("{} bytes \"{}\"", data.len(), escape(data)),
+                    None => format!("{} bytes {}", data.len(), preview(data)),
                 };
                 let verdict = if *ok {
                     "ok"

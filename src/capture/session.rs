@@ -1,0 +1,1041 @@
+//! Sessions: the TCP connections and UDP flows on the lab's port, each
+//! with its handshake, reassembly per direction, framing, and echo
+//! matching. The [`Tracker`] takes parsed packets in capture order and
+//! pushes [`Event`]s to a [`Sink`].
+//!
+//! * The **client** is the side that sent the SYN; without a SYN, the side
+//!   not on the server port (`--port`), else the higher port.
+//! * A new TCP session starts only at a SYN or at a segment with payload
+//!   (stray ACKs after a close are counted, not turned into sessions).
+//! * **Framing** is decided once per session, from the client's first bytes
+//!   ([`crate::codec::detect`]), unless forced with `--proto`; both
+//!   directions are held back until then (bounded by [`DETECT_LIMIT`]).
+//! * **Echoes** are matched in order: each server frame is compared with the
+//!   oldest unanswered request (`order` and bytes); text echoes are compared
+//!   byte for byte with what the client sent.
+//! * A session ends at RST, once both FINs are in and both directions are
+//!   delivered, when idle for [`IDLE_EXPIRY_US`], or at end of input; its
+//!   memory is freed then.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use super::decode::{Carries, Decoded, StreamDecoder};
+use super::event::{
+    Dir, DirSummary, EchoMatch, Event, SessionSummary, Sink, TcpWhat, Totals, Where,
+};
+use super::packet::{Packet, Tcp, Transport};
+use super::reassembly::{Chunk, Reassembler};
+use super::source::Timestamp;
+use crate::codec::detect::{Detected, detect};
+use crate::codec::{Framing, escape::escape};
+use crate::spec;
+
+/// Client bytes held while the framing is undecided.
+pub const DETECT_LIMIT: usize = 64 * 1024;
+
+/// Sessions idle this long (capture time) are ended: 5 minutes.
+pub const IDLE_EXPIRY_US: u64 = 300_000_000;
+
+/// What `--proto` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtoChoice {
+    /// Detect per session.
+    Auto,
+    /// Force one.
+    Force(Carries),
+}
+
+/// Tracker settings.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackerOptions {
+    /// The server port (`--port`).
+    pub port: u16,
+    /// `--proto`.
+    pub proto: ProtoChoice,
+    /// `--max-frame`.
+    pub max_frame: u32,
+    /// Out-of-order bytes held per direction.
+    pub max_buffered: usize,
+}
+
+/// A chunk held before the framing is known.
+enum Held {
+    Data(u64, Vec<u8>),
+    Gap(u64, u64),
+}
+
+struct Half {
+    reasm: Reassembler,
+    held: Vec<Held>,
+    held_bytes: usize,
+    messages: u64,
+    bytes: u64,
+}
+
+impl Half {
+    fn new(max_buffered: usize) -> Half {
+        Half {
+            reasm: Reassembler::new(max_buffered),
+            held: Vec::new(),
+            held_bytes: 0,
+            messages: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Contiguous client bytes from offset 0, before any gap.
+    fn prefix(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for h in &self.held {
+            match h {
+                Held::Data(o, b) if *o == out.len() as u64 => out.extend_from_slice(b),
+                _ => break,
+            }
+        }
+        out
+    }
+}
+
+/// Requests waiting for their echo.
+enum Pending {
+    Frames(VecDeque<(Vec<u8>, Timestamp)>),
+    Text(VecDeque<(Vec<u8>, Timestamp)>),
+}
+
+struct Session {
+    id: u64,
+    udp: bool,
+    client: SocketAddr,
+    server: SocketAddr,
+    first: Timestamp,
+    last: Timestamp,
+    syn: Option<Timestamp>,
+    synack: bool,
+    established: bool,
+    rtt_us: Option<u64>,
+    picked_up: bool,
+    fin: [bool; 2],
+    rst: bool,
+    halves: [Half; 2],
+    decoders: Option<[StreamDecoder; 2]>,
+    framing: Option<Carries>,
+    pending: Pending,
+    latencies: Vec<u64>,
+    echoes_ok: u64,
+    mismatches: u64,
+    server_echoed: bool,
+    anomalies: u64,
+}
+
+/// Follows every session of a capture.
+pub struct Tracker {
+    opts: TrackerOptions,
+    sessions: HashMap<(SocketAddr, SocketAddr), Session>,
+    next_id: u64,
+    /// Totals so far.
+    pub totals: Totals,
+    /// Whether TCP control events are wanted (they are built only then).
+    pub tcp_events: bool,
+    last_sweep: Timestamp,
+}
+
+fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+impl Tracker {
+    /// A tracker with no sessions.
+    pub fn new(opts: TrackerOptions) -> Tracker {
+        Tracker {
+            opts,
+            sessions: HashMap::new(),
+            next_id: 0,
+            totals: Totals::default(),
+            tcp_events: false,
+            last_sweep: Timestamp::default(),
+        }
+    }
+
+    /// Sessions open now.
+    pub fn open_sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// A packet that could not be parsed.
+    pub fn unparsed(&mut self, ts: Timestamp, number: u64, why: &str, sink: &mut dyn Sink) {
+        self.totals.unparsed = self.totals.unparsed.saturating_add(1);
+        self.diag(
+            ts,
+            None,
+            None,
+            "packet.unparsed",
+            format!("packet {number}: {why}"),
+            sink,
+        );
+    }
+
+    /// A packet that is not ours (ARP, ICMP, ...): counted only.
+    pub fn ignored(&mut self) {
+        self.totals.ignored = self.totals.ignored.saturating_add(1);
+    }
+
+    fn diag(
+        &mut self,
+        ts: Timestamp,
+        at: Option<Where>,
+        dir: Option<Dir>,
+        code: &'static str,
+        message: String,
+        sink: &mut dyn Sink,
+    ) {
+        self.totals.diagnostics = self.totals.diagnostics.saturating_add(1);
+        sink.event(&Event::Diagnostic {
+            ts,
+            at,
+            dir,
+            code,
+            message,
+        });
+    }
+
+    /// One parsed packet.
+    pub fn packet(&mut self, ts: Timestamp, p: &Packet<'_>, sink: &mut dyn Sink) {
+        if ts.micros_since(self.last_sweep) > 1_000_000 {
+            self.expire(ts, sink);
+            self.last_sweep = ts;
+        }
+        match p.transport {
+            Transport::Udp {
+                src_port,
+                dst_port,
+                payload,
+            } => {
+                let src = SocketAddr::new(p.src, src_port);
+                let dst = SocketAddr::new(p.dst, dst_port);
+                self.udp(ts, src, dst, payload, sink);
+            }
+            Transport::Tcp(t) => {
+                let src = SocketAddr::new(p.src, t.src_port);
+                let dst = SocketAddr::new(p.dst, t.dst_port);
+                self.tcp(ts, src, dst, &t, p.truncated, sink);
+            }
+        }
+    }
+
+    fn new_session(
+        &mut self,
+        udp: bool,
+        client: SocketAddr,
+        server: SocketAddr,
+        ts: Timestamp,
+    ) -> Session {
+        self.next_id = self.next_id.saturating_add(1);
+        self.totals.sessions = self.totals.sessions.saturating_add(1);
+        let mb = self.opts.max_buffered;
+        Session {
+            id: self.next_id,
+            udp,
+            client,
+            server,
+            first: ts,
+            last: ts,
+            syn: None,
+            synack: false,
+            established: false,
+            rtt_us: None,
+            picked_up: false,
+            fin: [false; 2],
+            rst: false,
+            halves: [Half::new(mb), Half::new(mb)],
+            decoders: None,
+            framing: None,
+            pending: Pending::Frames(VecDeque::new()),
+            latencies: Vec::new(),
+            echoes_ok: 0,
+            mismatches: 0,
+            server_echoed: false,
+            anomalies: 0,
+        }
+    }
+
+    /// Which side is the server when no SYN says so.
+    fn guess_server(&self, src: SocketAddr, dst: SocketAddr) -> bool {
+        // true: dst is the server.
+        if dst.port() == self.opts.port {
+            true
+        } else if src.port() == self.opts.port {
+            false
+        } else {
+            dst.port() < src.port()
+        }
+    }
+
+    fn udp(
+        &mut self,
+        ts: Timestamp,
+        src: SocketAddr,
+        dst: SocketAddr,
+        data: &[u8],
+        sink: &mut dyn Sink,
+    ) {
+        let k = key(src, dst);
+        if !self.sessions.contains_key(&k) {
+            let (client, server) = if self.guess_server(src, dst) {
+                (src, dst)
+            } else {
+                (dst, src)
+            };
+            let s = self.new_session(true, client, server, ts);
+            self.sessions.insert(k, s);
+        }
+        let Some(s) = self.sessions.get_mut(&k) else {
+            return;
+        };
+        s.last = ts;
+        let dir = if src == s.client {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        let h = &mut s.halves[dir.index()];
+        h.messages = h.messages.saturating_add(1);
+        h.bytes = h.bytes.saturating_add(data.len() as u64);
+        let at = Where {
+            ts,
+            session: s.id,
+            client: s.client,
+            server: s.server,
+        };
+        sink.event(&Event::Udp { at, dir, data });
+    }
+
+    fn tcp(
+        &mut self,
+        ts: Timestamp,
+        src: SocketAddr,
+        dst: SocketAddr,
+        t: &Tcp<'_>,
+        truncated: bool,
+        sink: &mut dyn Sink,
+    ) {
+        let k = key(src, dst);
+        let tcp_events = self.tcp_events;
+        if !self.sessions.contains_key(&k) {
+            let pure_syn = t.syn && !t.ack;
+            if !pure_syn && t.payload.is_empty() && !t.syn {
+                // A stray ACK/FIN/RST outside any session we follow.
+                self.ignored();
+                return;
+            }
+            let dst_is_server = if t.syn {
+                !t.ack
+            } else {
+                self.guess_server(src, dst)
+            };
+            let (client, server) = if dst_is_server {
+                (src, dst)
+            } else {
+                (dst, src)
+            };
+            let mut s = self.new_session(false, client, server, ts);
+            if !pure_syn {
+                s.picked_up = true;
+                if tcp_events {
+                    sink.event(&Event::Tcp {
+                        at: s.at(ts),
+                        what: TcpWhat::PickedUp,
+                    });
+                }
+            }
+            if let Some(forced) = match self.opts.proto {
+                ProtoChoice::Force(c) => Some(c),
+                ProtoChoice::Auto => None,
+            } {
+                s.decide(
+                    forced,
+                    "forced by --proto".into(),
+                    self.opts.max_frame,
+                    sink,
+                );
+            }
+            self.sessions.insert(k, s);
+        }
+        let max_frame = self.opts.max_frame;
+        let Some(s) = self.sessions.get_mut(&k) else {
+            return;
+        };
+        s.last = ts;
+        let dir = if src == s.client {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        let at = s.at(ts);
+        // Handshake.
+        if t.syn {
+            s.halves[dir.index()].reasm.syn(t.seq);
+            if !t.ack && dir == Dir::ToServer && s.syn.is_none() {
+                s.syn = Some(ts);
+                if tcp_events {
+                    sink.event(&Event::Tcp {
+                        at,
+                        what: TcpWhat::Syn,
+                    });
+                }
+            } else if t.ack && dir == Dir::ToClient && !s.synack {
+                s.synack = true;
+                if tcp_events {
+                    sink.event(&Event::Tcp {
+                        at,
+                        what: TcpWhat::SynAck,
+                    });
+                }
+            }
+        } else if t.ack && dir == Dir::ToServer && s.synack && !s.established {
+            s.established = true;
+            if let Some(syn) = s.syn {
+                let rtt = ts.micros_since(syn);
+                s.rtt_us = Some(rtt);
+                if tcp_events {
+                    sink.event(&Event::Tcp {
+                        at,
+                        what: TcpWhat::Established { rtt_us: rtt },
+                    });
+                }
+            }
+        }
+        if t.ack {
+            let other = 1 - dir.index();
+            s.halves[other].reasm.ack(t.ack_no);
+        }
+        if truncated {
+            s.anomalies = s.anomalies.saturating_add(1);
+            self.totals.diagnostics = self.totals.diagnostics.saturating_add(1);
+            sink.event(&Event::Diagnostic {
+                ts,
+                at: Some(at),
+                dir: Some(dir),
+                code: "packet.snapped",
+                message: "segment cut by the snap length: its missing bytes will show as a gap"
+                    .into(),
+            });
+        }
+        // Payload through reassembly.
+        let before = s.halves[dir.index()].reasm.stats();
+        let mut chunks: Vec<(u64, Option<Vec<u8>>, u64)> = Vec::new();
+        if !t.syn || !t.payload.is_empty() {
+            s.halves[dir.index()]
+                .reasm
+                .segment(t.seq, t.fin, t.payload, &mut |c| match c {
+                    Chunk::Data { offset, bytes } => chunks.push((offset, Some(bytes.to_vec()), 0)),
+                    Chunk::Gap { offset, len } => chunks.push((offset, None, len)),
+                });
+        }
+        let after = s.halves[dir.index()].reasm.stats();
+        if after.retransmitted_segments > before.retransmitted_segments && tcp_events {
+            sink.event(&Event::Tcp {
+                at,
+                what: TcpWhat::Retransmission(dir),
+            });
+        }
+        if after.overlap_conflicts > before.overlap_conflicts {
+            let n = after
+                .conflicting_bytes
+                .saturating_sub(before.conflicting_bytes);
+            s.report(ts, dir, "tcp.overlap_conflict", format!(
+                "a retransmitted segment (seq {}) carries {n} byte(s) different from the first copy; the first copy was kept",
+                t.seq
+            ), &mut self.totals, sink);
+        }
+        for (offset, data, len) in chunks {
+            match data {
+                Some(b) => s.feed(
+                    dir,
+                    Chunk::Data { offset, bytes: &b },
+                    ts,
+                    max_frame,
+                    &mut self.totals,
+                    sink,
+                ),
+                None => s.feed(
+                    dir,
+                    Chunk::Gap { offset, len },
+                    ts,
+                    max_frame,
+                    &mut self.totals,
+                    sink,
+                ),
+            }
+        }
+        // Control.
+        if t.fin && !s.fin[dir.index()] {
+            s.fin[dir.index()] = true;
+            if tcp_events {
+                sink.event(&Event::Tcp {
+                    at,
+                    what: TcpWhat::Fin(dir),
+                });
+            }
+        }
+        if t.rst {
+            s.rst = true;
+            if tcp_events {
+                sink.event(&Event::Tcp {
+                    at,
+                    what: TcpWhat::Rst(dir),
+                });
+            }
+        }
+        let done = s.rst
+            || (s.fin[0]
+                && s.fin[1]
+                && s.halves[0].reasm.is_finished()
+                && s.halves[1].reasm.is_finished());
+        if done && let Some(s) = self.sessions.remove(&k) {
+            self.end(s, ts, sink);
+        }
+    }
+
+    /// Ends sessions idle for [`IDLE_EXPIRY_US`].
+    fn expire(&mut self, now: Timestamp, sink: &mut dyn Sink) {
+        let old: Vec<_> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| now.micros_since(s.last) > IDLE_EXPIRY_US)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in old {
+            if let Some(s) = self.sessions.remove(&k) {
+                self.end(s, now, sink);
+            }
+        }
+    }
+
+    /// End of input: every open session ends, in number order.
+    pub fn finish(&mut self, sink: &mut dyn Sink) {
+        let mut all: Vec<Session> = self.sessions.drain().map(|(_, s)| s).collect();
+        all.sort_by_key(|s| s.id);
+        for s in all {
+            let last = s.last;
+            self.end(s, last, sink);
+        }
+        sink.finish(&self.totals);
+    }
+
+    fn end(&mut self, mut s: Session, ts: Timestamp, sink: &mut dyn Sink) {
+        let max_frame = self.opts.max_frame;
+        if !s.udp {
+            for dir in [Dir::ToServer, Dir::ToClient] {
+                let mut chunks: Vec<(u64, Option<Vec<u8>>, u64)> = Vec::new();
+                s.halves[dir.index()].reasm.flush(&mut |c| match c {
+                    Chunk::Data { offset, bytes } => chunks.push((offset, Some(bytes.to_vec()), 0)),
+                    Chunk::Gap { offset, len } => chunks.push((offset, None, len)),
+                });
+                for (offset, data, len) in chunks {
+                    match data {
+                        Some(b) => s.feed(
+                            dir,
+                            Chunk::Data { offset, bytes: &b },
+                            ts,
+                            max_frame,
+                            &mut self.totals,
+                            sink,
+                        ),
+                        None => s.feed(
+                            dir,
+                            Chunk::Gap { offset, len },
+                            ts,
+                            max_frame,
+                            &mut self.totals,
+                            sink,
+                        ),
+                    }
+                }
+            }
+            if s.decoders.is_none() {
+                s.detect(true, max_frame, sink);
+            }
+            if let Some(mut decs) = s.decoders.take() {
+                for dir in [Dir::ToServer, Dir::ToClient] {
+                    let mut items = Vec::new();
+                    decs[dir.index()].finish(&mut |d| items.push(owned(d)));
+                    for d in items {
+                        s.emit(dir, d.as_decoded(), ts, &mut self.totals, sink);
+                    }
+                }
+                s.decoders = Some(decs);
+            }
+            let missing = match &s.pending {
+                Pending::Frames(q) => q.len() as u64,
+                Pending::Text(q) => q.iter().map(|(b, _)| b.len() as u64).sum(),
+            };
+            if missing > 0 && s.server_echoed {
+                let what = if matches!(s.pending, Pending::Text(_)) {
+                    "byte(s)"
+                } else {
+                    "request(s)"
+                };
+                s.report(
+                    ts,
+                    Dir::ToServer,
+                    spec::ECHO_MISSING.code,
+                    format!("{missing} {what} never echoed"),
+                    &mut self.totals,
+                    sink,
+                );
+            }
+        }
+        let summary = s.summary();
+        sink.session_end(&summary);
+    }
+}
+
+/// An owned copy of a [`Decoded`] item (decoders lend their frames; the
+/// session needs them after the decoder call returns).
+enum OwnedDecoded {
+    Frame(u64, Framing, crate::codec::Frame, Vec<u8>),
+    Text(u64, Vec<u8>),
+    Other(Decoded<'static>),
+}
+
+fn owned(d: Decoded<'_>) -> OwnedDecoded {
+    match d {
+        Decoded::Frame {
+            offset,
+            framing,
+            frame,
+        } => OwnedDecoded::Frame(offset, framing, frame.to_frame(), frame.raw.to_vec()),
+        Decoded::Text { offset, data } => OwnedDecoded::Text(offset, data.to_vec()),
+        Decoded::Gap { offset, len } => OwnedDecoded::Other(Decoded::Gap { offset, len }),
+        Decoded::Damaged {
+            offset,
+            captured,
+            reason,
+        } => OwnedDecoded::Other(Decoded::Damaged {
+            offset,
+            captured,
+            reason,
+        }),
+        Decoded::Error { offset, error } => OwnedDecoded::Other(Decoded::Error { offset, error }),
+        Decoded::Unsynchronised { offset, bytes } => {
+            OwnedDecoded::Other(Decoded::Unsynchronised { offset, bytes })
+        }
+        Decoded::Truncated { offset, error } => {
+            OwnedDecoded::Other(Decoded::Truncated { offset, error })
+        }
+    }
+}
+
+impl OwnedDecoded {
+    fn as_decoded(&self) -> Decoded<'_> {
+        match self {
+            OwnedDecoded::Frame(offset, framing, f, raw) => {
+                let mut r = f.as_ref();
+                r.raw = raw;
+                Decoded::Frame {
+                    offset: *offset,
+                    framing: *framing,
+                    frame: r,
+                }
+            }
+            OwnedDecoded::Text(offset, data) => Decoded::Text {
+                offset: *offset,
+                data,
+            },
+            OwnedDecoded::Other(d) => d.clone(),
+        }
+    }
+}
+
+impl Session {
+    fn at(&self, ts: Timestamp) -> Where {
+        Where {
+            ts,
+            session: self.id,
+            client: self.client,
+            server: self.server,
+        }
+    }
+
+    fn report(
+        &mut self,
+        ts: Timestamp,
+        dir: Dir,
+        code: &'static str,
+        message: String,
+        totals: &mut Totals,
+        sink: &mut dyn Sink,
+    ) {
+        self.anomalies = self.anomalies.saturating_add(1);
+        totals.diagnostics = totals.diagnostics.saturating_add(1);
+        sink.event(&Event::Diagnostic {
+            ts,
+            at: Some(self.at(ts)),
+            dir: Some(dir),
+            code,
+            message,
+        });
+    }
+
+    /// Sets the framing and replays what was held.
+    fn decide(&mut self, carries: Carries, reason: String, max_frame: u32, sink: &mut dyn Sink) {
+        self.framing = Some(carries);
+        self.decoders = Some([
+            StreamDecoder::new(carries, max_frame),
+            StreamDecoder::new(carries, max_frame),
+        ]);
+        self.pending = match carries {
+            Carries::Text => Pending::Text(VecDeque::new()),
+            Carries::Framed(_) => Pending::Frames(VecDeque::new()),
+        };
+        sink.event(&Event::Detected {
+            at: self.at(self.last),
+            framing: carries_name(carries),
+            reason,
+        });
+    }
+
+    /// Tries to decide the framing from the held client bytes.
+    fn detect(&mut self, complete: bool, max_frame: u32, sink: &mut dyn Sink) -> bool {
+        let client = self.halves[0].prefix();
+        let sample = if client.is_empty() {
+            self.halves[1].prefix()
+        } else {
+            client
+        };
+        let complete = complete || sample.len() >= DETECT_LIMIT;
+        let Some(d) = detect(&sample, complete, max_frame) else {
+            return false;
+        };
+        let carries = match d.detected {
+            Detected::Framed(f) => Carries::Framed(f),
+            Detected::Text => Carries::Text,
+        };
+        self.decide(carries, d.reason, max_frame, sink);
+        true
+    }
+
+    fn feed(
+        &mut self,
+        dir: Dir,
+        chunk: Chunk<'_>,
+        ts: Timestamp,
+        max_frame: u32,
+        totals: &mut Totals,
+        sink: &mut dyn Sink,
+    ) {
+        if let Chunk::Gap { offset, len } = chunk {
+            self.report(ts, dir, "tcp.gap", format!(
+                "{len} byte(s) at stream offset {offset} were never captured (lost, or dropped by the capture); not zero-filled"
+            ), totals, sink);
+        }
+        if self.decoders.is_none() {
+            let h = &mut self.halves[dir.index()];
+            match chunk {
+                Chunk::Data { offset, bytes } => {
+                    h.held_bytes = h.held_bytes.saturating_add(bytes.len());
+                    h.held.push(Held::Data(offset, bytes.to_vec()));
+                }
+                Chunk::Gap { offset, len } => h.held.push(Held::Gap(offset, len)),
+            }
+            // The server answering means the client's request is complete;
+            // a gap or the limit forces a decision too.
+            let complete = dir == Dir::ToClient
+                || matches!(chunk, Chunk::Gap { .. })
+                || h.held_bytes >= DETECT_LIMIT;
+            if !self.detect(complete, max_frame, sink) {
+                return;
+            }
+            // Replay both directions' held chunks, in capture order per direction.
+            for d in [Dir::ToServer, Dir::ToClient] {
+                let held = std::mem::take(&mut self.halves[d.index()].held);
+                self.halves[d.index()].held_bytes = 0;
+                for h in held {
+                    match h {
+                        Held::Data(o, b) => self.decode(
+                            d,
+                            Chunk::Data {
+                                offset: o,
+                                bytes: &b,
+                            },
+                            ts,
+                            totals,
+                            sink,
+                        ),
+                        Held::Gap(o, l) => {
+                            self.decode(d, Chunk::Gap { offset: o, len: l }, ts, totals, sink)
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        self.decode(dir, chunk, ts, totals, sink);
+    }
+
+    fn decode(
+        &mut self,
+        dir: Dir,
+        chunk: Chunk<'_>,
+        ts: Timestamp,
+        totals: &mut Totals,
+        sink: &mut dyn Sink,
+    ) {
+        let Some(decs) = &mut self.decoders else {
+            return;
+        };
+        let mut items = Vec::new();
+        decs[dir.index()].chunk(chunk, &mut |d| items.push(owned(d)));
+        for d in items {
+            self.emit(dir, d.as_decoded(), ts, totals, sink);
+        }
+    }
+
+    fn emit(
+        &mut self,
+        dir: Dir,
+        d: Decoded<'_>,
+        ts: Timestamp,
+        totals: &mut Totals,
+        sink: &mut dyn Sink,
+    ) {
+        let at = self.at(ts);
+        match d {
+            Decoded::Frame {
+                offset,
+                framing,
+                frame,
+            } => {
+                totals.frames = totals.frames.saturating_add(1);
+                let h = &mut self.halves[dir.index()];
+                h.messages = h.messages.saturating_add(1);
+                h.bytes = h.bytes.saturating_add(frame.raw.len() as u64);
+                let echo = match (dir, &mut self.pending) {
+                    (Dir::ToServer, Pending::Frames(q)) => {
+                        q.push_back((frame.raw.to_vec(), ts));
+                        None
+                    }
+                    (Dir::ToClient, Pending::Frames(q)) => {
+                        self.server_echoed = true;
+                        Some(match q.pop_front() {
+                            Some((req, t0)) if req == frame.raw => {
+                                let l = ts.micros_since(t0);
+                                self.latencies.push(l);
+                                self.echoes_ok = self.echoes_ok.saturating_add(1);
+                                EchoMatch::Ok { latency_us: l }
+                            }
+                            Some(_) => {
+                                self.mismatches = self.mismatches.saturating_add(1);
+                                EchoMatch::Mismatch
+                            }
+                            None => EchoMatch::Unsolicited,
+                        })
+                    }
+                    _ => None,
+                };
+                for diag in frame.diagnostics(framing) {
+                    if diag.code == spec::V2_SIZE_OVER_20.code {
+                        continue; // shown as "(cut)" on the frame line itself
+                    }
+                    self.report(
+                        ts,
+                        dir,
+                        diag.code,
+                        format!("{} (frame at offset {offset})", diag.summary),
+                        totals,
+                        sink,
+                    );
+                }
+                sink.event(&Event::Frame {
+                    at,
+                    dir,
+                    offset,
+                    framing,
+                    frame,
+                    echo,
+                });
+                if echo == Some(EchoMatch::Mismatch) {
+                    self.report(
+                        ts,
+                        dir,
+                        spec::ECHO_MISMATCH.code,
+                        format!(
+                            "echo order={} differs from the request it answers",
+                            frame.order
+                        ),
+                        totals,
+                        sink,
+                    );
+                }
+            }
+            Decoded::Text { offset, data } => {
+                let h = &mut self.halves[dir.index()];
+                h.messages = h.messages.saturating_add(1);
+                h.bytes = h.bytes.saturating_add(data.len() as u64);
+                let echo = match (dir, &mut self.pending) {
+                    (Dir::ToServer, Pending::Text(q)) => {
+                        q.push_back((data.to_vec(), ts));
+                        None
+                    }
+                    (Dir::ToClient, Pending::Text(q)) => {
+                        self.server_echoed = true;
+                        Some(match_text(q, data, ts, &mut self.latencies))
+                    }
+                    _ => None,
+                };
+                match echo {
+                    Some(EchoMatch::Ok { .. }) => self.echoes_ok = self.echoes_ok.saturating_add(1),
+                    Some(EchoMatch::Mismatch) => {
+                        self.mismatches = self.mismatches.saturating_add(1)
+                    }
+                    _ => {}
+                }
+                sink.event(&Event::Text {
+                    at,
+                    dir,
+                    offset,
+                    data,
+                    echo,
+                });
+                if echo == Some(EchoMatch::Mismatch) {
+                    self.report(
+                        ts,
+                        dir,
+                        spec::ECHO_MISMATCH.code,
+                        format!(
+                            "text echo \"{}\" differs from what the client sent",
+                            escape(data)
+                        ),
+                        totals,
+                        sink,
+                    );
+                }
+            }
+            Decoded::Gap { .. } => {}
+            Decoded::Damaged {
+                offset,
+                captured,
+                reason,
+            } => {
+                self.report(ts, dir, "frame.damaged", format!(
+                    "frame at offset {offset}: {captured} captured byte(s) not decoded: {reason}"
+                ), totals, sink);
+            }
+            Decoded::Error { offset, error } => {
+                self.report(
+                    ts,
+                    dir,
+                    error.diagnostic().code,
+                    format!("at offset {offset}: {error}"),
+                    totals,
+                    sink,
+                );
+            }
+            Decoded::Unsynchronised { offset, bytes } => {
+                self.report(ts, dir, "frame.unsynchronised", format!(
+                    "from offset {offset}, {bytes} byte(s) not decoded: no frame header could be trusted after the problem above"
+                ), totals, sink);
+            }
+            Decoded::Truncated { offset, error } => {
+                self.report(
+                    ts,
+                    dir,
+                    error.diagnostic().code,
+                    format!("at offset {offset}: {error}"),
+                    totals,
+                    sink,
+                );
+            }
+        }
+    }
+
+    fn summary(&self) -> SessionSummary {
+        let state = if self.udp {
+            "UDP"
+        } else if self.rst {
+            "RST"
+        } else if self.fin[0] && self.fin[1] {
+            "SF"
+        } else if self.picked_up {
+            "OTH"
+        } else if !self.established && self.halves.iter().all(|h| h.bytes == 0) {
+            "S0"
+        } else {
+            "EST"
+        };
+        let framing = if self.udp {
+            "udp"
+        } else {
+            self.framing.map_or("?", carries_name)
+        };
+        let missing = match &self.pending {
+            Pending::Frames(q) => q.len() as u64,
+            Pending::Text(q) => q.len() as u64,
+        };
+        SessionSummary {
+            id: self.id,
+            transport: if self.udp { "udp" } else { "tcp" },
+            client: self.client,
+            server: self.server,
+            framing,
+            first: self.first,
+            last: self.last,
+            dirs: [0, 1].map(|i| DirSummary {
+                messages: self.halves[i].messages,
+                bytes: self.halves[i].bytes,
+                reassembly: self.halves[i].reasm.stats(),
+            }),
+            handshake_rtt_us: self.rtt_us,
+            echo_latencies_us: self.latencies.clone(),
+            echoes_ok: self.echoes_ok,
+            echo_mismatches: self.mismatches,
+            echoes_missing: if self.server_echoed { missing } else { 0 },
+            state,
+            anomalies: self.anomalies,
+        }
+    }
+}
+
+/// Compares a text echo with the oldest unanswered client bytes.
+fn match_text(
+    q: &mut VecDeque<(Vec<u8>, Timestamp)>,
+    data: &[u8],
+    ts: Timestamp,
+    lat: &mut Vec<u64>,
+) -> EchoMatch {
+    let mut rest = data;
+    let mut first_t0 = None;
+    while !rest.is_empty() {
+        let Some((front, t0)) = q.front_mut() else {
+            return if first_t0.is_some() {
+                EchoMatch::Mismatch
+            } else {
+                EchoMatch::Unsolicited
+            };
+        };
+        first_t0.get_or_insert(*t0);
+        let n = front.len().min(rest.len());
+        if front.get(..n) != rest.get(..n) {
+            q.pop_front();
+            return EchoMatch::Mismatch;
+        }
+        front.drain(..n);
+        if front.is_empty() {
+            q.pop_front();
+        }
+        rest = rest.get(n..).unwrap_or_default();
+    }
+    let l = first_t0.map_or(0, |t0| ts.micros_since(t0));
+    lat.push(l);
+    EchoMatch::Ok { latency_us: l }
+}
+
+/// `v2`, `v3` or `text`.
+pub fn carries_name(c: Carries) -> &'static str {
+    match c {
+        Carries::Framed(Framing::V2) => "v2",
+        Carries::Framed(Framing::V3) => "v3",
+        Carries::Text => "text",
+    }
+}
