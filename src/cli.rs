@@ -129,9 +129,11 @@ pub enum ClientProtoArg {
     Udp,
     /// TCP text (clientTCP.py).
     Text,
-    /// TCP v2 frames (clientTCPv2.py).
+    /// TCP v2 frames (clientTCPv2.py): size = characters typed, as the
+    /// lab's Python computes it.
     V2,
-    /// TCP v3 frames (clientTCPv3.py).
+    /// TCP v3 frames (clientTCPv3.py): size = number of message bytes
+    /// (UTF-8), which for non-ASCII text is more than Python's len().
     V3,
 }
 

@@ -70,6 +70,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             } else if std::io::stdin().is_terminal() {
                 Messages::Interactive {
                     prompt: opts.proto.prompt(),
+                    to_stderr: args.output.json,
                 }
             } else {
                 Messages::Lines(Box::new(std::io::BufReader::new(std::io::stdin())))

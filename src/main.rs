@@ -9,14 +9,8 @@ fn main() -> ExitCode {
     match rc1::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            // A closed pipe (`rc1 … | head`) is not an error worth a message.
-            if err
-                .chain()
-                .filter_map(|e| e.downcast_ref::<std::io::Error>())
-                .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            {
-                return ExitCode::SUCCESS;
-            }
+            // Output writers ignore a closed stdout (`rc1 … | head`), so an
+            // error here is a real one, a socket's broken pipe included.
             eprintln!("rc1: {err:#}");
             ExitCode::FAILURE
         }

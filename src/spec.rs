@@ -1,10 +1,10 @@
 //! The field spec: the one description of the lab's binary framings.
 //!
 //! Everything that knows where a field sits reads it from here: the codec's
-//! byte ranges ([`crate::codec::v2`], [`crate::codec::v3`]), the Lua dissector
-//! generator, the diagnostics printed by servers, clients and capture, and the
-//! `--help` text. Change a field here and the tests in this module and in the
-//! codec fail until everything agrees.
+//! byte ranges and padding byte ([`crate::codec::v2`], [`crate::codec::v3`]),
+//! the diagnostics printed by servers, clients and capture, and (next) the Lua
+//! dissector generator. Change a field here and the tests in this module and
+//! in the codec fail until everything agrees.
 //!
 //! # The protocols (from the lab guide, exercises 4 and 5)
 //!

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::util::{Server, WAIT, have_prerequisite, json_lines, run, stderr, stdout};
+use crate::util::{
+    Server, WAIT, have_prerequisite, json_lines, run, run_with_stdin, stderr, stdout,
+};
 
 fn is(event: &'static str) -> impl Fn(&Value) -> bool {
     move |v| v["event"] == event
@@ -143,6 +145,12 @@ fn selector_serves_fifty_connections_at_once() {
     drop(socks);
     let closes = server.wait_count(50, is("close"));
     assert!(closes.iter().all(|c| c["reason"] == "client closed"));
+    // The selector key (token) is on every connect, data and close line.
+    let texts = server.wait_count(100, is("text"));
+    for e in texts.iter().chain(&closes) {
+        let t = e["token"].as_u64().expect("token");
+        assert!(tokens.binary_search(&t).is_ok(), "{e}");
+    }
     assert!(server.stop().0.success());
 }
 
@@ -610,4 +618,125 @@ fn quiet_server_prints_only_errors() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn max_frame_can_be_raised_on_both_sides() {
+    let big = [vec![b'z'; 1_500_000], b"\n".to_vec()].concat();
+    // Default server limit (1 MiB): the 1.5 MB frame closes the connection.
+    let server = Server::start(&["--proto", "v3"]);
+    let port = server.port();
+    let client = ["client", "-p", "v3", "--port", &port, "--max-frame", "2M"];
+    let out = run_with_stdin(&client, big.clone());
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("closed the connection before echoing"),
+        "{err}"
+    );
+    // Raised on the server too: echoed.
+    let server = Server::start(&["--proto", "v3", "--max-frame", "2M"]);
+    let port = server.port();
+    let client = ["client", "-p", "v3", "--port", &port, "--max-frame", "2M"];
+    let out = run_with_stdin(&client, big.clone());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("size=1500000"), "{}", stdout(&out));
+    // The client refuses to send over its own (default) limit.
+    let out = run_with_stdin(&["client", "-p", "v3", "--port", &port], big);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--max-frame"), "{}", stderr(&out));
+}
+
+#[test]
+fn large_text_message_does_not_deadlock() {
+    // 8 MB on one line: the server echoes while the client is still
+    // sending; the client must read while it writes.
+    use std::process::Stdio;
+    let server = Server::start(&["--proto", "text"]);
+    let mut child = crate::util::rc1()
+        .args([
+            "client",
+            "-p",
+            "text",
+            "--port",
+            &server.port(),
+            "-q",
+            "--timeout",
+            "10s",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let line = [vec![b'q'; 8_000_000], b"\n".to_vec()].concat();
+    let w = std::thread::spawn(move || stdin.write_all(&line));
+    let out = child.wait_with_output().unwrap();
+    w.join().unwrap().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn client_fails_when_the_server_drops_it_mid_send() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let t = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        drop(s); // closes at once, reading nothing
+    });
+    let big = [vec![b'y'; 4_000_000], b"\n".to_vec()].concat();
+    let out = run_with_stdin(
+        &["client", "-p", "v3", "--port", &port, "--max-frame", "8M"],
+        big,
+    );
+    t.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with("rc1: "), "{err}");
+    assert!(err.contains("closed") || err.contains("failed"), "{err}");
+}
+
+#[test]
+fn client_reports_an_echo_sent_twice() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let t = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut b = [0u8; 29];
+        s.read_exact(&mut b).unwrap();
+        s.write_all(&b).unwrap();
+        s.write_all(&b).unwrap(); // once too often
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    let out = run(&["client", "-p", "v2", "--port", &port, "-m", "once"]);
+    t.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("29 byte(s) after the last echo"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_second_udp_server_on_the_same_port_is_refused() {
+    let server = Server::start(&["--proto", "udp"]);
+    let out = run(&[
+        "server",
+        "-p",
+        "udp",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &server.port(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the port is in use"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -198,3 +198,24 @@ pub fn have_prerequisite(present: bool, test: &str, what: &str) -> bool {
     eprintln!("SKIPPED {test}: {what} is missing on this machine");
     false
 }
+
+/// Runs `rc1 ARGS` with `input` on stdin (for messages too long for a
+/// command-line argument), writing from a thread so neither side blocks.
+pub fn run_with_stdin(args: &[&str], input: Vec<u8>) -> Output {
+    let mut child = rc1()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run rc1");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        // The client may exit early (that can be the point of the test).
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait rc1");
+    writer.join().expect("stdin writer");
+    out
+}

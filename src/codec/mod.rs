@@ -101,7 +101,7 @@ impl Frame {
         let size = u32::try_from(message.len())
             .map_err(|_| EncodeError::TooLong { len: message.len() })?;
         let kept = message.get(..spec::V2_MESSAGE_WIDTH).unwrap_or(message);
-        let padding = vec![b'-'; spec::V2_MESSAGE_WIDTH.saturating_sub(kept.len())];
+        let padding = vec![v2::PAD; spec::V2_MESSAGE_WIDTH.saturating_sub(kept.len())];
         Ok(Frame {
             version,
             order,
@@ -122,7 +122,7 @@ impl Frame {
         let size = u32::try_from(chars).map_err(|_| EncodeError::TooLong { len: chars })?;
         let mut padded = text.to_string();
         for _ in chars..spec::V2_MESSAGE_WIDTH {
-            padded.push('-');
+            padded.push(char::from(v2::PAD));
         }
         let mut field = padded.into_bytes();
         field.resize(spec::V2_MESSAGE_WIDTH, 0);
@@ -210,7 +210,7 @@ impl FrameRef<'_> {
 
     /// v2: padding is all `-` (what the lab client sends).
     pub fn padding_ok(&self) -> bool {
-        self.padding.iter().all(|&b| b == b'-')
+        self.padding.iter().all(|&b| b == v2::PAD)
     }
 
     /// Diagnostics this frame carries (not errors: the frame decoded).

@@ -59,6 +59,11 @@ impl FrameReader {
         self.end.saturating_sub(self.start)
     }
 
+    /// Bytes of memory the buffer holds (for tests and memory checks).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Stream offset of the first byte not yet consumed by a whole frame.
     pub fn offset(&self) -> u64 {
         self.consumed

@@ -9,11 +9,19 @@ use crate::spec;
 const LAYOUT: HeaderLayout = HeaderLayout::of(&spec::V2);
 
 /// The message field's range, from the spec.
+const MESSAGE: std::ops::Range<usize> = MESSAGE_FIELD.range();
+
+/// The padding byte, from the spec's message field (`-` in the lab).
+pub const PAD: u8 = match MESSAGE_FIELD.kind {
+    spec::FieldKind::FixedBytes { pad } => pad,
+    _ => panic!("the v2 message field must be fixed bytes with a pad"),
+};
+
 #[expect(
     clippy::indexing_slicing,
     reason = "const evaluation of the static spec: a bad index fails the build"
 )]
-const MESSAGE: std::ops::Range<usize> = spec::V2.fields[3].range();
+const MESSAGE_FIELD: spec::Field = spec::V2.fields[3];
 
 /// Length of every v2 frame: 29.
 pub const LEN: usize = spec::V2.fixed_len();
@@ -28,7 +36,7 @@ pub(super) fn encode(frame: &Frame, out: &mut Vec<u8>) {
         .message
         .iter()
         .chain(frame.padding.iter())
-        .chain(std::iter::repeat(&b'-'))
+        .chain(std::iter::repeat(&PAD))
         .take(width);
     out.extend(field);
     debug_assert_eq!(out.len().wrapping_sub(start), LEN);
@@ -99,6 +107,14 @@ mod tests {
         b'-', b'-', b'-', b'-', b'-', b'-', b'-', b'-', b'-', b'-', // padding
         b'-', b'-', b'-', b'-', b'-', //
     ];
+
+    #[test]
+    fn layout_and_padding_come_from_the_spec() {
+        assert_eq!(MESSAGE_FIELD.name, "message");
+        assert_eq!(MESSAGE, spec::V2.field("message").unwrap().range());
+        assert_eq!(PAD, b'-');
+        assert_eq!(LEN, 29);
+    }
 
     #[test]
     fn decode_lab_bytes() {

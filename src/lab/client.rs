@@ -24,6 +24,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use super::event::{Event, Log};
 use crate::codec::{Frame, FrameReader, Framing};
+use crate::spec;
 
 /// What the client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,8 @@ pub enum Messages {
     Interactive {
         /// The prompt.
         prompt: &'static str,
+        /// Write the prompt to stderr (stdout carries JSON).
+        to_stderr: bool,
     },
 }
 
@@ -95,10 +98,16 @@ impl Messages {
         match self {
             Messages::List(it) => it.next().map(Ok),
             Messages::Lines(r) => read_line(r.as_mut()),
-            Messages::Interactive { prompt } => {
-                let mut out = io::stdout();
-                let _ = write!(out, "{prompt}");
-                let _ = out.flush();
+            Messages::Interactive { prompt, to_stderr } => {
+                if *to_stderr {
+                    let mut err = io::stderr();
+                    let _ = write!(err, "{prompt}");
+                    let _ = err.flush();
+                } else {
+                    let mut out = io::stdout();
+                    let _ = write!(out, "{prompt}");
+                    let _ = out.flush();
+                }
                 let stdin = io::stdin();
                 let mut lock = stdin.lock();
                 read_line(&mut lock)
@@ -248,23 +257,88 @@ fn run_tcp(
                 msg.into_bytes()
             }
         };
-        stream
-            .write_all(&bytes)
-            .with_context(|| format!("sending to {remote} failed (did the server close?)"))?;
         report.sent = report.sent.saturating_add(1);
         let deadline = Instant::now() + opts.timeout;
-        let ok = match &mut reader {
-            Some(r) => read_frame_echo(&mut stream, r, &bytes, deadline, log, opts)?,
-            None => read_text_echo(&mut stream, &bytes, deadline, log, opts)?,
-        };
+        // Send and read the echo at the same time: a server that echoes
+        // while it reads would otherwise fill both socket buffers with a
+        // large message and deadlock (each side waiting for the other).
+        let mut writer = stream.try_clone()?;
+        writer.set_write_timeout(Some(opts.timeout))?;
+        let ok = std::thread::scope(|scope| -> Result<bool> {
+            let sending = scope.spawn(|| writer.write_all(&bytes));
+            let echo = match &mut reader {
+                Some(r) => read_frame_echo(&mut stream, r, &bytes, deadline, log, opts),
+                None => read_text_echo(&mut stream, &bytes, deadline, log, opts),
+            };
+            if echo.is_err() {
+                // No echo is coming: unblock the sender at once.
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
+            let sent = sending
+                .join()
+                .map_err(|_| anyhow!("the sending thread panicked"))?;
+            if let (Err(e), Ok(_)) = (&sent, &echo) {
+                let why = if is_timeout(e) {
+                    format!(
+                        "the server stopped reading for {:?} (--timeout) while we were sending",
+                        opts.timeout
+                    )
+                } else {
+                    format!("{e} (did the server close the connection?)")
+                };
+                return Err(anyhow!("sending to {remote} failed: {why}"));
+            }
+            echo
+        })?;
         if ok {
             report.echoed = report.echoed.saturating_add(1);
         } else {
             report.mismatched = report.mismatched.saturating_add(1);
         }
     }
+    // Done sending: anything the server sends after the last echo is
+    // unexpected (an extra or doubled echo); read it until the server closes.
     let _ = stream.shutdown(std::net::Shutdown::Write);
+    let extra = drain_extra(
+        &mut stream,
+        reader.as_ref().map_or(0, FrameReader::buffered),
+        opts,
+    );
+    if extra > 0 {
+        log.emit(&Event::Error {
+            conn: None,
+            peer: Some(remote),
+            code: spec::ECHO_MISMATCH.code,
+            message: format!(
+                "the server sent {extra} byte(s) after the last echo that answer nothing we sent"
+            ),
+        });
+        report.mismatched = report.mismatched.saturating_add(1);
+    }
     Ok(report)
+}
+
+/// After the last echo: counts bytes the server still sends, until it
+/// closes or a short wait passes. `held` are bytes already read past the
+/// last echo.
+fn drain_extra(stream: &mut TcpStream, held: usize, opts: &ClientOptions) -> u64 {
+    let wait = opts.timeout.min(Duration::from_secs(1));
+    let deadline = Instant::now() + wait;
+    let mut extra = held as u64;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => extra = extra.saturating_add(n as u64),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    extra
 }
 
 /// Sets the read timeout to what is left before `deadline`.
@@ -310,7 +384,7 @@ fn read_frame_echo(
                     Ok(()) => String::new(),
                 };
                 bail!(
-                    "the server closed the connection before echoing{partial}; it may have rejected the frame (see its log)"
+                    "the server closed the connection before echoing{partial}; it may have refused the connection (connection limit) or rejected the frame (see its log)"
                 );
             }
             Ok(_) => {}

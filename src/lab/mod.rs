@@ -75,6 +75,42 @@ pub struct ServerOptions {
     pub max_frame: u32,
 }
 
+/// Raises the soft open-files limit as far as `--max-conns` needs (up to
+/// the hard limit), and says so when it cannot: past it, clients would wait
+/// unserved instead of being refused.
+fn ensure_fds(o: &ServerOptions, log: &Log) {
+    // The thread-per-client servers hold two descriptors per client (the
+    // socket and the clone a stop uses to shut it); the selector one.
+    let per_conn: u64 = if o.proto == ServerProto::TextSel {
+        1
+    } else {
+        2
+    };
+    let need = (o.max_conns as u64)
+        .saturating_mul(per_conn)
+        .saturating_add(64);
+    match rlimit::increase_nofile_limit(need) {
+        Ok(limit) if limit >= need => {}
+        Ok(limit) => log.emit(&Event::Error {
+            conn: None,
+            peer: None,
+            code: "conn.fd_limit",
+            message: format!(
+                "--max-conns {} needs about {need} open files but this process may open only {limit} \
+                 (hard limit; see `ulimit -Hn`): beyond about {} clients, new ones wait until others leave",
+                o.max_conns,
+                limit.saturating_sub(64) / per_conn
+            ),
+        }),
+        Err(e) => log.emit(&Event::Error {
+            conn: None,
+            peer: None,
+            code: "conn.fd_limit",
+            message: format!("cannot read or raise the open-files limit: {e}"),
+        }),
+    }
+}
+
 enum Socket {
     Tcp(TcpListener),
     Udp(UdpSocket),
@@ -109,6 +145,9 @@ impl Server {
     pub fn run(self, log: Arc<Log>, stop: Stop) -> Result<u64> {
         let addr = self.local_addr()?;
         let o = self.opts;
+        if o.proto != ServerProto::Udp {
+            ensure_fds(&o, &log);
+        }
         log.emit(&Event::Listening {
             proto: o.proto.name(),
             addr,

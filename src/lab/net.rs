@@ -2,7 +2,7 @@
 //!
 //! The lab's Python servers set `SO_REUSEADDR` so a restarted server can
 //! bind port 5005 again while old connections sit in TIME_WAIT; rc1 does the
-//! same for TCP and UDP. `--bind ::` gives an IPv6 socket, which on Linux
+//! same for TCP (UDP needs no such help, see [`bind_udp`]). `--bind ::` gives an IPv6 socket, which on Linux
 //! also accepts IPv4 clients (as `::ffff:a.b.c.d`) unless the system sets
 //! `net.ipv6.bindv6only`.
 
@@ -23,10 +23,11 @@ pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(s.into())
 }
 
-/// A bound UDP socket with `SO_REUSEADDR`.
+/// A bound UDP socket. No `SO_REUSEADDR` here: UDP has no TIME_WAIT to
+/// wait out, and on Linux the option would let a second server bind the
+/// same port silently and steal the datagrams.
 pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_address(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
 }

@@ -44,6 +44,8 @@ struct Client {
     paused: bool,
     /// The client closed its side; close ours once `out` is written.
     closing: Option<String>,
+    /// The backpressure line was logged.
+    warned: bool,
 }
 
 impl Client {
@@ -107,8 +109,11 @@ pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
     let mut next_token = FIRST_CLIENT;
     let mut accepted: u64 = 0;
     let mut events = Events::with_capacity(1024);
+    let mut accept_retry = false;
     while !stop.is_stopped() {
-        if let Err(e) = poll.poll(&mut events, None) {
+        let wait = accept_retry.then(|| std::time::Duration::from_millis(100));
+        let mut want_accept = false;
+        if let Err(e) = poll.poll(&mut events, wait) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -117,66 +122,7 @@ pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
         for ev in events.iter() {
             match ev.token() {
                 WAKER => {}
-                LISTENER => loop {
-                    let (mut stream, peer) = match listener.accept() {
-                        Ok((s, peer)) => (s, super::net::canonical(peer)),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => {
-                            log.emit(&Event::Error {
-                                conn: None,
-                                peer: None,
-                                code: "io.accept",
-                                message: format!(
-                                    "accept failed: {e} (out of file descriptors? raise `ulimit -n` or lower --max-conns)"
-                                ),
-                            });
-                            break;
-                        }
-                    };
-                    if clients.len() >= opts.max_conns {
-                        log.emit(&Event::Refused {
-                            peer,
-                            limit: opts.max_conns,
-                        });
-                        continue;
-                    }
-                    let token = Token(next_token);
-                    next_token = next_token.wrapping_add(1).max(FIRST_CLIENT);
-                    if let Err(e) = poll
-                        .registry()
-                        .register(&mut stream, token, Interest::READABLE)
-                    {
-                        log.emit(&Event::Error {
-                            conn: None,
-                            peer: Some(peer),
-                            code: "io.register",
-                            message: format!("cannot watch this connection: {e}; closed it"),
-                        });
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    accepted = accepted.saturating_add(1);
-                    let mut conn = Conn::new(accepted, peer, opts.speaks, opts.max_frame);
-                    conn.token = Some(token.0);
-                    log.emit(&Event::Accepted {
-                        conn: accepted,
-                        peer,
-                        active: clients.len().saturating_add(1),
-                        token: Some(token.0),
-                    });
-                    clients.insert(
-                        token.0,
-                        Client {
-                            stream,
-                            conn,
-                            out: Vec::new(),
-                            sent: 0,
-                            paused: false,
-                            closing: None,
-                        },
-                    );
-                },
+                LISTENER => want_accept = true,
                 token => {
                     let Some(c) = clients.get_mut(&token.0) else {
                         continue;
@@ -207,6 +153,77 @@ pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
                 }
             }
         }
+        if want_accept || accept_retry {
+            loop {
+                let (mut stream, peer) = match listener.accept() {
+                    Ok((s, peer)) => (s, super::net::canonical(peer)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        accept_retry = false;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        // Out of file descriptors (EMFILE) and the like: the
+                        // client waits in the backlog; retry every 100 ms.
+                        if !accept_retry {
+                            log.emit(&Event::Error {
+                            conn: None,
+                            peer: None,
+                            code: "io.accept",
+                            message: format!(
+                                "accept failed: {e} (out of file descriptors? raise `ulimit -n` or lower --max-conns); retrying every 100 ms"
+                            ),
+                        });
+                        }
+                        accept_retry = true;
+                        break;
+                    }
+                };
+                if clients.len() >= opts.max_conns {
+                    log.emit(&Event::Refused {
+                        peer,
+                        limit: opts.max_conns,
+                    });
+                    continue;
+                }
+                let token = Token(next_token);
+                next_token = next_token.wrapping_add(1).max(FIRST_CLIENT);
+                if let Err(e) = poll
+                    .registry()
+                    .register(&mut stream, token, Interest::READABLE)
+                {
+                    log.emit(&Event::Error {
+                        conn: None,
+                        peer: Some(peer),
+                        code: "io.register",
+                        message: format!("cannot watch this connection: {e}; closed it"),
+                    });
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                accepted = accepted.saturating_add(1);
+                let mut conn = Conn::new(accepted, peer, opts.speaks, opts.max_frame);
+                conn.token = Some(token.0);
+                log.emit(&Event::Accepted {
+                    conn: accepted,
+                    peer,
+                    active: clients.len().saturating_add(1),
+                    token: Some(token.0),
+                });
+                clients.insert(
+                    token.0,
+                    Client {
+                        stream,
+                        conn,
+                        out: Vec::new(),
+                        sent: 0,
+                        paused: false,
+                        closing: None,
+                        warned: false,
+                    },
+                );
+            }
+        }
     }
     for (_, c) in clients {
         log.emit(&Event::Closed {
@@ -225,16 +242,26 @@ fn serve_event(c: &mut Client, readable: bool, log: &Log) -> Next {
     if readable && !c.paused && c.closing.is_none() {
         loop {
             if c.pending() >= HIGH_WATER {
+                // Try to hand the queue to the kernel first: a client that
+                // reads promptly is only briefly behind.
+                if let Err(e) = c.flush() {
+                    return Next::Close(format!("echo failed: {e}"));
+                }
+            }
+            if c.pending() >= HIGH_WATER {
                 c.paused = true;
-                log.emit(&Event::Error {
-                    conn: Some(c.conn.id),
-                    peer: Some(c.conn.peer),
-                    code: "conn.backpressure",
-                    message: format!(
-                        "client is not reading its echoes ({} bytes queued); pausing reads from it until it does",
-                        c.pending()
-                    ),
-                });
+                if !c.warned {
+                    c.warned = true;
+                    log.emit(&Event::Error {
+                        conn: Some(c.conn.id),
+                        peer: Some(c.conn.peer),
+                        code: "conn.backpressure",
+                        message: format!(
+                            "client reads its echoes slower than it sends ({} bytes queued); reads from it pause until the queue drains (said once per connection)",
+                            c.pending()
+                        ),
+                    });
+                }
                 break;
             }
             match c.conn.read_from(&mut c.stream) {

@@ -68,8 +68,12 @@ pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
     }
     let mut events = Events::with_capacity(64);
     let mut accepted: u64 = 0;
+    // Set while accept fails (out of file descriptors): retry every 100 ms,
+    // since an edge-triggered poll will not report the waiting clients again.
+    let mut accept_retry = false;
     while !stop.is_stopped() {
-        if let Err(e) = poll.poll(&mut events, None) {
+        let wait = accept_retry.then(|| Duration::from_millis(100));
+        if let Err(e) = poll.poll(&mut events, wait) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -81,19 +85,24 @@ pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
             }
             let (stream, peer) = match listener.accept() {
                 Ok((s, peer)) => (s, super::net::canonical(peer)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    accept_retry = false;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: say so, back off, keep serving.
-                    log.emit(&Event::Error {
-                        conn: None,
-                        peer: None,
-                        code: "io.accept",
-                        message: format!(
-                            "accept failed: {e} (out of file descriptors? raise `ulimit -n` or lower --max-conns); retrying"
-                        ),
-                    });
-                    std::thread::sleep(Duration::from_millis(100));
+                    // EMFILE and friends: say so once, keep serving, retry.
+                    if !accept_retry {
+                        log.emit(&Event::Error {
+                            conn: None,
+                            peer: None,
+                            code: "io.accept",
+                            message: format!(
+                                "accept failed: {e} (out of file descriptors? raise `ulimit -n` or lower --max-conns); waiting clients are retried every 100 ms"
+                            ),
+                        });
+                    }
+                    accept_retry = true;
                     break;
                 }
             };

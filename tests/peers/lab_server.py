@@ -51,7 +51,8 @@ def serve(proto, conn, peer):
                     return
                 raw = head + body
                 out({"peer_port": peer[1], "version": version, "order": order, "size": size,
-                     "len": len(body), "head": body[:32].hex(), "raw_len": len(raw)})
+                     "len": len(body), "head": body[:32].hex(), "tail": body[-16:].hex(),
+                     "sum": sum(body) & 0xFFFFFFFF, "raw_len": len(raw)})
             else:
                 raw = conn.recv(4096)
                 if not raw:
