@@ -79,16 +79,10 @@ pub struct ServerOptions {
 /// the hard limit), and says so when it cannot: past it, clients would wait
 /// unserved instead of being refused.
 fn ensure_fds(o: &ServerOptions, log: &Log) {
-    // The thread-per-client servers hold two descriptors per client (the
-    // socket and the clone a stop uses to shut it); the selector one.
-    let per_conn: u64 = if o.proto == ServerProto::TextSel {
-        1
-    } else {
-        2
-    };
-    let need = (o.max_conns as u64)
-        .saturating_mul(per_conn)
-        .saturating_add(64);
+    // One descriptor per client, plus a few for the listener, the poll,
+    // stdio and libraries.
+    const RESERVE: u64 = 16;
+    let need = (o.max_conns as u64).saturating_add(RESERVE);
     match rlimit::increase_nofile_limit(need) {
         Ok(limit) if limit >= need => {}
         Ok(limit) => log.emit(&Event::Error {
@@ -99,7 +93,7 @@ fn ensure_fds(o: &ServerOptions, log: &Log) {
                 "--max-conns {} needs about {need} open files but this process may open only {limit} \
                  (hard limit; see `ulimit -Hn`): beyond about {} clients, new ones wait until others leave",
                 o.max_conns,
-                limit.saturating_sub(64) / per_conn
+                limit.saturating_sub(RESERVE)
             ),
         }),
         Err(e) => log.emit(&Event::Error {

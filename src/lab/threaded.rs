@@ -4,15 +4,15 @@
 //! The accept loop waits in a `mio` poll on the listener and a waker, so
 //! Ctrl+C wakes it at once. Each accepted client gets its own thread (as the
 //! lab's `threading.Thread`), reading with blocking calls through
-//! [`Conn`]. Open connections are kept in a table: it enforces
-//! `--max-conns` and lets a stop shut every client socket, which wakes each
-//! thread from its blocking read.
+//! [`Conn`]. A shared counter of open connections enforces `--max-conns`.
+//! Client reads time out every [`STOP_POLL`] so each thread notices a stop
+//! by itself: one file descriptor per client, nothing shared to clone.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -41,11 +41,11 @@ pub struct TcpOptions {
     pub max_frame: u32,
 }
 
-type Table = Arc<Mutex<HashMap<u64, TcpStream>>>;
+/// How often a client thread blocked in `read` looks at the stop flag.
+pub const STOP_POLL: Duration = Duration::from_millis(200);
 
-fn lock(t: &Table) -> std::sync::MutexGuard<'_, HashMap<u64, TcpStream>> {
-    t.lock().unwrap_or_else(|p| p.into_inner())
-}
+/// Open connections.
+type Active = Arc<AtomicUsize>;
 
 /// Serves until `stop`; returns how many connections were accepted.
 pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -> io::Result<u64> {
@@ -55,15 +55,11 @@ pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
     poll.registry()
         .register(&mut SourceFd(&fd), LISTENER, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    let table: Table = Arc::default();
+    let active: Active = Arc::default();
     {
         let waker = waker.clone();
-        let table = table.clone();
         stop.on_stop(move || {
             let _ = waker.wake();
-            for s in lock(&table).values() {
-                let _ = s.shutdown(Shutdown::Both);
-            }
         });
     }
     let mut events = Events::with_capacity(64);
@@ -106,8 +102,7 @@ pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
                     break;
                 }
             };
-            let active = lock(&table).len();
-            if active >= opts.max_conns {
+            if active.load(Ordering::SeqCst) >= opts.max_conns {
                 log.emit(&Event::Refused {
                     peer,
                     limit: opts.max_conns,
@@ -117,21 +112,23 @@ pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
             }
             accepted = accepted.saturating_add(1);
             let id = accepted;
-            if let Err(e) = spawn_client(id, stream, peer, opts, &log, &table, &stop) {
+            if let Err(e) = spawn_client(id, stream, peer, opts, &log, &active, &stop) {
                 log.emit(&Event::Error {
                     conn: Some(id),
                     peer: Some(peer),
                     code: "io.thread",
-                    message: format!("cannot start a thread for this client: {e}; closed it"),
+                    message: format!(
+                        "cannot serve this client: {e} (out of threads or file descriptors? lower --max-conns); closed it"
+                    ),
                 });
-                lock(&table).remove(&id);
+                active.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }
-    // Stopping: the hook shut every client socket; give their threads a
+    // Stopping: each client thread notices within STOP_POLL; give them a
     // moment to log their close lines.
     let deadline = Instant::now() + Duration::from_secs(2);
-    while !lock(&table).is_empty() && Instant::now() < deadline {
+    while active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(accepted)
@@ -143,42 +140,37 @@ fn spawn_client(
     peer: std::net::SocketAddr,
     opts: TcpOptions,
     log: &Arc<Log>,
-    table: &Table,
+    active: &Active,
     stop: &Stop,
 ) -> io::Result<()> {
+    // Counted first, so a failure below is undone by the caller.
+    let open = active.fetch_add(1, Ordering::SeqCst).saturating_add(1);
     stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(STOP_POLL))?;
     let _ = stream.set_nodelay(true);
-    let active = {
-        let mut t = lock(table);
-        t.insert(id, stream.try_clone()?);
-        t.len()
-    };
-    if stop.is_stopped() {
-        let _ = stream.shutdown(Shutdown::Both);
-    }
     log.emit(&Event::Accepted {
         conn: id,
         peer,
-        active,
+        active: open,
         token: None,
     });
-    let log = log.clone();
-    let table = table.clone();
+    let log2 = log.clone();
+    let active2 = active.clone();
     let stop = stop.clone();
     std::thread::Builder::new()
         .name(format!("rc1-conn-{id}"))
         .stack_size(THREAD_STACK)
         .spawn(move || {
             let mut conn = Conn::new(id, peer, opts.speaks, opts.max_frame);
-            let reason = serve(&mut conn, stream, &log, &stop);
-            lock(&table).remove(&id);
-            log.emit(&Event::Closed {
+            let reason = serve(&mut conn, stream, &log2, &stop);
+            log2.emit(&Event::Closed {
                 conn: id,
                 peer,
                 reason: &reason,
                 stats: conn.stats,
                 token: None,
             });
+            active2.fetch_sub(1, Ordering::SeqCst);
         })?;
     Ok(())
 }
@@ -187,9 +179,22 @@ fn spawn_client(
 fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop) -> String {
     let mut out = Vec::new();
     loop {
+        if stop.is_stopped() {
+            let _ = stream.shutdown(Shutdown::Both);
+            return "server stopping".into();
+        }
         let n = match conn.read_from(&mut stream) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // The read timeout: only a chance to look at the stop flag.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
             Err(e) => {
                 if stop.is_stopped() {
                     return "server stopping".into();
