@@ -95,6 +95,10 @@ pub struct CaptureArgs {
     /// Also print TCP handshakes, FIN/RST and retransmissions.
     #[arg(long)]
     pub tcp_events: bool,
+    /// Also write the packets read to this pcap file (e.g. to open in
+    /// Wireshark later).
+    #[arg(short = 'w', long = "write", value_name = "OUT.pcap")]
+    pub write: Option<std::path::PathBuf>,
     /// Largest v3 message believed (k, M, G suffixes); a bigger claim is
     /// reported as v3.size_over_max.
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_size)]
@@ -248,6 +252,7 @@ impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
             },
             count: a.count,
             tcp_events: a.tcp_events,
+            write: a.write.clone(),
         })
     }
 }

@@ -96,9 +96,11 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let opts = capture::CaptureOptions::try_from(args)?;
-    let source = capture::open(&opts)?;
+    let mut source = capture::open(&opts)?;
     let stop = Stop::new();
-    if source.is_live() {
+    if let Some(handle) = source.break_handle() {
+        // A read may block until a packet comes: Ctrl+C breaks it.
+        stop.on_stop(move || handle.breakloop());
         let s = stop.clone();
         ctrlc::set_handler(move || {
             if !s.stop() {
@@ -110,6 +112,8 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         json: args.output.json,
         tcp_events: args.tcp_events,
         quiet: args.output.quiet,
+        // Live: each event as it happens; a file: buffered, for speed.
+        flush_each: source.is_live(),
     };
     let stdout = std::io::stdout();
     let mut printer = report::Printer::new(std::io::BufWriter::new(stdout.lock()), report);

@@ -38,6 +38,8 @@ pub struct ReportOptions {
     pub tcp_events: bool,
     /// Print only diagnostics and the summary.
     pub quiet: bool,
+    /// Flush after every line (live captures).
+    pub flush_each: bool,
 }
 
 /// A sink that prints.
@@ -69,7 +71,8 @@ impl<W: Write> Printer<W> {
         if self.broken {
             return;
         }
-        if writeln!(self.out, "{s}").is_err() {
+        if writeln!(self.out, "{s}").is_err() || (self.opts.flush_each && self.out.flush().is_err())
+        {
             self.broken = true;
         }
     }

@@ -48,6 +48,8 @@ pub struct CaptureOptions {
     pub count: Option<u64>,
     /// Emit TCP control events.
     pub tcp_events: bool,
+    /// `-w`: write the packets read to this pcap file.
+    pub write: Option<PathBuf>,
 }
 
 /// How a run ended.
@@ -61,10 +63,14 @@ pub struct Outcome {
 
 /// Opens the source; errors are the user-facing messages.
 pub fn open(opts: &CaptureOptions) -> Result<Source> {
-    match &opts.input {
-        Input::Live(iface) => Source::live(iface, &opts.filter),
-        Input::File(path) => Source::file(path, &opts.filter),
+    let mut source = match &opts.input {
+        Input::Live(iface) => Source::live(iface, &opts.filter)?,
+        Input::File(path) => Source::file(path, &opts.filter)?,
+    };
+    if let Some(path) = &opts.write {
+        source.write_to(path)?;
     }
+    Ok(source)
 }
 
 /// Reads every packet from `source` (until the end, `-c`, or `stop`) and
@@ -99,6 +105,7 @@ pub fn run(
             Err(e) => return Err(e.into()),
         }
     }
+    source.finish_writing()?;
     tracker.totals.packets = source.packets();
     tracker.totals.kernel = source.stats();
     tracker.finish(sink);

@@ -83,6 +83,8 @@ pub struct Source {
     pub bytes_read: u64,
     /// The file's size, if a file.
     pub file_size: Option<u64>,
+    /// `-w`: every packet read is also written here.
+    savefile: Option<pcap::Savefile>,
 }
 
 /// Why reading stopped early.
@@ -177,6 +179,7 @@ impl Source {
             packets: 0,
             bytes_read: 0,
             file_size: None,
+            savefile: None,
         };
         s.check_linktype()?;
         s.set_filter(filter)?;
@@ -203,6 +206,7 @@ impl Source {
             // The pcap global header.
             bytes_read: 24,
             file_size: Some(size),
+            savefile: None,
         };
         s.check_linktype()?;
         s.set_filter(filter)?;
@@ -237,6 +241,15 @@ impl Source {
         self.linktype
     }
 
+    /// For a live capture: a handle that makes a blocked read return at once
+    /// (libpcap's `pcap_breakloop`), for a stop request to call.
+    pub fn break_handle(&mut self) -> Option<pcap::BreakLoop> {
+        match &mut self.handle {
+            Handle::Live(c) => Some(c.breakloop_handle()),
+            Handle::File(_) => None,
+        }
+    }
+
     /// Whether this is a live capture.
     pub fn is_live(&self) -> bool {
         matches!(self.handle, Handle::Live(_))
@@ -256,6 +269,9 @@ impl Source {
         };
         match r {
             Ok(p) => {
+                if let Some(out) = &mut self.savefile {
+                    out.write(&p);
+                }
                 self.packets = self.packets.saturating_add(1);
                 self.bytes_read = self
                     .bytes_read
@@ -301,12 +317,23 @@ impl Source {
         }
     }
 
-    /// A pcap file writer for `-w`, with this capture's link type.
-    pub fn savefile(&self, path: &Path) -> Result<pcap::Savefile> {
+    /// `-w`: also write every packet read to a pcap file (this capture's
+    /// link type), flushed by [`Source::finish_writing`] and when dropped.
+    pub fn write_to(&mut self, path: &Path) -> Result<()> {
         let r = match &self.handle {
             Handle::Live(c) => c.savefile(path),
             Handle::File(c) => c.savefile(path),
         };
-        r.map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
+        self.savefile = Some(r.map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?);
+        Ok(())
+    }
+
+    /// Flushes the `-w` file.
+    pub fn finish_writing(&mut self) -> Result<()> {
+        if let Some(out) = &mut self.savefile {
+            out.flush()
+                .map_err(|e| anyhow!("cannot finish writing the capture file: {e}"))?;
+        }
+        Ok(())
     }
 }
