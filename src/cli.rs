@@ -80,7 +80,8 @@ pub struct CaptureArgs {
     /// List the interfaces a live capture can use, and exit.
     #[arg(short = 'D', long = "list-interfaces")]
     pub list_interfaces: bool,
-    /// A BPF capture filter (tcpdump syntax). Default: `port PORT`, TCP and UDP.
+    /// A BPF capture filter (tcpdump syntax). Default: `port PORT` (TCP and
+    /// UDP), VLAN-tagged packets included.
     #[arg(short = 'f', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
     /// The lab server's port: it tells client from server.
@@ -240,10 +241,7 @@ impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
         }
         Ok(crate::capture::CaptureOptions {
             input,
-            filter: a
-                .filter
-                .clone()
-                .unwrap_or_else(|| format!("port {}", a.port)),
+            filter: a.filter.clone(),
             tracker: TrackerOptions {
                 port: a.port,
                 proto,

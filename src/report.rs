@@ -101,7 +101,9 @@ fn echo_note(e: Option<EchoMatch>) -> String {
     match e {
         Some(EchoMatch::Ok { latency_us }) => format!(" echo ok ({})", micros(latency_us)),
         Some(EchoMatch::Mismatch) => " ECHO MISMATCH".into(),
-        Some(EchoMatch::Unsolicited) => " (no request to match)".into(),
+        Some(EchoMatch::Unsolicited) => {
+            " (no captured request to match: it may lie in a capture gap)".into()
+        }
         None => String::new(),
     }
 }

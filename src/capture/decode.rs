@@ -100,6 +100,8 @@ pub struct StreamDecoder {
     reader: Option<FrameReader>,
     /// Skip captured bytes until this stream offset (resynchronising).
     skip_until: Option<u64>,
+    /// Start of the frame those skipped bytes belong to.
+    skip_frame: u64,
     /// Since this offset nothing can be decoded (v3 without a trusted header).
     unsync_from: Option<u64>,
     unsync_bytes: u64,
@@ -119,6 +121,7 @@ impl StreamDecoder {
                 Carries::Text => None,
             },
             skip_until: None,
+            skip_frame: 0,
             unsync_from: None,
             unsync_bytes: 0,
             next: 0,
@@ -150,8 +153,18 @@ impl StreamDecoder {
                 let skip = usize::try_from(until.saturating_sub(offset))
                     .unwrap_or(usize::MAX)
                     .min(bytes.len());
+                // These bytes finish a frame the gap cut: say so, never
+                // decode them.
+                out(Decoded::Damaged {
+                    offset,
+                    captured: skip as u64,
+                    reason: format!(
+                        "the end of the frame at offset {} that a gap cut; decoding resumes at offset {until}",
+                        self.skip_frame
+                    ),
+                });
                 let rest = bytes.get(skip..).unwrap_or_default();
-                if rest.is_empty() && until > self.next {
+                if until > self.next {
                     return;
                 }
                 self.skip_until = None;
@@ -253,6 +266,10 @@ impl StreamDecoder {
         }
         if resume > gap_end {
             self.skip_until = Some(resume);
+            self.skip_frame = match framing {
+                Framing::V2 => resume.saturating_sub(v2::LEN as u64),
+                Framing::V3 => frame_start,
+            };
         }
         self.reader_base = resume;
     }
@@ -361,6 +378,7 @@ mod tests {
                 "frame@0 order=1",
                 "gap@40+10",
                 "damaged@29 11",
+                "damaged@50 8",
                 "frame@58 order=3",
                 "frame@87 order=4"
             ]
@@ -391,7 +409,40 @@ mod tests {
                 "frame@0 order=1",
                 "gap@30+5",
                 "damaged@20 10",
+                "damaged@35 10",
                 "frame@45 order=3"
+            ]
+        );
+    }
+
+    #[test]
+    fn v2_gap_on_a_frame_boundary_damages_the_frame_it_ends_in() {
+        // gap.pcap's case: frame 2 lost whole, frame 3 missing its first 11 bytes.
+        let s = frames(Framing::V2, &[b"one", b"two", b"three", b"four"]);
+        let t = run(
+            Carries::Framed(Framing::V2),
+            &[
+                Chunk::Data {
+                    offset: 0,
+                    bytes: &s[..29],
+                },
+                Chunk::Gap {
+                    offset: 29,
+                    len: 40,
+                },
+                Chunk::Data {
+                    offset: 69,
+                    bytes: &s[69..],
+                },
+            ],
+        );
+        assert_eq!(
+            t,
+            [
+                "frame@0 order=1",
+                "gap@29+40",
+                "damaged@69 18",
+                "frame@87 order=4"
             ]
         );
     }

@@ -40,8 +40,8 @@ pub enum Input {
 pub struct CaptureOptions {
     /// The source.
     pub input: Input,
-    /// BPF filter (default `port 5005`).
-    pub filter: String,
+    /// BPF filter; `None`: the lab's port, TCP and UDP, VLAN-tagged too.
+    pub filter: Option<String>,
     /// Session tracking settings.
     pub tracker: TrackerOptions,
     /// Stop after this many packets.
@@ -64,13 +64,28 @@ pub struct Outcome {
 /// Opens the source; errors are the user-facing messages.
 pub fn open(opts: &CaptureOptions) -> Result<Source> {
     let mut source = match &opts.input {
-        Input::Live(iface) => Source::live(iface, &opts.filter)?,
-        Input::File(path) => Source::file(path, &opts.filter)?,
+        Input::Live(iface) => Source::live(iface)?,
+        Input::File(path) => Source::file(path)?,
     };
+    let filter = match &opts.filter {
+        Some(f) => f.clone(),
+        None => default_filter(source.linktype(), opts.tracker.port),
+    };
+    source.set_filter(&filter)?;
     if let Some(path) = &opts.write {
         source.write_to(path)?;
     }
     Ok(source)
+}
+
+/// `port P`, and on Ethernet also `vlan and port P`: a plain `port` filter
+/// does not look past an 802.1Q tag.
+pub fn default_filter(linktype: i32, port: u16) -> String {
+    if linktype == packet::linktype::ETHERNET {
+        format!("port {port} or (vlan and port {port})")
+    } else {
+        format!("port {port}")
+    }
 }
 
 /// Reads every packet from `source` (until the end, `-c`, or `stop`) and

@@ -178,16 +178,27 @@ impl Reassembler {
     }
 
     /// The other side acknowledged up to sequence number `ack` (exclusive).
-    pub fn ack(&mut self, ack: u32) {
+    ///
+    /// A hole *before buffered data* that the receiver has acknowledged will
+    /// never be retransmitted: the receiver got those bytes and the capture
+    /// did not. It becomes a gap at once (so later requests are not held
+    /// back behind it), and the data after it is delivered to `out`.
+    pub fn ack(&mut self, ack: u32, out: &mut dyn FnMut(Chunk<'_>)) {
         let Some(origin) = self.origin else { return };
         let off = self.offset_of(origin, ack);
-        if let Ok(off) = u64::try_from(off) {
-            // A FIN consumes one sequence number: an ACK of it is not data.
-            let off = match self.fin_at {
-                Some(f) => off.min(f),
-                None => off,
-            };
-            self.acked = Some(self.acked.map_or(off, |a| a.max(off)));
+        let Ok(off) = u64::try_from(off) else { return };
+        // A FIN consumes one sequence number: an ACK of it is not data.
+        let off = match self.fin_at {
+            Some(f) => off.min(f),
+            None => off,
+        };
+        let acked = self.acked.map_or(off, |a| a.max(off));
+        self.acked = Some(acked);
+        while let Some((&first, _)) = self.pending.iter().next() {
+            if first > acked || first <= self.next {
+                break;
+            }
+            self.skip_hole(out);
         }
     }
 
@@ -563,7 +574,8 @@ mod tests {
         let (mut r, mut g) = (Reassembler::new(1 << 20), Got::default());
         r.syn(0);
         feed(&mut r, &mut g, 1, b"abc");
-        r.ack(1 + 3 + 50); // the peer got 50 more bytes we never saw
+        r.ack(1 + 3 + 50, &mut |c| g.take(c)); // the peer got 50 more bytes we never saw
+        assert_eq!(g.gaps, vec![], "no buffered data after it: only at flush");
         r.flush(&mut |c| g.take(c));
         assert_eq!(g.gaps, vec![(3, 50)]);
         // FIN: the tail up to the FIN is a gap too; the FIN itself is not data.
@@ -571,10 +583,23 @@ mod tests {
         r.syn(0);
         feed(&mut r, &mut g, 1, b"abc");
         r.segment(9, true, b"", &mut |c| g.take(c));
-        r.ack(10); // acks the FIN
+        r.ack(10, &mut |c| g.take(c)); // acks the FIN
         r.flush(&mut |c| g.take(c));
         assert_eq!(g.gaps, vec![(3, 5)]);
         assert!(r.is_finished());
+    }
+
+    #[test]
+    fn an_acknowledged_hole_becomes_a_gap_at_once() {
+        let (mut r, mut g) = (Reassembler::new(1 << 20), Got::default());
+        r.syn(0);
+        feed(&mut r, &mut g, 1, b"aaaa");
+        feed(&mut r, &mut g, 11, b"cccc"); // bytes 4..10 missing
+        r.ack(5, &mut |c| g.take(c)); // acks only part of the hole: wait
+        assert!(g.gaps.is_empty());
+        r.ack(15, &mut |c| g.take(c)); // the receiver has everything
+        assert_eq!(g.gaps, vec![(4, 6)]);
+        assert_eq!(g.bytes, b"aaaacccc");
     }
 
     /// The model: a per-byte map of what was sent, first copy wins. Random

@@ -97,11 +97,16 @@ impl Half {
     }
 }
 
-/// Requests waiting for their echo.
+/// Requests waiting for their echo: `(order, raw bytes, time)` for frames,
+/// `(bytes, time)` for text. Bounded by [`MAX_PENDING`] entries: a server
+/// that never echoes must not make memory grow with the capture.
 enum Pending {
-    Frames(VecDeque<(Vec<u8>, Timestamp)>),
+    Frames(VecDeque<(u32, Vec<u8>, Timestamp)>),
     Text(VecDeque<(Vec<u8>, Timestamp)>),
 }
+
+/// Most requests remembered per session while waiting for echoes.
+pub const MAX_PENDING: usize = 4096;
 
 struct Session {
     id: u64,
@@ -125,6 +130,10 @@ struct Session {
     echoes_ok: u64,
     mismatches: u64,
     server_echoed: bool,
+    /// Requests forgotten because too many waited for echoes.
+    untracked: u64,
+    /// A gap was seen in each direction.
+    gap_seen: [bool; 2],
     anomalies: u64,
 }
 
@@ -255,6 +264,8 @@ impl Tracker {
             echoes_ok: 0,
             mismatches: 0,
             server_echoed: false,
+            gap_seen: [false; 2],
+            untracked: 0,
             anomalies: 0,
         }
     }
@@ -406,8 +417,17 @@ impl Tracker {
             }
         }
         if t.ack {
-            let other = 1 - dir.index();
-            s.halves[other].reasm.ack(t.ack_no);
+            // An ACK may turn a hole in the other direction into a gap.
+            let other = if dir == Dir::ToServer {
+                Dir::ToClient
+            } else {
+                Dir::ToServer
+            };
+            let mut chunks: Vec<(u64, Option<Vec<u8>>, u64)> = Vec::new();
+            s.halves[other.index()]
+                .reasm
+                .ack(t.ack_no, &mut |c| collect(&mut chunks, c));
+            s.feed_all(other, chunks, ts, max_frame, &mut self.totals, sink);
         }
         if truncated {
             s.anomalies = s.anomalies.saturating_add(1);
@@ -448,26 +468,7 @@ impl Tracker {
                 t.seq
             ), &mut self.totals, sink);
         }
-        for (offset, data, len) in chunks {
-            match data {
-                Some(b) => s.feed(
-                    dir,
-                    Chunk::Data { offset, bytes: &b },
-                    ts,
-                    max_frame,
-                    &mut self.totals,
-                    sink,
-                ),
-                None => s.feed(
-                    dir,
-                    Chunk::Gap { offset, len },
-                    ts,
-                    max_frame,
-                    &mut self.totals,
-                    sink,
-                ),
-            }
-        }
+        s.feed_all(dir, chunks, ts, max_frame, &mut self.totals, sink);
         // Control.
         if t.fin && !s.fin[dir.index()] {
             s.fin[dir.index()] = true;
@@ -528,30 +529,10 @@ impl Tracker {
         if !s.udp {
             for dir in [Dir::ToServer, Dir::ToClient] {
                 let mut chunks: Vec<(u64, Option<Vec<u8>>, u64)> = Vec::new();
-                s.halves[dir.index()].reasm.flush(&mut |c| match c {
-                    Chunk::Data { offset, bytes } => chunks.push((offset, Some(bytes.to_vec()), 0)),
-                    Chunk::Gap { offset, len } => chunks.push((offset, None, len)),
-                });
-                for (offset, data, len) in chunks {
-                    match data {
-                        Some(b) => s.feed(
-                            dir,
-                            Chunk::Data { offset, bytes: &b },
-                            ts,
-                            max_frame,
-                            &mut self.totals,
-                            sink,
-                        ),
-                        None => s.feed(
-                            dir,
-                            Chunk::Gap { offset, len },
-                            ts,
-                            max_frame,
-                            &mut self.totals,
-                            sink,
-                        ),
-                    }
-                }
+                s.halves[dir.index()]
+                    .reasm
+                    .flush(&mut |c| collect(&mut chunks, c));
+                s.feed_all(dir, chunks, ts, max_frame, &mut self.totals, sink);
             }
             if s.decoders.is_none() {
                 s.detect(true, max_frame, sink);
@@ -565,6 +546,19 @@ impl Tracker {
                     }
                 }
                 s.decoders = Some(decs);
+            }
+            if s.untracked > 0 {
+                s.report(
+                    ts,
+                    Dir::ToServer,
+                    "echo.untracked",
+                    format!(
+                        "{} request(s) waited so long for an echo that they were no longer tracked (at most {MAX_PENDING} are)",
+                        s.untracked
+                    ),
+                    &mut self.totals,
+                    sink,
+                );
             }
             let missing = match &s.pending {
                 Pending::Frames(q) => q.len() as u64,
@@ -588,6 +582,15 @@ impl Tracker {
         }
         let summary = s.summary();
         sink.session_end(&summary);
+    }
+}
+
+/// Keeps a reassembler chunk (the reassembler lends its bytes only for the
+/// duration of the callback).
+fn collect(chunks: &mut Vec<(u64, Option<Vec<u8>>, u64)>, c: Chunk<'_>) {
+    match c {
+        Chunk::Data { offset, bytes } => chunks.push((offset, Some(bytes.to_vec()), 0)),
+        Chunk::Gap { offset, len } => chunks.push((offset, None, len)),
     }
 }
 
@@ -716,6 +719,24 @@ impl Session {
         true
     }
 
+    fn feed_all(
+        &mut self,
+        dir: Dir,
+        chunks: Vec<(u64, Option<Vec<u8>>, u64)>,
+        ts: Timestamp,
+        max_frame: u32,
+        totals: &mut Totals,
+        sink: &mut dyn Sink,
+    ) {
+        for (offset, data, len) in chunks {
+            let chunk = match &data {
+                Some(b) => Chunk::Data { offset, bytes: b },
+                None => Chunk::Gap { offset, len },
+            };
+            self.feed(dir, chunk, ts, max_frame, totals, sink);
+        }
+    }
+
     fn feed(
         &mut self,
         dir: Dir,
@@ -726,6 +747,7 @@ impl Session {
         sink: &mut dyn Sink,
     ) {
         if let Chunk::Gap { offset, len } = chunk {
+            self.gap_seen[dir.index()] = true;
             self.report(ts, dir, "tcp.gap", format!(
                 "{len} byte(s) at stream offset {offset} were never captured (lost, or dropped by the capture); not zero-filled"
             ), totals, sink);
@@ -813,13 +835,26 @@ impl Session {
                 h.bytes = h.bytes.saturating_add(frame.raw.len() as u64);
                 let echo = match (dir, &mut self.pending) {
                     (Dir::ToServer, Pending::Frames(q)) => {
-                        q.push_back((frame.raw.to_vec(), ts));
+                        if q.len() >= MAX_PENDING {
+                            q.pop_front();
+                            self.untracked = self.untracked.saturating_add(1);
+                        }
+                        q.push_back((frame.order, frame.raw.to_vec(), ts));
                         None
                     }
                     (Dir::ToClient, Pending::Frames(q)) => {
                         self.server_echoed = true;
-                        Some(match q.pop_front() {
-                            Some((req, t0)) if req == frame.raw => {
+                        // The request with the same order; the lab's servers
+                        // echo in order, so it is normally the oldest one.
+                        let found = q.iter().position(|(order, _, _)| *order == frame.order);
+                        let pick = match found {
+                            Some(p) => q.remove(p),
+                            // Its request may sit in a capture gap.
+                            None if self.gap_seen[0] => None,
+                            None => q.pop_front(),
+                        };
+                        Some(match pick {
+                            Some((_, req, t0)) if req == frame.raw => {
                                 let l = ts.micros_since(t0);
                                 self.latencies.push(l);
                                 self.echoes_ok = self.echoes_ok.saturating_add(1);
@@ -875,6 +910,10 @@ impl Session {
                 h.bytes = h.bytes.saturating_add(data.len() as u64);
                 let echo = match (dir, &mut self.pending) {
                     (Dir::ToServer, Pending::Text(q)) => {
+                        if q.len() >= MAX_PENDING {
+                            q.pop_front();
+                            self.untracked = self.untracked.saturating_add(1);
+                        }
                         q.push_back((data.to_vec(), ts));
                         None
                     }

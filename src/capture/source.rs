@@ -142,8 +142,8 @@ pub fn list_interfaces() -> Result<String> {
 }
 
 impl Source {
-    /// Opens interface `iface` live, with BPF `filter`.
-    pub fn live(iface: &str, filter: &str) -> Result<Source> {
+    /// Opens interface `iface` live (set a filter with [`Source::set_filter`]).
+    pub fn live(iface: &str) -> Result<Source> {
         let names = interface_names();
         if !names.is_empty() && !names.iter().any(|n| n == iface) {
             return Err(anyhow!(
@@ -171,7 +171,7 @@ impl Source {
                     anyhow!("cannot capture on {iface}: {text}")
                 }
             })?;
-        let mut s = Source {
+        let s = Source {
             linktype: cap.get_datalink().0,
             handle: Handle::Live(cap),
             name: iface.to_string(),
@@ -182,12 +182,11 @@ impl Source {
             savefile: None,
         };
         s.check_linktype()?;
-        s.set_filter(filter)?;
         Ok(s)
     }
 
-    /// Opens a pcap or pcapng file, with BPF `filter`.
-    pub fn file(path: &Path, filter: &str) -> Result<Source> {
+    /// Opens a pcap or pcapng file (set a filter with [`Source::set_filter`]).
+    pub fn file(path: &Path) -> Result<Source> {
         let size = std::fs::metadata(path)
             .with_context(|| format!("cannot read {}", path.display()))?
             .len();
@@ -197,7 +196,7 @@ impl Source {
                 path.display()
             )
         })?;
-        let mut s = Source {
+        let s = Source {
             linktype: cap.get_datalink().0,
             handle: Handle::File(cap),
             name: path.display().to_string(),
@@ -209,7 +208,6 @@ impl Source {
             savefile: None,
         };
         s.check_linktype()?;
-        s.set_filter(filter)?;
         Ok(s)
     }
 
@@ -225,7 +223,8 @@ impl Source {
         ))
     }
 
-    fn set_filter(&mut self, filter: &str) -> Result<()> {
+    /// Applies a BPF filter (tcpdump syntax); libpcap's message on error.
+    pub fn set_filter(&mut self, filter: &str) -> Result<()> {
         if filter.is_empty() {
             return Ok(());
         }

@@ -4,10 +4,11 @@
 //!
 //! Looking at the first bytes a client sent:
 //!
-//! 1. **v2** when they are whole 29-byte frames (`len % 29 == 0`) that agree
-//!    with each other: the same version byte, `order` going up by one, and
-//!    every byte after the first `min(size, 20)` of the message field being
-//!    the lab's `-` padding.
+//! 1. **v2** when they are whole 29-byte frames (`len % 29 == 0`; once the
+//!    bytes are complete, at least one whole frame and a partial one after
+//!    it) that agree with each other: the same version byte, `order` going up
+//!    by one, and every byte after the first `min(size, 20)` of the message
+//!    field being the lab's `-` padding.
 //! 2. **v3** when they are a chain of `!BLL` headers each followed by exactly
 //!    `size` bytes (`size` within `--max-frame`), ending exactly where the
 //!    bytes end, with the same version byte and `order` going up by one.
@@ -44,7 +45,7 @@ pub struct Detection {
 /// `complete`: no more bytes are coming before an answer (the server
 /// replied, or the stream ended). Returns `None` when it is too early.
 pub fn detect(first: &[u8], complete: bool, max_frame: u32) -> Option<Detection> {
-    if let Some(reason) = v2_chain(first) {
+    if let Some(reason) = v2_chain(first, complete) {
         return Some(Detection {
             detected: Detected::Framed(Framing::V2),
             reason,
@@ -75,13 +76,17 @@ pub fn detect(first: &[u8], complete: bool, max_frame: u32) -> Option<Detection>
     })
 }
 
-fn v2_chain(b: &[u8]) -> Option<String> {
-    if b.is_empty() || b.len() % v2::LEN != 0 {
+fn v2_chain(b: &[u8], complete: bool) -> Option<String> {
+    let whole = b.len() / v2::LEN;
+    // Until the bytes are complete, only an exact multiple is certain; once
+    // complete (the server already answered), a client that pipelines may
+    // have sent part of its next frame: judge the whole frames.
+    if whole == 0 || (!complete && b.len() % v2::LEN != 0) {
         return None;
     }
     let mut first: Option<(u8, u32)> = None;
     let mut n: u32 = 0;
-    for chunk in b.chunks(v2::LEN) {
+    for chunk in b.chunks_exact(v2::LEN) {
         let f = v2::view(chunk)?;
         if !f.padding_ok() {
             return None;
@@ -201,6 +206,16 @@ mod tests {
         assert_eq!(d.detected, Detected::Text);
         let d = detect(b"hello world, this is text", true, 1 << 20).unwrap();
         assert_eq!(d.detected, Detected::Text);
+    }
+
+    #[test]
+    fn pipelined_v2_is_judged_on_its_whole_frames_once_answered() {
+        // overlap.pcap's case: 29 bytes + 15 of the next frame when the
+        // server answers the first.
+        let b = stream(Framing::V2, &["first", "hello, world"]);
+        assert_eq!(detect(&b[..44], false, 1 << 20), None);
+        let d = detect(&b[..44], true, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(Framing::V2));
     }
 
     #[test]
