@@ -3,6 +3,8 @@
 //! Everything that touches the network uses loopback only, binds port 0,
 //! and bounds every wait (see `util::WAIT`).
 
+// rc1 capture -r on the fixtures; user errors.
+mod capture;
 // Codec properties: round trips, chunking, truncation, oversized claims.
 mod codec_props;
 // Python `struct` peers as the independent oracle, both directions.

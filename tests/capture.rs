@@ -1,0 +1,252 @@
+//! `rc1 capture -r` on the shipped fixtures (fixtures/README.md says what
+//! each holds and what it must decode to), and the errors a user meets.
+
+use serde_json::Value;
+
+use crate::util::{json_lines, run, stderr, stdout};
+
+fn fixture(name: &str) -> String {
+    format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `rc1 capture -r FIXTURE --json`: (exit code, events).
+fn decode(name: &str, extra: &[&str]) -> (Option<i32>, Vec<Value>, String) {
+    let path = fixture(name);
+    let mut args = vec!["capture", "-r", &path, "--json"];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    (out.status.code(), json_lines(&out), stderr(&out))
+}
+
+fn of_type<'a>(ev: &'a [Value], t: &str) -> Vec<&'a Value> {
+    ev.iter().filter(|e| e["type"] == t).collect()
+}
+
+fn messages(ev: &[Value], dir: &str) -> Vec<String> {
+    of_type(ev, "frame")
+        .iter()
+        .filter(|f| f["dir"] == dir)
+        .map(|f| f["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn v2_echo_fixture_decodes_the_lab_frames_and_matches_echoes() {
+    for file in ["v2-echo.pcap", "v2-echo.pcapng"] {
+        let (code, ev, err) = decode(file, &[]);
+        assert_eq!(code, Some(0), "{file}: {err}");
+        let sent = messages(&ev, "c>s");
+        assert_eq!(
+            sent,
+            [
+                "hello",
+                "this message is long",
+                "exactly twenty chars",
+                "",
+                "ol\\xC3"
+            ],
+            "{file}"
+        );
+        assert_eq!(messages(&ev, "s>c"), sent, "{file}");
+        let frames = of_type(&ev, "frame");
+        let requests: Vec<_> = frames.iter().filter(|f| f["dir"] == "c>s").collect();
+        assert_eq!(requests[1]["size"], 36);
+        assert_eq!(requests[1]["cut"], true);
+        let echoes: Vec<_> = frames.iter().filter(|f| f["dir"] == "s>c").collect();
+        assert_eq!(echoes.len(), 5);
+        assert!(
+            echoes.iter().all(|f| f["echo"] == "ok"),
+            "{file}: every echo matches its request"
+        );
+        let session = of_type(&ev, "session");
+        assert_eq!(session.len(), 1);
+        assert_eq!(session[0]["framing"], "v2");
+        assert_eq!(session[0]["state"], "SF");
+        assert_eq!(session[0]["echoes_ok"], 5);
+        assert!(session[0]["handshake_rtt_us"].is_u64());
+        assert_eq!(session[0]["server_port"], 5005);
+    }
+}
+
+#[test]
+fn reassembly_cases_decode_as_crafted() {
+    // (file, client frames, server frames)
+    let cases: &[(&str, &[&str], usize)] = &[
+        ("ooo.pcap", &["hello", "out of order message", "third"], 3),
+        ("overlap.pcap", &["first", "hello, world", "third"], 3),
+        (
+            "wraparound.pcap",
+            &["hello wrap", "this frame crosses 2^32", "after"],
+            3,
+        ),
+        ("nosyn.pcap", &["captured mid-connection", "third"], 2),
+        ("vlan.pcap", &["tagged vlan 100", "second"], 2),
+        ("ipv6.pcap", &["hello over IPv6", "second"], 2),
+        ("sll2.pcap", &["cooked sll2", "second"], 2),
+        ("null.pcap", &["bsd loopback", "second"], 2),
+    ];
+    for (file, sent, echoes) in cases {
+        let (code, ev, err) = decode(file, &[]);
+        assert_eq!(code, Some(0), "{file}: {err}");
+        assert_eq!(messages(&ev, "c>s"), *sent, "{file}");
+        assert_eq!(messages(&ev, "s>c").len(), *echoes, "{file}");
+        assert!(of_type(&ev, "diagnostic").is_empty(), "{file}: {ev:#?}");
+    }
+    let (_, ev, _) = decode("retransmission.pcap", &[]);
+    let s = &of_type(&ev, "session")[0];
+    assert_eq!(s["to_server"]["retransmitted_segments"], 1);
+    assert_eq!(s["to_server"]["retransmitted_bytes"], 29);
+    assert_eq!(
+        messages(&ev, "c>s").len(),
+        3,
+        "the copy is not decoded twice"
+    );
+}
+
+#[test]
+fn overlap_conflict_keeps_the_first_copy_and_says_so() {
+    let (_, ev, _) = decode("overlap-conflict.pcap", &[]);
+    assert_eq!(messages(&ev, "c>s"), ["first", "hello, world", "third"]);
+    let d = of_type(&ev, "diagnostic");
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0]["code"], "tcp.overlap_conflict");
+    assert!(d[0]["message"].as_str().unwrap().contains("5 byte(s)"));
+}
+
+#[test]
+fn a_permanent_gap_is_reported_with_its_size_and_frames_around_it_survive() {
+    let (_, ev, _) = decode("gap.pcap", &[]);
+    let d = of_type(&ev, "diagnostic");
+    let gap: Vec<_> = d.iter().filter(|e| e["code"] == "tcp.gap").collect();
+    assert_eq!(gap.len(), 1, "{d:#?}");
+    let msg = gap[0]["message"].as_str().unwrap();
+    assert!(msg.contains("40 byte(s) at stream offset 29"), "{msg}");
+    // Frame 2 lost, frame 3 damaged (never decoded from wrong bytes), 4 fine.
+    assert_eq!(messages(&ev, "c>s"), ["one", "four"]);
+    assert!(d.iter().any(|e| e["code"] == "frame.damaged"));
+    let s = &of_type(&ev, "session")[0];
+    assert_eq!(s["to_server"]["missed_bytes"], 40);
+    assert_eq!(s["echoes_ok"], 2);
+}
+
+#[test]
+fn an_oversized_v3_claim_is_flagged_and_nothing_after_it_is_trusted() {
+    let (_, ev, _) = decode("v3-oversized.pcap", &[]);
+    assert_eq!(messages(&ev, "c>s"), ["ok"]);
+    let codes: Vec<_> = of_type(&ev, "diagnostic")
+        .iter()
+        .map(|d| d["code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes, ["v3.size_over_max", "frame.unsynchronised"]);
+    assert_eq!(of_type(&ev, "session")[0]["state"], "RST");
+}
+
+#[test]
+fn split_and_packed_frames() {
+    let (_, ev, _) = decode("split-packed.pcap", &[]);
+    assert_eq!(
+        messages(&ev, "c>s"),
+        [
+            "split in three",
+            "packed A",
+            "this one is longer t",
+            "packed C",
+            "straddles segments"
+        ]
+    );
+    assert_eq!(messages(&ev, "s>c").len(), 5);
+}
+
+#[test]
+fn a_file_cut_short_decodes_what_came_before_and_fails() {
+    let (code, ev, err) = decode("truncated.pcap", &[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(messages(&ev, "c>s"), ["one", "two"]);
+    assert!(err.contains("cut short after packet 9"), "{err}");
+    assert!(
+        err.contains("everything before the cut was decoded"),
+        "{err}"
+    );
+}
+
+#[test]
+fn udp_and_text_sessions() {
+    let (_, ev, _) = decode("udp.pcap", &[]);
+    assert_eq!(of_type(&ev, "udp").len(), 8);
+    let sessions = of_type(&ev, "session");
+    assert_eq!(sessions.len(), 2, "one flow per client port");
+    assert_ne!(sessions[0]["client_port"], sessions[1]["client_port"]);
+    for file in ["text-threaded.pcap", "text-selector.pcap"] {
+        let (_, ev, _) = decode(file, &[]);
+        let s = of_type(&ev, "session");
+        assert!(s.iter().all(|s| s["framing"] == "text"), "{file}");
+        assert!(
+            s.iter()
+                .all(|s| s["echo_mismatches"] == 0 && s["echoes_ok"].as_u64() > Some(0)),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn forced_framing_and_tcp_events() {
+    let path = fixture("v2-echo.pcap");
+    let out = run(&["capture", "-r", &path, "--proto", "v2", "--tcp-events"]);
+    let text = stdout(&out);
+    assert!(text.contains("framing v2: forced by --proto"), "{text}");
+    assert!(
+        text.contains("tcp syn c>s") && text.contains("tcp fin s>c"),
+        "{text}"
+    );
+    assert!(text.contains("handshake RTT"), "{text}");
+    // The sessions table and totals close the text output.
+    assert!(
+        text.contains("client port") && text.contains("18 packets"),
+        "{text}"
+    );
+}
+
+#[test]
+fn user_errors_are_one_clear_line() {
+    let out = run(&["capture", "-r", "/nonexistent/x.pcap"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("rc1: cannot read /nonexistent/x.pcap"),
+        "{}",
+        stderr(&out)
+    );
+
+    let readme = fixture("README.md");
+    let out = run(&["capture", "-r", &readme]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a capture file"),
+        "{}",
+        stderr(&out)
+    );
+
+    let path = fixture("v2-echo.pcap");
+    let out = run(&["capture", "-r", &path, "-f", "port and and"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("invalid capture filter"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(&["capture", "-i", "no-such-iface0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no interface called \"no-such-iface0\""),
+        "{err}"
+    );
+    assert!(err.contains("lo"), "lists the real interfaces: {err}");
+
+    let out = run(&["capture"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "usage error: -i, -r or -D is required"
+    );
+}
