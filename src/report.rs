@@ -119,7 +119,9 @@ pub fn micros(us: u64) -> String {
     }
 }
 
-fn put_message(m: &mut Map<String, Value>, data: &[u8]) {
+/// Adds `len`, `message` and, for bytes that are not UTF-8, the escaped
+/// `message` plus a lossless `message_hex`.
+pub fn put_message(m: &mut Map<String, Value>, data: &[u8]) {
     m.insert("len".into(), json!(data.len()));
     match std::str::from_utf8(data) {
         Ok(s) => {

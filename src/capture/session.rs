@@ -961,7 +961,7 @@ impl Session {
                     "frame at offset {offset}: {captured} captured byte(s) not decoded: {reason}"
                 ), totals, sink);
             }
-            Decoded::Error { offset, error } => {
+            Decoded::Error { offset, error } | Decoded::Truncated { offset, error } => {
                 self.report(
                     ts,
                     dir,
@@ -975,16 +975,6 @@ impl Session {
                 self.report(ts, dir, "frame.unsynchronised", format!(
                     "from offset {offset}, {bytes} byte(s) not decoded: no frame header could be trusted after the problem above"
                 ), totals, sink);
-            }
-            Decoded::Truncated { offset, error } => {
-                self.report(
-                    ts,
-                    dir,
-                    error.diagnostic().code,
-                    format!("at offset {offset}: {error}"),
-                    totals,
-                    sink,
-                );
             }
         }
     }

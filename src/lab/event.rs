@@ -29,8 +29,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use crate::codec::escape::{escape, hex, preview};
+use crate::codec::escape::preview;
 use crate::codec::{FrameRef, Framing};
+use crate::report::put_message;
 
 /// Per-connection byte and message counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -408,33 +409,13 @@ impl Event<'_> {
     }
 }
 
-fn put_message(m: &mut Map<String, Value>, data: &[u8]) {
-    m.insert("len".into(), json!(data.len()));
-    match std::str::from_utf8(data) {
-        Ok(s) => {
-            m.insert("message".into(), json!(s));
-        }
-        Err(_) => {
-            m.insert("message".into(), json!(escape(data)));
-            m.insert("message_hex".into(), json!(hex(data)));
-        }
-    }
-}
-
 fn put_frame(m: &mut Map<String, Value>, framing: Framing, f: &FrameRef<'_>) {
     m.insert("framing".into(), json!(framing.name()));
     m.insert("version".into(), json!(f.version));
     m.insert("order".into(), json!(f.order));
     m.insert("size".into(), json!(f.size));
-    match std::str::from_utf8(f.message) {
-        Ok(s) => {
-            m.insert("message".into(), json!(s));
-        }
-        Err(_) => {
-            m.insert("message".into(), json!(escape(f.message)));
-            m.insert("message_hex".into(), json!(hex(f.message)));
-        }
-    }
+    put_message(m, f.message);
+    m.remove("len");
     m.insert("cut".into(), json!(framing == Framing::V2 && f.is_cut()));
     let codes: Vec<_> = f.diagnostics(framing).iter().map(|d| d.code).collect();
     m.insert("diagnostics".into(), json!(codes));

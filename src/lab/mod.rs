@@ -3,7 +3,7 @@
 //! and reporting through [`event::Log`].
 //!
 //! A server is bound first ([`Server::bind`], so tests can bind port 0 and
-//! learn the real port) and then run until its [`stop::Stop`] is triggered.
+//! learn the real port) and then run until its [`crate::stop::Stop`] is triggered.
 
 pub mod client;
 pub mod conn;

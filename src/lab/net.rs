@@ -9,6 +9,8 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 
+use super::event::{Event, Log};
+
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Backlog of pending connections (the kernel caps it at `somaxconn`).
@@ -52,4 +54,40 @@ pub fn bind_error(e: &io::Error, addr: SocketAddr) -> String {
 /// (`--bind ::`) server is shown as the IPv4 address it really has.
 pub fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// Accepts the next waiting client, shown with [`canonical`] address.
+/// `None` when none is waiting, or when accept failed (out of file
+/// descriptors, say): then `retrying` is set, the failure is logged once,
+/// and the caller should try again in a moment, since an edge-triggered poll
+/// will not report the clients still waiting in the backlog.
+pub fn accept_next<S>(
+    mut accept: impl FnMut() -> std::io::Result<(S, SocketAddr)>,
+    retrying: &mut bool,
+    log: &Log,
+) -> Option<(S, SocketAddr)> {
+    loop {
+        match accept() {
+            Ok((s, peer)) => return Some((s, canonical(peer))),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                *retrying = false;
+                return None;
+            }
+            Err(e) => {
+                if !*retrying {
+                    log.emit(&Event::Error {
+                        conn: None,
+                        peer: None,
+                        code: "io.accept",
+                        message: format!(
+                            "accept failed: {e} (out of file descriptors? raise `ulimit -n` or lower --max-conns); waiting clients are retried every 100 ms"
+                        ),
+                    });
+                }
+                *retrying = true;
+                return None;
+            }
+        }
+    }
 }

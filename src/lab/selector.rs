@@ -155,29 +155,10 @@ pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
         }
         if want_accept || accept_retry {
             loop {
-                let (mut stream, peer) = match listener.accept() {
-                    Ok((s, peer)) => (s, super::net::canonical(peer)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        accept_retry = false;
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        // Out of file descriptors (EMFILE) and the like: the
-                        // client waits in the backlog; retry every 100 ms.
-                        if !accept_retry {
-                            log.emit(&Event::Error {
-                            conn: None,
-                            peer: None,
-                            code: "io.accept",
-                            message: format!(
-                                "accept failed: {e} (out of file descriptors? raise `ulimit -n` or lower --max-conns); retrying every 100 ms"
-                            ),
-                        });
-                        }
-                        accept_retry = true;
-                        break;
-                    }
+                let Some((mut stream, peer)) =
+                    super::net::accept_next(|| listener.accept(), &mut accept_retry, &log)
+                else {
+                    break;
                 };
                 if clients.len() >= opts.max_conns {
                     log.emit(&Event::Refused {

@@ -79,28 +79,10 @@ pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
             if stop.is_stopped() {
                 break;
             }
-            let (stream, peer) = match listener.accept() {
-                Ok((s, peer)) => (s, super::net::canonical(peer)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    accept_retry = false;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // EMFILE and friends: say so once, keep serving, retry.
-                    if !accept_retry {
-                        log.emit(&Event::Error {
-                            conn: None,
-                            peer: None,
-                            code: "io.accept",
-                            message: format!(
-                                "accept failed: {e} (out of file descriptors? raise `ulimit -n` or lower --max-conns); waiting clients are retried every 100 ms"
-                            ),
-                        });
-                    }
-                    accept_retry = true;
-                    break;
-                }
+            let Some((stream, peer)) =
+                super::net::accept_next(|| listener.accept(), &mut accept_retry, &log)
+            else {
+                break;
             };
             if active.load(Ordering::SeqCst) >= opts.max_conns {
                 log.emit(&Event::Refused {
