@@ -219,8 +219,51 @@ pub const ECHO_MISSING: Diagnostic = Diagnostic {
     summary: "no echo came for a request",
 };
 
+/// Bytes of a TCP stream that were never captured.
+pub const TCP_GAP: Diagnostic = Diagnostic {
+    code: "tcp.gap",
+    summary: "bytes of the TCP stream were never captured (lost, or dropped by the capture)",
+};
+/// A retransmission whose bytes differ from the first copy.
+pub const TCP_OVERLAP_CONFLICT: Diagnostic = Diagnostic {
+    code: "tcp.overlap_conflict",
+    summary: "overlapping TCP data differs from the first copy (the first copy is kept)",
+};
+/// A frame cut by a gap: not decoded.
+pub const FRAME_DAMAGED: Diagnostic = Diagnostic {
+    code: "frame.damaged",
+    summary: "a frame cut by a capture gap was not decoded",
+};
+/// No frame header can be trusted any more in this direction.
+pub const FRAME_UNSYNCHRONISED: Diagnostic = Diagnostic {
+    code: "frame.unsynchronised",
+    summary: "no frame header can be trusted after a problem; the rest of the direction is not decoded",
+};
+/// A packet that could not be parsed.
+pub const PACKET_UNPARSED: Diagnostic = Diagnostic {
+    code: "packet.unparsed",
+    summary: "a captured packet could not be parsed",
+};
+/// A packet cut by the snap length.
+pub const PACKET_SNAPPED: Diagnostic = Diagnostic {
+    code: "packet.snapped",
+    summary: "a packet was cut by the capture's snap length",
+};
+/// Requests no longer tracked while waiting for echoes.
+pub const ECHO_UNTRACKED: Diagnostic = Diagnostic {
+    code: "echo.untracked",
+    summary: "too many requests waited for echoes; the oldest were no longer tracked",
+};
+
 /// Every diagnostic code, in one place.
 pub const DIAGNOSTICS: &[Diagnostic] = &[
+    TCP_GAP,
+    TCP_OVERLAP_CONFLICT,
+    FRAME_DAMAGED,
+    FRAME_UNSYNCHRONISED,
+    PACKET_UNPARSED,
+    PACKET_SNAPPED,
+    ECHO_UNTRACKED,
     V3_SIZE_OVER_MAX,
     V2_SIZE_OVER_20,
     V2_BAD_PADDING,

@@ -178,7 +178,7 @@ impl Tracker {
             ts,
             None,
             None,
-            "packet.unparsed",
+            spec::PACKET_UNPARSED.code,
             format!("packet {number}: {why}"),
             sink,
         );
@@ -436,7 +436,7 @@ impl Tracker {
                 ts,
                 at: Some(at),
                 dir: Some(dir),
-                code: "packet.snapped",
+                code: spec::PACKET_SNAPPED.code,
                 message: "segment cut by the snap length: its missing bytes will show as a gap"
                     .into(),
             });
@@ -463,7 +463,7 @@ impl Tracker {
             let n = after
                 .conflicting_bytes
                 .saturating_sub(before.conflicting_bytes);
-            s.report(ts, dir, "tcp.overlap_conflict", format!(
+            s.report(ts, dir, spec::TCP_OVERLAP_CONFLICT.code, format!(
                 "a retransmitted segment (seq {}) carries {n} byte(s) different from the first copy; the first copy was kept",
                 t.seq
             ), &mut self.totals, sink);
@@ -551,7 +551,7 @@ impl Tracker {
                 s.report(
                     ts,
                     Dir::ToServer,
-                    "echo.untracked",
+                    spec::ECHO_UNTRACKED.code,
                     format!(
                         "{} request(s) waited so long for an echo that they were no longer tracked (at most {MAX_PENDING} are)",
                         s.untracked
@@ -748,7 +748,7 @@ impl Session {
     ) {
         if let Chunk::Gap { offset, len } = chunk {
             self.gap_seen[dir.index()] = true;
-            self.report(ts, dir, "tcp.gap", format!(
+            self.report(ts, dir, spec::TCP_GAP.code, format!(
                 "{len} byte(s) at stream offset {offset} were never captured (lost, or dropped by the capture); not zero-filled"
             ), totals, sink);
         }
@@ -957,7 +957,7 @@ impl Session {
                 captured,
                 reason,
             } => {
-                self.report(ts, dir, "frame.damaged", format!(
+                self.report(ts, dir, spec::FRAME_DAMAGED.code, format!(
                     "frame at offset {offset}: {captured} captured byte(s) not decoded: {reason}"
                 ), totals, sink);
             }
@@ -972,7 +972,7 @@ impl Session {
                 );
             }
             Decoded::Unsynchronised { offset, bytes } => {
-                self.report(ts, dir, "frame.unsynchronised", format!(
+                self.report(ts, dir, spec::FRAME_UNSYNCHRONISED.code, format!(
                     "from offset {offset}, {bytes} byte(s) not decoded: no frame header could be trusted after the problem above"
                 ), totals, sink);
             }
