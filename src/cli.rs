@@ -96,6 +96,15 @@ pub struct CaptureArgs {
     /// Also print TCP handshakes, FIN/RST and retransmissions.
     #[arg(long)]
     pub tcp_events: bool,
+    /// Print only the reassembled bytes of session N (numbers as in the
+    /// sessions table), both directions, gaps marked: like Wireshark's
+    /// Follow TCP Stream.
+    #[arg(long, value_name = "N", conflicts_with = "dump_streams")]
+    pub follow: Option<u64>,
+    /// Also write each TCP session's directions to DIR (sNNN-…-c2s.bin /
+    /// -s2c.bin, captured bytes only; gaps listed in a .gaps file beside).
+    #[arg(long, value_name = "DIR")]
+    pub dump_streams: Option<std::path::PathBuf>,
     /// Also write the packets read to this pcap file (e.g. to open in
     /// Wireshark later).
     #[arg(short = 'w', long = "write", value_name = "OUT.pcap")]

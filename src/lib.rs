@@ -116,9 +116,41 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         flush_each: source.is_live(),
     };
     let stdout = std::io::stdout();
-    let mut printer = report::Printer::new(std::io::BufWriter::new(stdout.lock()), report);
-    let outcome = capture::run(&opts, source, &stop, &mut printer)?;
-    drop(printer);
+    let out = std::io::BufWriter::new(stdout.lock());
+    let outcome = if let Some(n) = args.follow {
+        let mut follow = capture::streams::Follow::new(n, out);
+        let outcome = capture::run(&opts, source, &stop, &mut follow)?;
+        if !follow.found() {
+            bail!(
+                "no TCP session #{n} with data in this capture (see the sessions table of `rc1 capture -r`)"
+            );
+        }
+        outcome
+    } else {
+        let mut printer = report::Printer::new(out, report);
+        match &args.dump_streams {
+            Some(dir) => {
+                let mut dump = capture::streams::Dump::new(dir.clone())
+                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+                let outcome = capture::run(
+                    &opts,
+                    source,
+                    &stop,
+                    &mut capture::event::Tee(&mut printer, &mut dump),
+                )?;
+                if let Some(e) = dump.error {
+                    bail!("--dump-streams: {e}");
+                }
+                eprintln!(
+                    "rc1: wrote {} file(s) to {}",
+                    dump.written.len(),
+                    dir.display()
+                );
+                outcome
+            }
+            None => capture::run(&opts, source, &stop, &mut printer)?,
+        }
+    };
     if let Some(cut) = outcome.truncated {
         bail!(cut);
     }

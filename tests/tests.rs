@@ -11,5 +11,7 @@ mod codec_props;
 mod interop;
 // Each rc1 client against each rc1 server, concurrency, hostile input.
 mod servers;
+// tshark's follow,tcp,raw as the oracle for reassembled bytes.
+mod oracle;
 // Shared helpers.
 mod util;

@@ -225,10 +225,36 @@ pub struct Totals {
 
 /// Receives events as they happen.
 pub trait Sink {
+    /// Reassembled bytes (or a gap) of one direction of a TCP session, in
+    /// stream order, before any decoding: what `--follow` and
+    /// `--dump-streams` show. Most sinks ignore it.
+    fn stream(&mut self, _at: &Where, _dir: Dir, _chunk: &super::reassembly::Chunk<'_>) {}
     /// One event.
     fn event(&mut self, ev: &Event<'_>);
     /// A session ended (at FIN/RST, expiry, or end of input).
     fn session_end(&mut self, s: &SessionSummary);
     /// The run ended.
     fn finish(&mut self, totals: &Totals);
+}
+
+/// Two sinks fed the same events (e.g. the printer and `--dump-streams`).
+pub struct Tee<'a>(pub &'a mut dyn Sink, pub &'a mut dyn Sink);
+
+impl Sink for Tee<'_> {
+    fn stream(&mut self, at: &Where, dir: Dir, chunk: &super::reassembly::Chunk<'_>) {
+        self.0.stream(at, dir, chunk);
+        self.1.stream(at, dir, chunk);
+    }
+    fn event(&mut self, ev: &Event<'_>) {
+        self.0.event(ev);
+        self.1.event(ev);
+    }
+    fn session_end(&mut self, s: &SessionSummary) {
+        self.0.session_end(s);
+        self.1.session_end(s);
+    }
+    fn finish(&mut self, totals: &Totals) {
+        self.0.finish(totals);
+        self.1.finish(totals);
+    }
 }

@@ -15,6 +15,7 @@ pub mod packet;
 pub mod reassembly;
 pub mod session;
 pub mod source;
+pub mod streams;
 
 use std::path::PathBuf;
 

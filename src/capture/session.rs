@@ -728,11 +728,13 @@ impl Session {
         totals: &mut Totals,
         sink: &mut dyn Sink,
     ) {
+        let at = self.at(ts);
         for (offset, data, len) in chunks {
             let chunk = match &data {
                 Some(b) => Chunk::Data { offset, bytes: b },
                 None => Chunk::Gap { offset, len },
             };
+            sink.stream(&at, dir, &chunk);
             self.feed(dir, chunk, ts, max_frame, totals, sink);
         }
     }
