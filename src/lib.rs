@@ -84,6 +84,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     report.sent
                 );
             }
+            if report.extra_bytes > 0 {
+                bail!(
+                    "the server sent {} byte(s) after the last echo, answering nothing that was sent",
+                    report.extra_bytes
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Capture(args) => run_capture(&args),

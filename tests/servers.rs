@@ -740,3 +740,90 @@ fn a_second_udp_server_on_the_same_port_is_refused() {
         stderr(&out)
     );
 }
+
+#[test]
+fn ctrl_c_stops_even_when_clients_do_not_read_their_echoes() {
+    let server = Server::start(&["--proto", "text"]);
+    let big = vec![b'r'; 8_000_000];
+    // Clients that send 8 MB and never read: the server's echo writes block.
+    let hogs: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(server.addr).unwrap();
+            s.set_write_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let _ = s.write_all(&big); // stops when buffers fill
+            s
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let (status, events) = server.stop();
+    assert!(status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let closes = events.iter().filter(|e| e["event"] == "close").count();
+    assert_eq!(closes, hogs.len(), "{events:#?}");
+}
+
+#[test]
+fn a_prompt_reader_of_the_selector_is_not_reported_as_slow() {
+    let mut server = Server::start(&["--proto", "text-sel"]);
+    let mut s = connect(&server);
+    let mut r = s.try_clone().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got = 0usize;
+        while got < 20_000_000 {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        got
+    });
+    s.write_all(&vec![b'p'; 20_000_000]).unwrap();
+    assert_eq!(reader.join().unwrap(), 20_000_000);
+    drop(s);
+    server.wait_for(is("close"));
+    assert!(
+        !server.seen.iter().any(|e| e["event"] == "error"),
+        "{:#?}",
+        server.seen
+    );
+}
+
+#[test]
+fn clients_beyond_the_fd_limit_wait_and_are_served_later() {
+    use std::process::Command;
+    let have = Command::new("prlimit").arg("--version").output().is_ok();
+    if !have_prerequisite(have, "clients_beyond_the_fd_limit", "prlimit (util-linux)") {
+        return;
+    }
+    for proto in ["v2", "text-sel"] {
+        let mut server = Server::start(&["--proto", proto]);
+        let pid = server.pid().to_string();
+        let ok = Command::new("prlimit")
+            .args(["--pid", &pid, "--nofile=40:40"])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let mut socks: Vec<TcpStream> = (0..50).map(|_| connect(&server)).collect();
+        server.wait_for(|e| e["event"] == "error" && e["code"] == "io.accept");
+        // Free room: the waiting clients are accepted and served.
+        socks.drain(..25);
+        let msg = format!("{proto} late");
+        for s in socks.iter_mut() {
+            if proto == "v2" {
+                let f = rc1::codec::Frame::v2(1, 1, msg.as_bytes()).unwrap();
+                let b = f.to_bytes(rc1::codec::Framing::V2);
+                s.write_all(&b).unwrap();
+                assert_eq!(read_exact_n(s, 29), b);
+            } else {
+                s.write_all(msg.as_bytes()).unwrap();
+                assert_eq!(read_exact_n(s, msg.len()), msg.as_bytes());
+            }
+        }
+    }
+}

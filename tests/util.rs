@@ -93,6 +93,11 @@ impl Server {
         s
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// The port, as a string for command lines.
     pub fn port(&self) -> String {
         self.addr.port().to_string()

@@ -12,7 +12,7 @@
 //! registered for WRITABLE until the queue drains. A client that never reads
 //! its echoes cannot make the server buffer without bound: above
 //! [`HIGH_WATER`] queued bytes the server stops reading from it (READABLE
-//! interest off) until the queue drains.
+//! interest off) until the queue drains; its close line says how often.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -44,8 +44,8 @@ struct Client {
     paused: bool,
     /// The client closed its side; close ours once `out` is written.
     closing: Option<String>,
-    /// The backpressure line was logged.
-    warned: bool,
+    /// Times reading was paused because echoes queued up.
+    pauses: u64,
 }
 
 impl Client {
@@ -142,6 +142,14 @@ pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
                         && let Some(mut c) = clients.remove(&token.0)
                     {
                         let _ = poll.registry().deregister(&mut c.stream);
+                        let reason = if c.pauses > 0 {
+                            format!(
+                                "{reason}; reads were paused {} time(s) while its echoes queued up (it read slower than it sent)",
+                                c.pauses
+                            )
+                        } else {
+                            reason
+                        };
                         log.emit(&Event::Closed {
                             conn: c.conn.id,
                             peer: c.conn.peer,
@@ -200,7 +208,7 @@ pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
                         sent: 0,
                         paused: false,
                         closing: None,
-                        warned: false,
+                        pauses: 0,
                     },
                 );
             }
@@ -230,19 +238,10 @@ fn serve_event(c: &mut Client, readable: bool, log: &Log) -> Next {
                 }
             }
             if c.pending() >= HIGH_WATER {
+                // Flow control, not an error: the client reads its echoes
+                // slower than it sends. Counted, and said in its close line.
                 c.paused = true;
-                if !c.warned {
-                    c.warned = true;
-                    log.emit(&Event::Error {
-                        conn: Some(c.conn.id),
-                        peer: Some(c.conn.peer),
-                        code: "conn.backpressure",
-                        message: format!(
-                            "client reads its echoes slower than it sends ({} bytes queued); reads from it pause until the queue drains (said once per connection)",
-                            c.pending()
-                        ),
-                    });
-                }
+                c.pauses = c.pauses.saturating_add(1);
                 break;
             }
             match c.conn.read_from(&mut c.stream) {

@@ -129,6 +129,7 @@ fn spawn_client(
     let open = active.fetch_add(1, Ordering::SeqCst).saturating_add(1);
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(STOP_POLL))?;
+    stream.set_write_timeout(Some(STOP_POLL))?;
     let _ = stream.set_nodelay(true);
     log.emit(&Event::Accepted {
         conn: id,
@@ -202,7 +203,11 @@ fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop) -> Stri
         }
         let result = conn.process(log, &mut out);
         if !out.is_empty() {
-            if let Err(e) = stream.write_all(&out) {
+            if let Err(e) = write_all_until_stop(&mut stream, &out, stop) {
+                if stop.is_stopped() {
+                    return "server stopping (echo not fully sent: the client was not reading)"
+                        .into();
+                }
                 return format!("echo failed: {e}");
             }
             conn.stats.bytes_out = conn.stats.bytes_out.saturating_add(out.len() as u64);
@@ -214,4 +219,29 @@ fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop) -> Stri
             return format!("closed by the server: {}", d.diagnostic().code);
         }
     }
+}
+
+/// `write_all` that gives up when a stop is asked for: a client that stops
+/// reading must not keep its thread (and Ctrl+C) waiting forever. The write
+/// timeout is [`STOP_POLL`], so the flag is seen within that time.
+fn write_all_until_stop(stream: &mut TcpStream, mut data: &[u8], stop: &Stop) -> io::Result<()> {
+    while !data.is_empty() {
+        match stream.write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = data.get(n..).unwrap_or_default(),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if stop.is_stopped() {
+                    return Err(e);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
