@@ -58,7 +58,8 @@ pub struct CaptureOptions {
 pub struct Outcome {
     /// Packets read.
     pub packets: u64,
-    /// The file was cut short (the decode before the cut is complete).
+    /// Reading stopped on an error (a file cut short, or a record libpcap
+    /// rejects); everything before it was decoded and summarised.
     pub truncated: Option<ReadError>,
 }
 
@@ -114,11 +115,12 @@ pub fn run(
             },
             Ok(Next::Idle) => continue,
             Ok(Next::End) => break,
-            Err(e @ ReadError::Truncated { .. }) => {
+            // The file stops making sense here: report everything decoded
+            // before it (summary included), then the error.
+            Err(e) => {
                 truncated = Some(e);
                 break;
             }
-            Err(e) => return Err(e.into()),
         }
     }
     source.finish_writing()?;

@@ -27,7 +27,7 @@ use super::event::{
 use super::packet::{Packet, Tcp, Transport};
 use super::reassembly::{Chunk, Reassembler};
 use super::source::Timestamp;
-use crate::codec::detect::{Detected, detect};
+use crate::codec::detect::{Detected, Stage, detect};
 use crate::codec::{Framing, escape::escape};
 use crate::spec;
 
@@ -59,10 +59,10 @@ pub struct TrackerOptions {
     pub max_buffered: usize,
 }
 
-/// A chunk held before the framing is known.
+/// A chunk held before the framing is known, with its capture time.
 enum Held {
-    Data(u64, Vec<u8>),
-    Gap(u64, u64),
+    Data(u64, Vec<u8>, Timestamp),
+    Gap(u64, u64, Timestamp),
 }
 
 struct Half {
@@ -84,12 +84,18 @@ impl Half {
         }
     }
 
-    /// Contiguous client bytes from offset 0, before any gap.
+    /// The first contiguous run of held bytes (after a leading gap, if
+    /// the stream starts with one).
     fn prefix(&self) -> Vec<u8> {
         let mut out = Vec::new();
+        let mut next = None;
         for h in &self.held {
             match h {
-                Held::Data(o, b) if *o == out.len() as u64 => out.extend_from_slice(b),
+                Held::Data(o, b, _) if next.is_none_or(|n| n == *o) => {
+                    out.extend_from_slice(b);
+                    next = Some(o.saturating_add(b.len() as u64));
+                }
+                Held::Gap(..) if next.is_none() => {}
                 _ => break,
             }
         }
@@ -332,6 +338,16 @@ impl Tracker {
     ) {
         let k = key(src, dst);
         let tcp_events = self.tcp_events;
+        // A new SYN on the addresses of a session that already carried data
+        // or closed is a new connection (the client reused its port).
+        if t.syn
+            && !t.ack
+            && let Some(old) = self.sessions.get(&k)
+            && old.is_over_or_new_isn(t.seq)
+            && let Some(old) = self.sessions.remove(&k)
+        {
+            self.end(old, ts, sink);
+        }
         if !self.sessions.contains_key(&k) {
             let pure_syn = t.syn && !t.ack;
             if !pure_syn && t.payload.is_empty() && !t.syn {
@@ -445,12 +461,11 @@ impl Tracker {
         let before = s.halves[dir.index()].reasm.stats();
         let mut chunks: Vec<(u64, Option<Vec<u8>>, u64)> = Vec::new();
         if !t.syn || !t.payload.is_empty() {
+            // Data carried by a SYN starts after the SYN's own number.
+            let seq = if t.syn { t.seq.wrapping_add(1) } else { t.seq };
             s.halves[dir.index()]
                 .reasm
-                .segment(t.seq, t.fin, t.payload, &mut |c| match c {
-                    Chunk::Data { offset, bytes } => chunks.push((offset, Some(bytes.to_vec()), 0)),
-                    Chunk::Gap { offset, len } => chunks.push((offset, None, len)),
-                });
+                .segment(seq, t.fin, t.payload, &mut |c| collect(&mut chunks, c));
         }
         let after = s.halves[dir.index()].reasm.stats();
         if after.retransmitted_segments > before.retransmitted_segments && tcp_events {
@@ -534,8 +549,8 @@ impl Tracker {
                     .flush(&mut |c| collect(&mut chunks, c));
                 s.feed_all(dir, chunks, ts, max_frame, &mut self.totals, sink);
             }
-            if s.decoders.is_none() {
-                s.detect(true, max_frame, sink);
+            if s.decoders.is_none() && s.detect(Stage::Ended, max_frame, sink) {
+                s.replay(&mut self.totals, sink);
             }
             if let Some(mut decs) = s.decoders.take() {
                 for dir in [Dir::ToServer, Dir::ToClient] {
@@ -652,6 +667,17 @@ impl OwnedDecoded {
 }
 
 impl Session {
+    /// Whether a SYN with `isn` from the client starts a new connection on
+    /// these addresses: the old one ended, or it already had another ISN.
+    fn is_over_or_new_isn(&self, isn: u32) -> bool {
+        let ended = self.rst || self.fin[0] || self.fin[1];
+        let other_isn = self.halves[0]
+            .reasm
+            .origin()
+            .is_some_and(|o| o != isn.wrapping_add(1));
+        ended || other_isn
+    }
+
     fn at(&self, ts: Timestamp) -> Where {
         Where {
             ts,
@@ -699,16 +725,24 @@ impl Session {
         });
     }
 
-    /// Tries to decide the framing from the held client bytes.
-    fn detect(&mut self, complete: bool, max_frame: u32, sink: &mut dyn Sink) -> bool {
+    /// Tries to decide the framing from the held client bytes (the
+    /// server's when the client sent nothing yet).
+    fn detect(&mut self, stage: Stage, max_frame: u32, sink: &mut dyn Sink) -> bool {
         let client = self.halves[0].prefix();
         let sample = if client.is_empty() {
             self.halves[1].prefix()
         } else {
             client
         };
-        let complete = complete || sample.len() >= DETECT_LIMIT;
-        let Some(d) = detect(&sample, complete, max_frame) else {
+        if sample.is_empty() {
+            return false;
+        }
+        let stage = if sample.len() >= DETECT_LIMIT {
+            Stage::Ended
+        } else {
+            stage
+        };
+        let Some(d) = detect(&sample, stage, max_frame) else {
             return false;
         };
         let carries = match d.detected {
@@ -717,6 +751,32 @@ impl Session {
         };
         self.decide(carries, d.reason, max_frame, sink);
         true
+    }
+
+    /// Decodes what was held back while the framing was unknown, each
+    /// chunk with its own capture time.
+    fn replay(&mut self, totals: &mut Totals, sink: &mut dyn Sink) {
+        for d in [Dir::ToServer, Dir::ToClient] {
+            let held = std::mem::take(&mut self.halves[d.index()].held);
+            self.halves[d.index()].held_bytes = 0;
+            for h in held {
+                match h {
+                    Held::Data(o, b, ts) => self.decode(
+                        d,
+                        Chunk::Data {
+                            offset: o,
+                            bytes: &b,
+                        },
+                        ts,
+                        totals,
+                        sink,
+                    ),
+                    Held::Gap(o, l, ts) => {
+                        self.decode(d, Chunk::Gap { offset: o, len: l }, ts, totals, sink)
+                    }
+                }
+            }
+        }
     }
 
     fn feed_all(
@@ -759,39 +819,20 @@ impl Session {
             match chunk {
                 Chunk::Data { offset, bytes } => {
                     h.held_bytes = h.held_bytes.saturating_add(bytes.len());
-                    h.held.push(Held::Data(offset, bytes.to_vec()));
+                    h.held.push(Held::Data(offset, bytes.to_vec(), ts));
                 }
-                Chunk::Gap { offset, len } => h.held.push(Held::Gap(offset, len)),
+                Chunk::Gap { offset, len } => h.held.push(Held::Gap(offset, len, ts)),
             }
-            // The server answering means the client's request is complete;
-            // a gap or the limit forces a decision too.
-            let complete = dir == Dir::ToClient
-                || matches!(chunk, Chunk::Gap { .. })
-                || h.held_bytes >= DETECT_LIMIT;
-            if !self.detect(complete, max_frame, sink) {
-                return;
-            }
-            // Replay both directions' held chunks, in capture order per direction.
-            for d in [Dir::ToServer, Dir::ToClient] {
-                let held = std::mem::take(&mut self.halves[d.index()].held);
-                self.halves[d.index()].held_bytes = 0;
-                for h in held {
-                    match h {
-                        Held::Data(o, b) => self.decode(
-                            d,
-                            Chunk::Data {
-                                offset: o,
-                                bytes: &b,
-                            },
-                            ts,
-                            totals,
-                            sink,
-                        ),
-                        Held::Gap(o, l) => {
-                            self.decode(d, Chunk::Gap { offset: o, len: l }, ts, totals, sink)
-                        }
-                    }
-                }
+            // The server answering means the client's request is complete.
+            let stage = if h.held_bytes >= DETECT_LIMIT {
+                Stage::Ended
+            } else if dir == Dir::ToClient {
+                Stage::Answered
+            } else {
+                Stage::Streaming
+            };
+            if self.detect(stage, max_frame, sink) {
+                self.replay(totals, sink);
             }
             return;
         }

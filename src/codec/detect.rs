@@ -15,13 +15,17 @@
 //! 3. **text** otherwise — including fewer than 9 bytes, which cannot hold a
 //!    v2 or v3 header.
 //!
-//! v2 is tried first: a v2 frame read as v3 points its next header into the
-//! `-` padding, whose `order` is then nonsense, so the two do not collide in
-//! practice. Until the bytes are *complete* (the server answered, or the
-//! stream ended), a decision is made only when it is certain; otherwise the
-//! caller waits for more.
+//! Both need the lab's version byte, 1, in the first frame (`--proto` forces
+//! a framing for other versions). A v2 frame read as v3 points its next
+//! header into the `-` padding, whose `order` is then nonsense, so the two
+//! rarely both fit; when they do (every message exactly 20 bytes: the same
+//! 29 bytes in both), the decision waits for a frame that tells them apart,
+//! or for the end. Until the bytes are *complete* (the server answered, or
+//! the stream ended), a decision is made only when it is certain: a v2
+//! frame proves itself by its `-` padding.
 
 use super::{Framing, Parse, parse, v2, v3};
+use crate::spec;
 
 /// What a stream carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,21 +45,48 @@ pub struct Detection {
     pub reason: String,
 }
 
-/// Decides from `first`, the first bytes of the client's stream.
-/// `complete`: no more bytes are coming before an answer (the server
-/// replied, or the stream ended). Returns `None` when it is too early.
-pub fn detect(first: &[u8], complete: bool, max_frame: u32) -> Option<Detection> {
-    if let Some(reason) = v2_chain(first, complete) {
-        return Some(Detection {
-            detected: Detected::Framed(Framing::V2),
-            reason,
-        });
-    }
-    if let Some(reason) = v3_chain(first, max_frame, complete) {
-        return Some(Detection {
-            detected: Detected::Framed(Framing::V3),
-            reason,
-        });
+/// How much of the client's first bytes there is to judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// More may come at any moment.
+    Streaming,
+    /// The server answered: the client's request is complete.
+    Answered,
+    /// The stream ended (or the capture did).
+    Ended,
+}
+
+/// Decides from `first`, the first bytes of the client's stream. Returns
+/// `None` when it is too early to be sure.
+pub fn detect(first: &[u8], stage: Stage, max_frame: u32) -> Option<Detection> {
+    let complete = stage != Stage::Streaming;
+    let v2 = v2_chain(first, complete);
+    let v3 = v3_chain(first, max_frame, complete);
+    let v2_exact = first.len() % v2::LEN == 0;
+    match (v2, v3) {
+        // v3 explains every byte, v2 would leave a partial frame: v3.
+        (Some(_), Some(reason)) if !v2_exact => {
+            return Some(Detection {
+                detected: Detected::Framed(Framing::V3),
+                reason,
+            });
+        }
+        // Frames whose message is exactly 20 bytes are the same 29 bytes in
+        // v2 and v3: wait for a frame that tells them apart.
+        (Some(_), Some(_)) if stage != Stage::Ended => return None,
+        (Some(reason), _) => {
+            return Some(Detection {
+                detected: Detected::Framed(Framing::V2),
+                reason,
+            });
+        }
+        (None, Some(reason)) => {
+            return Some(Detection {
+                detected: Detected::Framed(Framing::V3),
+                reason,
+            });
+        }
+        (None, None) => {}
     }
     if !complete {
         return None;
@@ -86,11 +117,16 @@ fn v2_chain(b: &[u8], complete: bool) -> Option<String> {
     }
     let mut first: Option<(u8, u32)> = None;
     let mut n: u32 = 0;
+    // A frame whose size is under 20 shows its '-' padding: proof of v2.
+    // With 20 or more there is nothing to check, and the bytes may as well
+    // be the start of a longer v3 frame: not enough before the answer.
+    let mut padding_seen = false;
     for chunk in b.chunks_exact(v2::LEN) {
         let f = v2::view(chunk)?;
         if !f.padding_ok() {
             return None;
         }
+        padding_seen |= !f.padding.is_empty();
         match first {
             None => first = Some((f.version, f.order)),
             Some((v, o)) => {
@@ -102,9 +138,13 @@ fn v2_chain(b: &[u8], complete: bool) -> Option<String> {
         n = n.saturating_add(1);
     }
     let (v, o) = first?;
+    if v != spec::LAB_VERSION || !(padding_seen || complete) {
+        return None;
+    }
     Some(format!(
-        "{n} whole 29-byte frame(s), version {v}, order {o}..{}, '-' padding",
-        o.wrapping_add(n.saturating_sub(1))
+        "{n} whole 29-byte frame(s), version {v}, order {o}..{}{}",
+        o.wrapping_add(n.saturating_sub(1)),
+        if padding_seen { ", '-' padding" } else { "" }
     ))
 }
 
@@ -124,6 +164,9 @@ fn v3_chain(b: &[u8], max_frame: u32, complete: bool) -> Option<String> {
     let mut n: u32 = 0;
     while at < b.len() {
         let rest = b.get(at..)?;
+        if first.is_none() && rest.first() != Some(&spec::LAB_VERSION) {
+            return None;
+        }
         let f = match parse(Framing::V3, rest, max_frame) {
             Ok(Parse::Frame(f)) => f,
             // A sane header whose message is still coming: v3, cut short,
@@ -191,21 +234,49 @@ mod tests {
     #[test]
     fn v2_v3_and_text_are_told_apart() {
         let b = stream(Framing::V2, &["hello", "a much longer message than 20"]);
-        let d = detect(&b, false, 1 << 20).unwrap();
+        let d = detect(&b, Stage::Streaming, 1 << 20).unwrap();
         assert_eq!(d.detected, Detected::Framed(Framing::V2));
         assert!(d.reason.contains("order 1..2"), "{}", d.reason);
 
         // A v3 frame of exactly 29 bytes (size 20) is not mistaken for v2
         // unless its bytes look like v2 padding.
         let b = stream(Framing::V3, &["hello world!", "", "twenty characters!!!"]);
-        let d = detect(&b, false, 1 << 20).unwrap();
+        let d = detect(&b, Stage::Streaming, 1 << 20).unwrap();
         assert_eq!(d.detected, Detected::Framed(Framing::V3));
 
-        assert_eq!(detect(b"hello", false, 1 << 20), None);
-        let d = detect(b"hello", true, 1 << 20).unwrap();
+        assert_eq!(detect(b"hello", Stage::Streaming, 1 << 20), None);
+        let d = detect(b"hello", Stage::Answered, 1 << 20).unwrap();
         assert_eq!(d.detected, Detected::Text);
-        let d = detect(b"hello world, this is text", true, 1 << 20).unwrap();
+        let d = detect(b"hello world, this is text", Stage::Answered, 1 << 20).unwrap();
         assert_eq!(d.detected, Detected::Text);
+    }
+
+    #[test]
+    fn regressions_from_review() {
+        // A v3 client whose first message is exactly 20 characters: the
+        // same 29 bytes as v2, so wait for the next frame...
+        let b = stream(Framing::V3, &["twenty characters!!!", "hi"]);
+        assert_eq!(detect(&b[..29], Stage::Answered, 1 << 20), None);
+        // ...which settles it.
+        let d = detect(&b, Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(Framing::V3));
+        // At the very end, either decodes those bytes the same.
+        assert!(detect(&b[..29], Stage::Ended, 1 << 20).is_some());
+        // A 29-byte text line is text (version byte 't').
+        let line = b"this line is 29 bytes long!!!";
+        assert_eq!(line.len(), 29);
+        assert_eq!(
+            detect(line, Stage::Answered, 1 << 20).unwrap().detected,
+            Detected::Text
+        );
+        // A long v3 frame arriving in small segments is not v2.
+        let big = stream(Framing::V3, &[&"x".repeat(100)]);
+        assert_eq!(detect(&big[..29], Stage::Streaming, 1 << 20), None);
+        assert_eq!(detect(&big[..58], Stage::Streaming, 1 << 20), None);
+        assert_eq!(
+            detect(&big, Stage::Streaming, 1 << 20).unwrap().detected,
+            Detected::Framed(Framing::V3)
+        );
     }
 
     #[test]
@@ -213,23 +284,23 @@ mod tests {
         // overlap.pcap's case: 29 bytes + 15 of the next frame when the
         // server answers the first.
         let b = stream(Framing::V2, &["first", "hello, world"]);
-        assert_eq!(detect(&b[..44], false, 1 << 20), None);
-        let d = detect(&b[..44], true, 1 << 20).unwrap();
+        assert_eq!(detect(&b[..44], Stage::Streaming, 1 << 20), None);
+        let d = detect(&b[..44], Stage::Answered, 1 << 20).unwrap();
         assert_eq!(d.detected, Detected::Framed(Framing::V2));
     }
 
     #[test]
     fn an_incomplete_frame_waits_then_falls_back_to_text() {
         let b = stream(Framing::V3, &["hello world!"]);
-        assert_eq!(detect(&b[..15], false, 1 << 20), None);
+        assert_eq!(detect(&b[..15], Stage::Streaming, 1 << 20), None);
         // Complete but cut: still v3 (its header is sane), so the decoder
         // can report the truncated frame.
         assert_eq!(
-            detect(&b[..15], true, 1 << 20).unwrap().detected,
+            detect(&b[..15], Stage::Answered, 1 << 20).unwrap().detected,
             Detected::Framed(Framing::V3)
         );
         assert_eq!(
-            detect(&b[..7], true, 1 << 20).unwrap().detected,
+            detect(&b[..7], Stage::Answered, 1 << 20).unwrap().detected,
             Detected::Text
         );
     }
@@ -239,11 +310,14 @@ mod tests {
         // struct.pack('!BLL', 1, 1, 4_000_000_000) + b'xx'
         let mut b = vec![1, 0, 0, 0, 1, 0xEE, 0x6B, 0x28, 0x00];
         b.extend_from_slice(b"xx");
-        let d = detect(&b, false, 1 << 20).unwrap();
+        let d = detect(&b, Stage::Streaming, 1 << 20).unwrap();
         assert_eq!(d.detected, Detected::Framed(Framing::V3));
         assert!(d.reason.contains("4000000000"), "{}", d.reason);
         // Another version or order: not the lab's first frame, so text.
         b[4] = 9;
-        assert_eq!(detect(&b, true, 1 << 20).unwrap().detected, Detected::Text);
+        assert_eq!(
+            detect(&b, Stage::Answered, 1 << 20).unwrap().detected,
+            Detected::Text
+        );
     }
 }
