@@ -42,11 +42,15 @@ pub struct ReportOptions {
     pub flush_each: bool,
 }
 
+/// Rows of the sessions table at most.
+pub const MAX_TABLE_ROWS: usize = 1000;
+
 /// A sink that prints.
 pub struct Printer<W: Write> {
     out: W,
     opts: ReportOptions,
     sessions: Vec<SessionSummary>,
+    sessions_not_shown: u64,
     /// Set when writing failed (e.g. a closed pipe): printing stops.
     pub broken: bool,
 }
@@ -58,6 +62,7 @@ impl<W: Write> Printer<W> {
             out,
             opts,
             sessions: Vec::new(),
+            sessions_not_shown: 0,
             broken: false,
         }
     }
@@ -154,7 +159,7 @@ fn put_echo(m: &mut Map<String, Value>, e: Option<EchoMatch>) {
 
 /// The JSON object of a session summary.
 pub fn session_json(s: &SessionSummary) -> Value {
-    let (p50, max) = latency_stats(&s.echo_latencies_us);
+    let (p50, max) = (s.echo_latency_p50_us, s.echo_latency_max_us);
     let dir = |i: usize| {
         let d = &s.dirs[i];
         let r = &d.reassembly;
@@ -191,16 +196,6 @@ pub fn session_json(s: &SessionSummary) -> Value {
         "echo_latency_max_us": max,
         "anomalies": s.anomalies,
     })
-}
-
-/// Median and max.
-fn latency_stats(l: &[u64]) -> (Option<u64>, Option<u64>) {
-    if l.is_empty() {
-        return (None, None);
-    }
-    let mut v = l.to_vec();
-    v.sort_unstable();
-    (v.get((v.len() - 1) / 2).copied(), v.last().copied())
 }
 
 impl<W: Write> Sink for Printer<W> {
@@ -379,8 +374,15 @@ impl<W: Write> Sink for Printer<W> {
         if self.opts.json {
             let line = session_json(s).to_string();
             self.line(&line);
+            return;
         }
-        self.sessions.push(s.clone());
+        // The table keeps the first rows; the rest are counted, so memory
+        // does not grow with the number of sessions in a capture.
+        if self.sessions.len() < MAX_TABLE_ROWS {
+            self.sessions.push(s.clone());
+        } else {
+            self.sessions_not_shown = self.sessions_not_shown.saturating_add(1);
+        }
     }
 
     fn finish(&mut self, t: &Totals) {
@@ -412,6 +414,13 @@ impl<W: Write> Sink for Printer<W> {
             let table = sessions_table(&sessions);
             self.line("");
             self.line(&table);
+        }
+        if self.sessions_not_shown > 0 {
+            let more = format!(
+                "({} more sessions not in the table; --json lists every one)",
+                self.sessions_not_shown
+            );
+            self.line(&more);
         }
         let mut totals = format!(
             "{} packets, {} sessions, {} frames, {} diagnostics",
@@ -468,7 +477,7 @@ pub fn sessions_table(sessions: &[SessionSummary]) -> String {
         "anomalies",
     ]);
     for s in sessions {
-        let (p50, max) = latency_stats(&s.echo_latencies_us);
+        let (p50, max) = (s.echo_latency_p50_us, s.echo_latency_max_us);
         let lat = match (p50, max) {
             (Some(a), Some(b)) => format!("{} / {}", micros(a), micros(b)),
             _ => "-".into(),

@@ -255,8 +255,22 @@ pub const ECHO_UNTRACKED: Diagnostic = Diagnostic {
     summary: "too many requests waited for echoes; the oldest were no longer tracked",
 };
 
+/// Too many open sessions: the least recently active were ended early.
+pub const SESSION_EVICTED: Diagnostic = Diagnostic {
+    code: "session.evicted",
+    summary: "too many sessions open at once; the least recently active were ended early",
+};
+
+/// Segments or ACKs whose numbers are implausible: ignored.
+pub const TCP_OUT_OF_WINDOW: Diagnostic = Diagnostic {
+    code: "tcp.out_of_window",
+    summary: "segments or ACKs with implausible sequence numbers were ignored",
+};
+
 /// Every diagnostic code, in one place.
 pub const DIAGNOSTICS: &[Diagnostic] = &[
+    TCP_OUT_OF_WINDOW,
+    SESSION_EVICTED,
     TCP_GAP,
     TCP_OVERLAP_CONFLICT,
     FRAME_DAMAGED,

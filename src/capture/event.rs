@@ -189,8 +189,11 @@ pub struct SessionSummary {
     pub dirs: [DirSummary; 2],
     /// SYN to handshake ACK, microseconds.
     pub handshake_rtt_us: Option<u64>,
-    /// Echo latencies, microseconds, in order.
-    pub echo_latencies_us: Vec<u64>,
+    /// Median echo latency, microseconds (over the first
+    /// `MAX_LATENCY_SAMPLES` echoes).
+    pub echo_latency_p50_us: Option<u64>,
+    /// Largest echo latency, microseconds.
+    pub echo_latency_max_us: Option<u64>,
     /// Echoes equal to their request.
     pub echoes_ok: u64,
     /// Echoes that differed.

@@ -28,7 +28,8 @@
 //!
 //! # Bounds
 //!
-//! Out-of-order bytes are held only up to `max_buffered` per direction.
+//! Out-of-order bytes are held only up to `max_buffered` per direction
+//! (each segment also costs [`SEGMENT_OVERHEAD`] bytes against it).
 //! Over that, the oldest hole is declared a gap and the data after it is
 //! delivered: memory depends on the cap and the number of live
 //! connections, never on the length of the capture. At end of input, FIN
@@ -93,7 +94,19 @@ pub struct ReassemblyStats {
     /// Payload bytes that lay before the start of the stream as first seen
     /// (a connection picked up without its SYN, then an older segment).
     pub before_start_bytes: u64,
+    /// Segments starting implausibly far ahead ([`WINDOW_LIMIT`]): ignored.
+    pub out_of_window_segments: u64,
+    /// ACKs for far more than was ever sent ([`ACK_SLACK`]): ignored.
+    pub implausible_acks: u64,
 }
+
+/// A segment starting this far past the next expected byte is not believed
+/// (TCP's largest window is 1 GiB; the lab's are far smaller): 256 MiB.
+pub const WINDOW_LIMIT: u64 = 256 << 20;
+
+/// An ACK this far past the last byte seen is not believed: 16 MiB (more
+/// than a capture plausibly loses in one stretch).
+pub const ACK_SLACK: u64 = 16 << 20;
 
 /// One direction's reassembler.
 #[derive(Debug)]
@@ -112,6 +125,8 @@ pub struct Reassembler {
     fin_at: Option<u64>,
     /// Highest offset the other side acknowledged.
     acked: Option<u64>,
+    /// End of the highest segment seen.
+    seen_end: u64,
     stats: ReassemblyStats,
 }
 
@@ -127,6 +142,7 @@ impl Reassembler {
             history: VecDeque::new(),
             fin_at: None,
             acked: None,
+            seen_end: 0,
             stats: ReassemblyStats::default(),
         }
     }
@@ -141,7 +157,7 @@ impl Reassembler {
         self.next
     }
 
-    /// Out-of-order bytes held now.
+    /// Out-of-order bytes held now, plus [`SEGMENT_OVERHEAD`] per segment.
     pub fn buffered(&self) -> usize {
         self.pending_bytes
     }
@@ -192,6 +208,10 @@ impl Reassembler {
             Some(f) => off.min(f),
             None => off,
         };
+        if off > self.seen_end.max(self.next).saturating_add(ACK_SLACK) {
+            self.stats.implausible_acks = self.stats.implausible_acks.saturating_add(1);
+            return;
+        }
         let acked = self.acked.map_or(off, |a| a.max(off));
         self.acked = Some(acked);
         while let Some((&first, _)) = self.pending.iter().next() {
@@ -232,6 +252,13 @@ impl Reassembler {
         if payload.is_empty() {
             return;
         }
+        if start > self.next.saturating_add(WINDOW_LIMIT) {
+            self.stats.out_of_window_segments = self.stats.out_of_window_segments.saturating_add(1);
+            return;
+        }
+        self.seen_end = self
+            .seen_end
+            .max(start.saturating_add(payload.len() as u64));
         let mut dup = 0u64;
         let mut conflict = 0u64;
         // 1. The part before `next` duplicates delivered bytes.
@@ -299,7 +326,7 @@ impl Reassembler {
                 self.deliver(off, bytes, out);
             } else {
                 ahead = true;
-                self.pending_bytes = self.pending_bytes.saturating_add(bytes.len());
+                self.pending_bytes = self.pending_bytes.saturating_add(held_cost(bytes.len()));
                 self.pending.insert(off, bytes.to_vec());
             }
         }
@@ -357,7 +384,7 @@ impl Reassembler {
                 break;
             }
             let bytes = entry.remove();
-            self.pending_bytes = self.pending_bytes.saturating_sub(bytes.len());
+            self.pending_bytes = self.pending_bytes.saturating_sub(held_cost(bytes.len()));
             let off = self.next;
             self.deliver(off, &bytes, out);
         }
@@ -399,6 +426,16 @@ impl Reassembler {
         diff
     }
 }
+
+/// What a buffered segment costs against the cap: its bytes plus the
+/// bookkeeping of one map entry, so a flood of 1-byte segments is bounded
+/// too.
+fn held_cost(len: usize) -> usize {
+    len.saturating_add(SEGMENT_OVERHEAD)
+}
+
+/// Bytes charged per buffered segment besides its payload.
+pub const SEGMENT_OVERHEAD: usize = 64;
 
 /// `bytes` covers offsets from `base`; returns the part covering `lo..hi`.
 fn slice(bytes: &[u8], base: u64, lo: u64, hi: u64) -> &[u8] {
@@ -469,7 +506,7 @@ mod tests {
         r.syn(0);
         feed(&mut r, &mut g, 7, b"world");
         assert!(g.bytes.is_empty());
-        assert_eq!(r.buffered(), 5);
+        assert_eq!(r.buffered(), 5 + SEGMENT_OVERHEAD);
         feed(&mut r, &mut g, 1, b"hello ");
         assert_eq!(g.bytes, b"hello world");
         assert_eq!(r.buffered(), 0);
@@ -545,18 +582,49 @@ mod tests {
 
     #[test]
     fn the_buffer_cap_forces_a_gap_early() {
-        let (mut r, mut g) = (Reassembler::new(10), Got::default());
+        let (mut r, mut g) = (Reassembler::new(10 + SEGMENT_OVERHEAD), Got::default());
         r.syn(0);
         feed(&mut r, &mut g, 1, b"ab");
-        feed(&mut r, &mut g, 6, b"0123456789"); // 10 bytes held: at the cap
+        feed(&mut r, &mut g, 6, b"0123456789"); // 10 bytes + one segment: at the cap
         assert_eq!(g.gaps, vec![]);
-        feed(&mut r, &mut g, 16, b"X"); // 11 > 10: the hole 2..5 is given up
+        feed(&mut r, &mut g, 16, b"X"); // a second segment: over the cap, the hole 2..5 is given up
         assert_eq!(g.gaps, vec![(2, 3)]);
         assert_eq!(g.bytes, b"ab0123456789X");
         assert_eq!(r.buffered(), 0);
         // The late bytes of the hole now count as old data, never re-delivered.
         feed(&mut r, &mut g, 3, b"cde");
         assert_eq!(g.bytes, b"ab0123456789X");
+    }
+
+    #[test]
+    fn wild_sequence_and_ack_numbers_are_not_believed() {
+        let (mut r, mut g) = (Reassembler::new(1 << 20), Got::default());
+        r.syn(0);
+        feed(&mut r, &mut g, 1, b"abc");
+        feed(&mut r, &mut g, 1 << 31, b"far away");
+        r.ack(1 << 31, &mut |c| g.take(c));
+        r.flush(&mut |c| g.take(c));
+        assert_eq!(g.bytes, b"abc");
+        assert!(g.gaps.is_empty(), "{:?}", g.gaps);
+        let s = r.stats();
+        assert_eq!((s.out_of_window_segments, s.implausible_acks), (1, 1));
+    }
+
+    #[test]
+    fn a_flood_of_tiny_segments_is_bounded_by_the_cap() {
+        let cap = 64 * 1024;
+        let (mut r, mut g) = (Reassembler::new(cap), Got::default());
+        r.syn(0);
+        // 100,000 one-byte segments in reverse order, never in order.
+        for i in (2..100_002u32).rev() {
+            feed(&mut r, &mut g, i + 1, b"z");
+            assert!(r.buffered() <= cap, "segment {i}");
+        }
+        r.flush(&mut |c| g.take(c));
+        assert_eq!(
+            g.bytes.len() as u64 + g.gaps.iter().map(|g| g.1).sum::<u64>(),
+            100_002
+        );
     }
 
     #[test]

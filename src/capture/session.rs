@@ -34,6 +34,10 @@ use crate::spec;
 /// Client bytes held while the framing is undecided.
 pub const DETECT_LIMIT: usize = 64 * 1024;
 
+/// Open sessions at most; past it the least recently active are ended
+/// early (a SYN flood must not exhaust memory).
+pub const MAX_SESSIONS: usize = 100_000;
+
 /// Sessions idle this long (capture time) are ended: 5 minutes.
 pub const IDLE_EXPIRY_US: u64 = 300_000_000;
 
@@ -103,13 +107,32 @@ impl Half {
     }
 }
 
-/// Requests waiting for their echo: `(order, raw bytes, time)` for frames,
-/// `(bytes, time)` for text. Bounded by [`MAX_PENDING`] entries: a server
-/// that never echoes must not make memory grow with the capture.
+/// Requests waiting for their echo: `(order, fingerprint, time)` for
+/// frames, `(bytes, time)` for text. Bounded by [`MAX_PENDING`] entries: a
+/// server that never echoes must not make memory grow with the capture.
 enum Pending {
-    Frames(VecDeque<(u32, Vec<u8>, Timestamp)>),
+    Frames(VecDeque<(u32, Fingerprint, Timestamp)>),
     Text(VecDeque<(Vec<u8>, Timestamp)>),
 }
+
+/// A frame's length and 64-bit hash: what an echo is compared with, so a
+/// waiting request of 1 MiB costs 16 bytes, not 1 MiB. (SipHash with fixed
+/// keys: a differing echo that collides is a 2^-64 event.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint(usize, u64);
+
+impl Fingerprint {
+    fn of(raw: &[u8]) -> Fingerprint {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        raw.hash(&mut h);
+        Fingerprint(raw.len(), h.finish())
+    }
+}
+
+/// Echo latencies kept per session for the median (the maximum is tracked
+/// apart): enough for any lab session, bounded for a flood.
+pub const MAX_LATENCY_SAMPLES: usize = 10_000;
 
 /// Most requests remembered per session while waiting for echoes.
 pub const MAX_PENDING: usize = 4096;
@@ -133,6 +156,7 @@ struct Session {
     framing: Option<Carries>,
     pending: Pending,
     latencies: Vec<u64>,
+    latency_max: u64,
     echoes_ok: u64,
     mismatches: u64,
     server_echoed: bool,
@@ -238,6 +262,30 @@ impl Tracker {
         }
     }
 
+    /// Makes room for one more session: ends the least recently active
+    /// sixteenth when [`MAX_SESSIONS`] are open, and says so.
+    fn make_room(&mut self, ts: Timestamp, sink: &mut dyn Sink) {
+        if self.sessions.len() < MAX_SESSIONS {
+            return;
+        }
+        let mut by_age: Vec<_> = self.sessions.iter().map(|(k, s)| (s.last, *k)).collect();
+        by_age.sort_unstable();
+        let n = MAX_SESSIONS / 16;
+        self.diag(
+            ts,
+            None,
+            None,
+            spec::SESSION_EVICTED.code,
+            format!("{MAX_SESSIONS} sessions open: ending the {n} least recently active early"),
+            sink,
+        );
+        for (_, k) in by_age.into_iter().take(n) {
+            if let Some(s) = self.sessions.remove(&k) {
+                self.end(s, ts, sink);
+            }
+        }
+    }
+
     fn new_session(
         &mut self,
         udp: bool,
@@ -267,6 +315,7 @@ impl Tracker {
             framing: None,
             pending: Pending::Frames(VecDeque::new()),
             latencies: Vec::new(),
+            latency_max: 0,
             echoes_ok: 0,
             mismatches: 0,
             server_echoed: false,
@@ -303,6 +352,7 @@ impl Tracker {
             } else {
                 (dst, src)
             };
+            self.make_room(ts, sink);
             let s = self.new_session(true, client, server, ts);
             self.sessions.insert(k, s);
         }
@@ -365,6 +415,7 @@ impl Tracker {
             } else {
                 (dst, src)
             };
+            self.make_room(ts, sink);
             let mut s = self.new_session(false, client, server, ts);
             if !pure_syn {
                 s.picked_up = true;
@@ -562,6 +613,22 @@ impl Tracker {
                 }
                 s.decoders = Some(decs);
             }
+            for dir in [Dir::ToServer, Dir::ToClient] {
+                let st = s.halves[dir.index()].reasm.stats();
+                if st.out_of_window_segments > 0 || st.implausible_acks > 0 {
+                    s.report(
+                        ts,
+                        dir,
+                        spec::TCP_OUT_OF_WINDOW.code,
+                        format!(
+                            "{} segment(s) starting over 256 MiB ahead and {} ACK(s) for over 16 MiB more than was seen were ignored",
+                            st.out_of_window_segments, st.implausible_acks
+                        ),
+                        &mut self.totals,
+                        sink,
+                    );
+                }
+            }
             if s.untracked > 0 {
                 s.report(
                     ts,
@@ -667,6 +734,14 @@ impl OwnedDecoded {
 }
 
 impl Session {
+    /// Records an echo latency (bounded sample; the maximum always kept).
+    fn latency(&mut self, us: u64) {
+        self.latency_max = self.latency_max.max(us);
+        if self.latencies.len() < MAX_LATENCY_SAMPLES {
+            self.latencies.push(us);
+        }
+    }
+
     /// Whether a SYN with `isn` from the client starts a new connection on
     /// these addresses: the old one ended, or it already had another ISN.
     fn is_over_or_new_isn(&self, isn: u32) -> bool {
@@ -882,7 +957,7 @@ impl Session {
                             q.pop_front();
                             self.untracked = self.untracked.saturating_add(1);
                         }
-                        q.push_back((frame.order, frame.raw.to_vec(), ts));
+                        q.push_back((frame.order, Fingerprint::of(frame.raw), ts));
                         None
                     }
                     (Dir::ToClient, Pending::Frames(q)) => {
@@ -897,9 +972,9 @@ impl Session {
                             None => q.pop_front(),
                         };
                         Some(match pick {
-                            Some((_, req, t0)) if req == frame.raw => {
+                            Some((_, req, t0)) if req == Fingerprint::of(frame.raw) => {
                                 let l = ts.micros_since(t0);
-                                self.latencies.push(l);
+                                self.latency(l);
                                 self.echoes_ok = self.echoes_ok.saturating_add(1);
                                 EchoMatch::Ok { latency_us: l }
                             }
@@ -962,7 +1037,11 @@ impl Session {
                     }
                     (Dir::ToClient, Pending::Text(q)) => {
                         self.server_echoed = true;
-                        Some(match_text(q, data, ts, &mut self.latencies))
+                        let m = match_text(q, data, ts);
+                        if let EchoMatch::Ok { latency_us } = m {
+                            self.latency(latency_us);
+                        }
+                        Some(m)
                     }
                     _ => None,
                 };
@@ -1059,7 +1138,8 @@ impl Session {
                 reassembly: self.halves[i].reasm.stats(),
             }),
             handshake_rtt_us: self.rtt_us,
-            echo_latencies_us: self.latencies.clone(),
+            echo_latency_p50_us: median(&self.latencies),
+            echo_latency_max_us: (!self.latencies.is_empty()).then_some(self.latency_max),
             echoes_ok: self.echoes_ok,
             echo_mismatches: self.mismatches,
             echoes_missing: if self.server_echoed { missing } else { 0 },
@@ -1070,12 +1150,7 @@ impl Session {
 }
 
 /// Compares a text echo with the oldest unanswered client bytes.
-fn match_text(
-    q: &mut VecDeque<(Vec<u8>, Timestamp)>,
-    data: &[u8],
-    ts: Timestamp,
-    lat: &mut Vec<u64>,
-) -> EchoMatch {
+fn match_text(q: &mut VecDeque<(Vec<u8>, Timestamp)>, data: &[u8], ts: Timestamp) -> EchoMatch {
     let mut rest = data;
     let mut first_t0 = None;
     while !rest.is_empty() {
@@ -1099,8 +1174,14 @@ fn match_text(
         rest = rest.get(n..).unwrap_or_default();
     }
     let l = first_t0.map_or(0, |t0| ts.micros_since(t0));
-    lat.push(l);
     EchoMatch::Ok { latency_us: l }
+}
+
+/// The median (the lower one for an even count).
+fn median(v: &[u64]) -> Option<u64> {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.get(v.len().checked_sub(1)? / 2).copied()
 }
 
 /// `v2`, `v3` or `text`.
