@@ -5,6 +5,8 @@
 
 // rc1 capture -r on the fixtures; user errors.
 mod capture;
+// Golden --json output of every fixture.
+mod golden;
 // Codec properties: round trips, chunking, truncation, oversized claims.
 mod codec_props;
 // Python `struct` peers as the independent oracle, both directions.
