@@ -104,6 +104,14 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
     let opts = capture::CaptureOptions::try_from(args)?;
     let mut source = capture::open(&opts)?;
     let stop = Stop::new();
+    if source.is_live() && !args.output.quiet {
+        // Like tcpdump's "listening on …": says the capture is ready.
+        eprintln!(
+            "rc1: capturing on {} (filter \"{}\"); Ctrl+C stops and prints the summary",
+            source.name,
+            source.filter()
+        );
+    }
     if let Some(handle) = source.break_handle() {
         // A read may block until a packet comes: Ctrl+C breaks it.
         stop.on_stop(move || handle.breakloop());

@@ -15,5 +15,7 @@ mod interop;
 mod servers;
 // tshark's follow,tcp,raw as the oracle for reassembled bytes.
 mod oracle;
+// Live capture on lo (root or CAP_NET_RAW; fails under CI=true without).
+mod live;
 // Shared helpers.
 mod util;

@@ -85,6 +85,7 @@ pub struct Source {
     pub file_size: Option<u64>,
     /// `-w`: every packet read is also written here.
     savefile: Option<pcap::Savefile>,
+    filter: String,
 }
 
 /// Why reading stopped early.
@@ -180,6 +181,7 @@ impl Source {
             bytes_read: 0,
             file_size: None,
             savefile: None,
+            filter: String::new(),
         };
         s.check_linktype()?;
         Ok(s)
@@ -206,6 +208,7 @@ impl Source {
             bytes_read: 24,
             file_size: Some(size),
             savefile: None,
+            filter: String::new(),
         };
         s.check_linktype()?;
         Ok(s)
@@ -223,8 +226,14 @@ impl Source {
         ))
     }
 
+    /// The BPF filter in force ("" for none).
+    pub fn filter(&self) -> &str {
+        &self.filter
+    }
+
     /// Applies a BPF filter (tcpdump syntax); libpcap's message on error.
     pub fn set_filter(&mut self, filter: &str) -> Result<()> {
+        self.filter = filter.to_string();
         if filter.is_empty() {
             return Ok(());
         }

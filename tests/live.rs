@@ -1,0 +1,146 @@
+//! Live capture on `lo` while rc1's servers and clients talk: the capture
+//! decodes exactly the frames sent, each echo matched, and decoding the
+//! `-w` file gives the same output (live/offline parity). Needs root or
+//! CAP_NET_RAW: without it the test says loudly that it skipped, and fails
+//! under `CI=true`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{Server, WAIT, have_prerequisite, json_lines, rc1, run, stderr};
+
+/// Whether this process may open a live capture on lo.
+fn can_capture() -> bool {
+    let out = run(&["capture", "-i", "lo", "-c", "0", "-q"]);
+    out.status.success()
+}
+
+#[test]
+fn live_capture_decodes_what_the_lab_sends_and_matches_its_file() {
+    if !have_prerequisite(
+        can_capture(),
+        "live_capture_on_lo",
+        "capture privilege (root or CAP_NET_RAW)",
+    ) {
+        return;
+    }
+    let server = Server::start(&["--proto", "v3"]);
+    let port = server.port();
+    let dir = std::env::temp_dir().join(format!("rc1-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("live.pcap");
+    let pcap_s = pcap.display().to_string();
+    let mut cap = rc1()
+        .args([
+            "capture", "-i", "lo", "--port", &port, "--json", "-w", &pcap_s,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) for "rc1: capturing on lo".
+    let mut err = BufReader::new(cap.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("capturing on lo"), "{line}");
+    std::thread::sleep(Duration::from_millis(200));
+
+    for msgs in [&["one", "two", "three"][..], &["second client", ""][..]] {
+        let mut args = vec!["client", "-p", "v3", "--port", &port, "-q"];
+        for m in msgs {
+            args.extend(["-m", m]);
+        }
+        let out = run(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-INT", &cap.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while cap.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "capture did not stop on Ctrl+C");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = cap.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let live = json_lines(&out);
+    let frames = |dir: &str| -> Vec<String> {
+        live.iter()
+            .filter(|e| e["type"] == "frame" && e["dir"] == dir)
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(frames("c>s"), ["one", "two", "three", "second client", ""]);
+    assert_eq!(frames("s>c"), frames("c>s"));
+    assert!(
+        live.iter()
+            .filter(|e| e["type"] == "frame" && e["dir"] == "s>c")
+            .all(|e| e["echo"] == "ok")
+    );
+    let sessions: Vec<_> = live.iter().filter(|e| e["type"] == "session").collect();
+    assert_eq!(sessions.len(), 2);
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s["state"] == "SF" && s["framing"] == "v3")
+    );
+    let totals = live.last().unwrap();
+    assert_eq!(totals["type"], "totals");
+    assert!(
+        totals["kernel_dropped"].is_u64(),
+        "kernel counters reported live"
+    );
+
+    // Live/offline parity: the -w file decodes to the same lines (the
+    // totals aside: only a live capture has kernel counters).
+    let offline = run(&["capture", "-r", &pcap_s, "--port", &port, "--json"]);
+    assert!(offline.status.success(), "{}", stderr(&offline));
+    let strip = |v: Vec<serde_json::Value>| -> Vec<serde_json::Value> {
+        v.into_iter().filter(|e| e["type"] != "totals").collect()
+    };
+    assert_eq!(strip(live.clone()), strip(json_lines(&offline)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn capture_without_privilege_says_what_to_do() {
+    // Drop to an unprivileged user when we are root; otherwise we already are one.
+    let is_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let bin = env!("CARGO_BIN_EXE_rc1");
+    let out = if is_root {
+        let have = Command::new("setpriv").arg("--version").output().is_ok();
+        if !have_prerequisite(have, "capture_without_privilege", "setpriv (util-linux)") {
+            return;
+        }
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .args([bin, "capture", "-i", "lo", "-c", "1"])
+            .output()
+            .unwrap()
+    } else {
+        Command::new(bin)
+            .args(["capture", "-i", "lo", "-c", "1"])
+            .output()
+            .unwrap()
+    };
+    if out.status.success() {
+        // Unprivileged yet allowed (file capabilities on the binary).
+        eprintln!("SKIPPED capture_without_privilege: this binary may capture without root");
+        return;
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("permission denied"), "{err}");
+    assert!(
+        err.contains("setcap cap_net_raw,cap_net_admin=eip"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
