@@ -260,6 +260,7 @@ impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
             count: a.count,
             tcp_events: a.tcp_events,
             write: a.write.clone(),
+            progress: !a.output.quiet,
         })
     }
 }

@@ -51,6 +51,9 @@ pub struct CaptureOptions {
     pub tcp_events: bool,
     /// `-w`: write the packets read to this pcap file.
     pub write: Option<PathBuf>,
+    /// Show a progress bar on stderr while reading a file (only when stderr
+    /// is a terminal).
+    pub progress: bool,
 }
 
 /// How a run ended.
@@ -80,6 +83,31 @@ pub fn open(opts: &CaptureOptions) -> Result<Source> {
     Ok(source)
 }
 
+/// A bytes-read bar for a file (bytes read of total, rate, ETA), shown on
+/// stderr when it is a terminal and stdout is not (`rc1 capture -r big.pcap
+/// --json > out.jsonl`); `--quiet` hides it.
+fn progress_bar(opts: &CaptureOptions, source: &Source) -> Option<indicatif::ProgressBar> {
+    let size = source.file_size?;
+    // Only while the output goes elsewhere: a bar redrawn between lines
+    // printed on the same terminal would garble both.
+    if !opts.progress
+        || !std::io::IsTerminal::is_terminal(&std::io::stderr())
+        || std::io::IsTerminal::is_terminal(&std::io::stdout())
+    {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(size),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
 /// `port P`, and on Ethernet also `vlan and port P`: a plain `port` filter
 /// does not look past an 802.1Q tag.
 pub fn default_filter(linktype: i32, port: u16) -> String {
@@ -101,12 +129,18 @@ pub fn run(
     let mut tracker = Tracker::new(opts.tracker);
     tracker.tcp_events = opts.tcp_events;
     let linktype = source.linktype();
+    let bar = progress_bar(opts, &source);
     let mut truncated = None;
     loop {
         if stop.is_stopped() || opts.count.is_some_and(|c| source.packets() >= c) {
             break;
         }
         let number = source.packets().saturating_add(1);
+        if number % 4096 == 0
+            && let Some(b) = &bar
+        {
+            b.set_position(source.bytes_read);
+        }
         match source.read() {
             Ok(Next::Packet(raw)) => match packet::parse(linktype, raw.data) {
                 Ok(p) => tracker.packet(raw.ts, &p, sink),
@@ -122,6 +156,9 @@ pub fn run(
                 break;
             }
         }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
     source.finish_writing()?;
     tracker.totals.packets = source.packets();
