@@ -360,11 +360,7 @@ impl Tracker {
             return;
         };
         s.last = ts;
-        let dir = if src == s.client {
-            Dir::ToServer
-        } else {
-            Dir::ToClient
-        };
+        let dir = s.dir_of(src);
         let h = &mut s.halves[dir.index()];
         h.messages = h.messages.saturating_add(1);
         h.bytes = h.bytes.saturating_add(data.len() as u64);
@@ -444,11 +440,7 @@ impl Tracker {
             return;
         };
         s.last = ts;
-        let dir = if src == s.client {
-            Dir::ToServer
-        } else {
-            Dir::ToClient
-        };
+        let dir = s.dir_of(src);
         let at = s.at(ts);
         // Handshake.
         if t.syn {
@@ -734,6 +726,15 @@ impl OwnedDecoded {
 }
 
 impl Session {
+    /// The direction of a packet sent by `src`.
+    fn dir_of(&self, src: SocketAddr) -> Dir {
+        if src == self.client {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        }
+    }
+
     /// Records an echo latency (bounded sample; the maximum always kept).
     fn latency(&mut self, us: u64) {
         self.latency_max = self.latency_max.max(us);
