@@ -597,11 +597,8 @@ impl Tracker {
             }
             if let Some(mut decs) = s.decoders.take() {
                 for dir in [Dir::ToServer, Dir::ToClient] {
-                    let mut items = Vec::new();
-                    decs[dir.index()].finish(&mut |d| items.push(owned(d)));
-                    for d in items {
-                        s.emit(dir, d.as_decoded(), ts, &mut self.totals, sink);
-                    }
+                    let totals = &mut self.totals;
+                    decs[dir.index()].finish(&mut |d| s.emit(dir, d, ts, totals, sink));
                 }
                 s.decoders = Some(decs);
             }
@@ -665,63 +662,6 @@ fn collect(chunks: &mut Vec<(u64, Option<Vec<u8>>, u64)>, c: Chunk<'_>) {
     match c {
         Chunk::Data { offset, bytes } => chunks.push((offset, Some(bytes.to_vec()), 0)),
         Chunk::Gap { offset, len } => chunks.push((offset, None, len)),
-    }
-}
-
-/// An owned copy of a [`Decoded`] item (decoders lend their frames; the
-/// session needs them after the decoder call returns).
-enum OwnedDecoded {
-    Frame(u64, Framing, crate::codec::Frame, Vec<u8>),
-    Text(u64, Vec<u8>),
-    Other(Decoded<'static>),
-}
-
-fn owned(d: Decoded<'_>) -> OwnedDecoded {
-    match d {
-        Decoded::Frame {
-            offset,
-            framing,
-            frame,
-        } => OwnedDecoded::Frame(offset, framing, frame.to_frame(), frame.raw.to_vec()),
-        Decoded::Text { offset, data } => OwnedDecoded::Text(offset, data.to_vec()),
-        Decoded::Gap { offset, len } => OwnedDecoded::Other(Decoded::Gap { offset, len }),
-        Decoded::Damaged {
-            offset,
-            captured,
-            reason,
-        } => OwnedDecoded::Other(Decoded::Damaged {
-            offset,
-            captured,
-            reason,
-        }),
-        Decoded::Error { offset, error } => OwnedDecoded::Other(Decoded::Error { offset, error }),
-        Decoded::Unsynchronised { offset, bytes } => {
-            OwnedDecoded::Other(Decoded::Unsynchronised { offset, bytes })
-        }
-        Decoded::Truncated { offset, error } => {
-            OwnedDecoded::Other(Decoded::Truncated { offset, error })
-        }
-    }
-}
-
-impl OwnedDecoded {
-    fn as_decoded(&self) -> Decoded<'_> {
-        match self {
-            OwnedDecoded::Frame(offset, framing, f, raw) => {
-                let mut r = f.as_ref();
-                r.raw = raw;
-                Decoded::Frame {
-                    offset: *offset,
-                    framing: *framing,
-                    frame: r,
-                }
-            }
-            OwnedDecoded::Text(offset, data) => Decoded::Text {
-                offset: *offset,
-                data,
-            },
-            OwnedDecoded::Other(d) => d.clone(),
-        }
     }
 }
 
@@ -923,14 +863,14 @@ impl Session {
         totals: &mut Totals,
         sink: &mut dyn Sink,
     ) {
-        let Some(decs) = &mut self.decoders else {
+        // The decoders are taken out for the call, so each decoded frame
+        // can go straight to `emit` (which needs the whole session) while
+        // still borrowed from the decoder: no copy per frame.
+        let Some(mut decs) = self.decoders.take() else {
             return;
         };
-        let mut items = Vec::new();
-        decs[dir.index()].chunk(chunk, &mut |d| items.push(owned(d)));
-        for d in items {
-            self.emit(dir, d.as_decoded(), ts, totals, sink);
-        }
+        decs[dir.index()].chunk(chunk, &mut |d| self.emit(dir, d, ts, totals, sink));
+        self.decoders = Some(decs);
     }
 
     fn emit(
