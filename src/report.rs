@@ -431,7 +431,7 @@ impl<W: Write> Sink for Printer<W> {
         }
         if t.ignored > 0 {
             totals.push_str(&format!(
-                ", {} packets not for a session (ARP, ICMP, stray ACKs)",
+                ", {} packets outside any session (not TCP/UDP, or ACK/FIN/RST after their session ended)",
                 t.ignored
             ));
         }
