@@ -115,8 +115,9 @@ pub struct Reassembler {
     origin: Option<u32>,
     /// Next offset to deliver.
     next: u64,
-    /// Out-of-order bytes, non-overlapping, keyed by offset.
-    pending: BTreeMap<u64, Vec<u8>>,
+    /// Out-of-order bytes, non-overlapping, keyed by offset, each with the
+    /// tag (capture time) of the segment that brought it.
+    pending: BTreeMap<u64, (Vec<u8>, u64)>,
     pending_bytes: usize,
     max_buffered: usize,
     /// The last delivered bytes, ending at `next`.
@@ -200,6 +201,13 @@ impl Reassembler {
     /// did not. It becomes a gap at once (so later requests are not held
     /// back behind it), and the data after it is delivered to `out`.
     pub fn ack(&mut self, ack: u32, out: &mut dyn FnMut(Chunk<'_>)) {
+        self.ack_at(ack, 0, &mut |c, _| out(c));
+    }
+
+    /// [`Reassembler::ack`], with `tag` (e.g. the capture time) given to
+    /// each chunk it releases: the tag of the segment that brought the
+    /// bytes, or `tag` for a gap.
+    pub fn ack_at(&mut self, ack: u32, tag: u64, out: &mut dyn FnMut(Chunk<'_>, u64)) {
         let Some(origin) = self.origin else { return };
         let off = self.offset_of(origin, ack);
         let Ok(off) = u64::try_from(off) else { return };
@@ -218,13 +226,26 @@ impl Reassembler {
             if first > acked || first <= self.next {
                 break;
             }
-            self.skip_hole(out);
+            self.skip_hole(tag, out);
         }
     }
 
     /// A segment: `seq`, optional FIN, payload. Delivers what became
     /// contiguous, and gaps forced by the buffer cap, to `out`.
     pub fn segment(&mut self, seq: u32, fin: bool, payload: &[u8], out: &mut dyn FnMut(Chunk<'_>)) {
+        self.segment_at(seq, fin, payload, 0, &mut |c, _| out(c));
+    }
+
+    /// [`Reassembler::segment`] with a `tag` (e.g. the capture time) kept
+    /// with the bytes and handed out with them when they are delivered.
+    pub fn segment_at(
+        &mut self,
+        seq: u32,
+        fin: bool,
+        payload: &[u8],
+        tag: u64,
+        out: &mut dyn FnMut(Chunk<'_>, u64),
+    ) {
         let origin = *self.origin.get_or_insert(seq);
         let start = self.offset_of(origin, seq);
         let len = payload.len();
@@ -282,8 +303,8 @@ impl Reassembler {
             .pending
             .range(..end)
             .rev()
-            .take_while(|(k, v)| k.saturating_add(v.len() as u64) > start)
-            .map(|(k, v)| (*k, k.saturating_add(v.len() as u64)))
+            .take_while(|(k, (v, _))| k.saturating_add(v.len() as u64) > start)
+            .map(|(k, (v, _))| (*k, k.saturating_add(v.len() as u64)))
             .collect();
         for (k, kend) in overlapping.into_iter().rev() {
             if k > cur {
@@ -296,7 +317,7 @@ impl Reassembler {
                 let theirs = self
                     .pending
                     .get(&k)
-                    .map(|v| slice(v, k, lo, hi))
+                    .map(|(v, _)| slice(v, k, lo, hi))
                     .unwrap_or_default();
                 dup = dup.saturating_add(mine.len() as u64);
                 conflict = conflict.saturating_add(count_diff(mine, theirs));
@@ -323,11 +344,11 @@ impl Reassembler {
                 continue;
             }
             if off == self.next {
-                self.deliver(off, bytes, out);
+                self.deliver(off, bytes, tag, out);
             } else {
                 ahead = true;
                 self.pending_bytes = self.pending_bytes.saturating_add(held_cost(bytes.len()));
-                self.pending.insert(off, bytes.to_vec());
+                self.pending.insert(off, (bytes.to_vec(), tag));
             }
         }
         if ahead {
@@ -335,7 +356,7 @@ impl Reassembler {
         }
         self.drain(out);
         while self.pending_bytes > self.max_buffered {
-            self.skip_hole(out);
+            self.skip_hole(tag, out);
         }
     }
 
@@ -343,34 +364,42 @@ impl Reassembler {
     /// data is delivered, and an acknowledged or FIN-covered tail that was
     /// never captured is a last gap.
     pub fn flush(&mut self, out: &mut dyn FnMut(Chunk<'_>)) {
+        self.flush_at(0, &mut |c, _| out(c));
+    }
+
+    /// [`Reassembler::flush`]; gaps get `tag`, data the tag it came with.
+    pub fn flush_at(&mut self, tag: u64, out: &mut dyn FnMut(Chunk<'_>, u64)) {
         while !self.pending.is_empty() {
-            self.skip_hole(out);
+            self.skip_hole(tag, out);
         }
         let tail = self.fin_at.into_iter().chain(self.acked).max();
         if let Some(end) = tail
             && end > self.next
         {
-            self.gap(end.saturating_sub(self.next), out);
+            self.gap(end.saturating_sub(self.next), tag, out);
         }
     }
 
     /// Declares the hole before the first buffered segment a gap, then
     /// delivers what follows it.
-    fn skip_hole(&mut self, out: &mut dyn FnMut(Chunk<'_>)) {
+    fn skip_hole(&mut self, tag: u64, out: &mut dyn FnMut(Chunk<'_>, u64)) {
         let Some((&first, _)) = self.pending.iter().next() else {
             return;
         };
         if first > self.next {
-            self.gap(first.saturating_sub(self.next), out);
+            self.gap(first.saturating_sub(self.next), tag, out);
         }
         self.drain(out);
     }
 
-    fn gap(&mut self, len: u64, out: &mut dyn FnMut(Chunk<'_>)) {
-        out(Chunk::Gap {
-            offset: self.next,
-            len,
-        });
+    fn gap(&mut self, len: u64, tag: u64, out: &mut dyn FnMut(Chunk<'_>, u64)) {
+        out(
+            Chunk::Gap {
+                offset: self.next,
+                len,
+            },
+            tag,
+        );
         self.stats.gaps = self.stats.gaps.saturating_add(1);
         self.stats.missed_bytes = self.stats.missed_bytes.saturating_add(len);
         self.next = self.next.saturating_add(len);
@@ -378,20 +407,26 @@ impl Reassembler {
     }
 
     /// Delivers buffered segments that start at `next`.
-    fn drain(&mut self, out: &mut dyn FnMut(Chunk<'_>)) {
+    fn drain(&mut self, out: &mut dyn FnMut(Chunk<'_>, u64)) {
         while let Some(entry) = self.pending.first_entry() {
             if *entry.key() != self.next {
                 break;
             }
-            let bytes = entry.remove();
+            let (bytes, tag) = entry.remove();
             self.pending_bytes = self.pending_bytes.saturating_sub(held_cost(bytes.len()));
             let off = self.next;
-            self.deliver(off, &bytes, out);
+            self.deliver(off, &bytes, tag, out);
         }
     }
 
-    fn deliver(&mut self, offset: u64, bytes: &[u8], out: &mut dyn FnMut(Chunk<'_>)) {
-        out(Chunk::Data { offset, bytes });
+    fn deliver(
+        &mut self,
+        offset: u64,
+        bytes: &[u8],
+        tag: u64,
+        out: &mut dyn FnMut(Chunk<'_>, u64),
+    ) {
+        out(Chunk::Data { offset, bytes }, tag);
         self.next = self.next.saturating_add(bytes.len() as u64);
         self.stats.delivered_bytes = self
             .stats
@@ -594,6 +629,21 @@ mod tests {
         // The late bytes of the hole now count as old data, never re-delivered.
         feed(&mut r, &mut g, 3, b"cde");
         assert_eq!(g.bytes, b"ab0123456789X");
+    }
+
+    #[test]
+    fn buffered_bytes_keep_the_tag_of_the_segment_that_brought_them() {
+        let mut r = Reassembler::new(1 << 20);
+        r.syn(0);
+        let mut got = Vec::new();
+        r.segment_at(11, false, b"late", 100, &mut |c, t| {
+            got.push((format!("{c:?}"), t))
+        });
+        r.segment_at(1, false, b"0123456789", 200, &mut |c, t| {
+            got.push((format!("{c:?}"), t))
+        });
+        let tags: Vec<u64> = got.iter().map(|(_, t)| *t).collect();
+        assert_eq!(tags, [200, 100], "{got:?}");
     }
 
     #[test]

@@ -162,6 +162,8 @@ struct Session {
     server_echoed: bool,
     /// Requests forgotten because too many waited for echoes.
     untracked: u64,
+    /// Time of the last data fed to each direction.
+    fed_ts: [Timestamp; 2],
     /// A gap was seen in each direction.
     gap_seen: [bool; 2],
     anomalies: u64,
@@ -320,6 +322,7 @@ impl Tracker {
             mismatches: 0,
             server_echoed: false,
             gap_seen: [false; 2],
+            fed_ts: [Timestamp::default(); 2],
             untracked: 0,
             anomalies: 0,
         }
@@ -482,11 +485,13 @@ impl Tracker {
             } else {
                 Dir::ToServer
             };
-            let mut chunks: Vec<(u64, Option<Vec<u8>>, u64)> = Vec::new();
+            let mut chunks: Vec<Held> = Vec::new();
             s.halves[other.index()]
                 .reasm
-                .ack(t.ack_no, &mut |c| collect(&mut chunks, c));
-            s.feed_all(other, chunks, ts, max_frame, &mut self.totals, sink);
+                .ack_at(t.ack_no, ts.tag(), &mut |c, tag| {
+                    collect(&mut chunks, c, tag)
+                });
+            s.feed_all(other, chunks, max_frame, &mut self.totals, sink);
         }
         if truncated {
             s.anomalies = s.anomalies.saturating_add(1);
@@ -502,13 +507,17 @@ impl Tracker {
         }
         // Payload through reassembly.
         let before = s.halves[dir.index()].reasm.stats();
-        let mut chunks: Vec<(u64, Option<Vec<u8>>, u64)> = Vec::new();
+        let mut chunks: Vec<Held> = Vec::new();
         if !t.syn || !t.payload.is_empty() {
             // Data carried by a SYN starts after the SYN's own number.
             let seq = if t.syn { t.seq.wrapping_add(1) } else { t.seq };
-            s.halves[dir.index()]
-                .reasm
-                .segment(seq, t.fin, t.payload, &mut |c| collect(&mut chunks, c));
+            s.halves[dir.index()].reasm.segment_at(
+                seq,
+                t.fin,
+                t.payload,
+                ts.tag(),
+                &mut |c, tag| collect(&mut chunks, c, tag),
+            );
         }
         let after = s.halves[dir.index()].reasm.stats();
         if after.retransmitted_segments > before.retransmitted_segments && tcp_events {
@@ -526,7 +535,7 @@ impl Tracker {
                 t.seq
             ), &mut self.totals, sink);
         }
-        s.feed_all(dir, chunks, ts, max_frame, &mut self.totals, sink);
+        s.feed_all(dir, chunks, max_frame, &mut self.totals, sink);
         // Control.
         if t.fin && !s.fin[dir.index()] {
             s.fin[dir.index()] = true;
@@ -586,11 +595,11 @@ impl Tracker {
         let max_frame = self.opts.max_frame;
         if !s.udp {
             for dir in [Dir::ToServer, Dir::ToClient] {
-                let mut chunks: Vec<(u64, Option<Vec<u8>>, u64)> = Vec::new();
+                let mut chunks: Vec<Held> = Vec::new();
                 s.halves[dir.index()]
                     .reasm
-                    .flush(&mut |c| collect(&mut chunks, c));
-                s.feed_all(dir, chunks, ts, max_frame, &mut self.totals, sink);
+                    .flush_at(ts.tag(), &mut |c, tag| collect(&mut chunks, c, tag));
+                s.feed_all(dir, chunks, max_frame, &mut self.totals, sink);
             }
             if s.decoders.is_none() && s.detect(Stage::Ended, max_frame, sink) {
                 s.replay(&mut self.totals, sink);
@@ -656,12 +665,13 @@ impl Tracker {
     }
 }
 
-/// Keeps a reassembler chunk (the reassembler lends its bytes only for the
-/// duration of the callback).
-fn collect(chunks: &mut Vec<(u64, Option<Vec<u8>>, u64)>, c: Chunk<'_>) {
+/// Keeps a reassembler chunk with the capture time of the segment that
+/// brought it (the reassembler lends its bytes only during the callback).
+fn collect(chunks: &mut Vec<Held>, c: Chunk<'_>, tag: u64) {
+    let ts = Timestamp::from_tag(tag);
     match c {
-        Chunk::Data { offset, bytes } => chunks.push((offset, Some(bytes.to_vec()), 0)),
-        Chunk::Gap { offset, len } => chunks.push((offset, None, len)),
+        Chunk::Data { offset, bytes } => chunks.push(Held::Data(offset, bytes.to_vec(), ts)),
+        Chunk::Gap { offset, len } => chunks.push(Held::Gap(offset, len, ts)),
     }
 }
 
@@ -798,19 +808,38 @@ impl Session {
     fn feed_all(
         &mut self,
         dir: Dir,
-        chunks: Vec<(u64, Option<Vec<u8>>, u64)>,
-        ts: Timestamp,
+        chunks: Vec<Held>,
         max_frame: u32,
         totals: &mut Totals,
         sink: &mut dyn Sink,
     ) {
-        let at = self.at(ts);
-        for (offset, data, len) in chunks {
-            let chunk = match &data {
-                Some(b) => Chunk::Data { offset, bytes: b },
-                None => Chunk::Gap { offset, len },
+        for held in chunks {
+            // Data is dated when its last byte was captured: the later of
+            // its own segment's time and that of the bytes before it (a
+            // frame completed by a late segment is complete only then).
+            // Buffered bytes are released later than they arrived, so the
+            // release time would be wrong.
+            let (chunk, ts) = match &held {
+                Held::Data(offset, b, t) => {
+                    let ts = (*t).max(self.fed_ts[dir.index()]);
+                    self.fed_ts[dir.index()] = ts;
+                    (
+                        Chunk::Data {
+                            offset: *offset,
+                            bytes: b,
+                        },
+                        ts,
+                    )
+                }
+                Held::Gap(offset, len, t) => (
+                    Chunk::Gap {
+                        offset: *offset,
+                        len: *len,
+                    },
+                    *t,
+                ),
             };
-            sink.stream(&at, dir, &chunk);
+            sink.stream(&self.at(ts), dir, &chunk);
             self.feed(dir, chunk, ts, max_frame, totals, sink);
         }
     }

@@ -35,6 +35,23 @@ impl Timestamp {
         self.sec as f64 + f64::from(self.usec) / 1e6
     }
 
+    /// Microseconds since the epoch, as a tag the reassembler carries with
+    /// buffered bytes.
+    pub fn tag(self) -> u64 {
+        u64::try_from(self.sec)
+            .unwrap_or(0)
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(self.usec))
+    }
+
+    /// The timestamp back from [`Timestamp::tag`].
+    pub fn from_tag(tag: u64) -> Timestamp {
+        Timestamp {
+            sec: i64::try_from(tag / 1_000_000).unwrap_or(i64::MAX),
+            usec: u32::try_from(tag % 1_000_000).unwrap_or(0),
+        }
+    }
+
     /// Microseconds since `earlier` (0 if it is not earlier).
     pub fn micros_since(self, earlier: Timestamp) -> u64 {
         let a = i128::from(self.sec) * 1_000_000 + i128::from(self.usec);
