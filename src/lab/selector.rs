@@ -228,13 +228,28 @@ pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
 
 /// Serves one readiness event: reads while allowed, then writes.
 fn serve_event(c: &mut Client, readable: bool, log: &Log) -> Next {
+    let mut readable = readable;
+    // Read, then write; if the write emptied a paused connection's queue,
+    // read again at once: data that waited in the socket while reads were
+    // paused raises no new readiness edge (it did not just arrive).
+    loop {
+        match serve_once(c, readable, log) {
+            Some(next) => return next,
+            None => readable = true,
+        }
+    }
+}
+
+/// One read-then-write pass; `None` when reads were just resumed and the
+/// caller should read again.
+fn serve_once(c: &mut Client, readable: bool, log: &Log) -> Option<Next> {
     if readable && !c.paused && c.closing.is_none() {
         loop {
             if c.pending() >= HIGH_WATER {
                 // Try to hand the queue to the kernel first: a client that
                 // reads promptly is only briefly behind.
                 if let Err(e) = c.flush() {
-                    return Next::Close(format!("echo failed: {e}"));
+                    return Some(Next::Close(format!("echo failed: {e}")));
                 }
             }
             if c.pending() >= HIGH_WATER {
@@ -260,10 +275,10 @@ fn serve_event(c: &mut Client, readable: bool, log: &Log) -> Next {
                     if let Err(d) = c.conn.process(log, &mut c.out) {
                         c.conn.log_decode_error(log, &d, "");
                         let _ = c.flush();
-                        return Next::Close(format!(
+                        return Some(Next::Close(format!(
                             "closed by the server: {}",
                             d.diagnostic().code
-                        ));
+                        )));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -272,23 +287,25 @@ fn serve_event(c: &mut Client, readable: bool, log: &Log) -> Next {
                     if let Err(d) = c.conn.finish() {
                         c.conn
                             .log_decode_error(log, &d, &format!("client vanished ({e}): "));
-                        return Next::Close("client vanished mid-frame".into());
+                        return Some(Next::Close("client vanished mid-frame".into()));
                     }
-                    return Next::Close(format!("read failed: {e}"));
+                    return Some(Next::Close(format!("read failed: {e}")));
                 }
             }
         }
     }
     if let Err(e) = c.flush() {
-        return Next::Close(format!("echo failed: {e}"));
+        return Some(Next::Close(format!("echo failed: {e}")));
     }
     if c.paused && c.pending() == 0 {
         c.paused = false;
-        // Interest goes back to READABLE; re-registering re-arms the edge,
-        // so data that arrived while paused is reported.
+        let read_again = c.closing.is_none();
+        if read_again {
+            return None;
+        }
     }
-    match (&c.closing, c.pending()) {
+    Some(match (&c.closing, c.pending()) {
         (Some(reason), 0) => Next::Close(reason.clone()),
         _ => Next::Keep,
-    }
+    })
 }
