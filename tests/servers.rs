@@ -170,7 +170,9 @@ fn selector_does_not_drop_bytes_when_the_client_reads_slowly() {
     let mut got = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
-        let n = s.read(&mut buf).unwrap();
+        let n = s
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("read failed after {} echoed bytes: {e:?}", got.len()));
         if n == 0 {
             break;
         }
@@ -826,4 +828,33 @@ fn clients_beyond_the_fd_limit_wait_and_are_served_later() {
             }
         }
     }
+}
+
+#[test]
+fn selector_resumes_a_paused_client_whose_fin_came_while_paused() {
+    // The client sends 3 MB without reading (the server pauses reads at
+    // 1 MiB queued), closes its side while paused, then reads: it must get
+    // every byte back and the server's close, not a stall.
+    let server = Server::start(&["--proto", "text-sel"]);
+    let mut s = connect(&server);
+    let data = vec![b'f'; 3_000_000];
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&data).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(300)); // let it pause with the FIN queued
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = s
+            .read(&mut buf)
+            .expect("no stall: bytes or EOF within WAIT");
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    writer.join().unwrap();
+    assert_eq!(got, 3_000_000);
 }
