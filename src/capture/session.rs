@@ -130,6 +130,16 @@ impl Fingerprint {
     }
 }
 
+/// Queues a request awaiting its echo; past [`MAX_PENDING`] the oldest is
+/// forgotten and counted in `untracked`.
+fn push_bounded<T>(q: &mut VecDeque<T>, item: T, untracked: &mut u64) {
+    if q.len() >= MAX_PENDING {
+        q.pop_front();
+        *untracked = untracked.saturating_add(1);
+    }
+    q.push_back(item);
+}
+
 /// Echo latencies kept per session for the median (the maximum is tracked
 /// apart): enough for any lab session, bounded for a flood.
 pub const MAX_LATENCY_SAMPLES: usize = 10_000;
@@ -923,11 +933,8 @@ impl Session {
                 h.bytes = h.bytes.saturating_add(frame.raw.len() as u64);
                 let echo = match (dir, &mut self.pending) {
                     (Dir::ToServer, Pending::Frames(q)) => {
-                        if q.len() >= MAX_PENDING {
-                            q.pop_front();
-                            self.untracked = self.untracked.saturating_add(1);
-                        }
-                        q.push_back((frame.order, Fingerprint::of(frame.raw), ts));
+                        let item = (frame.order, Fingerprint::of(frame.raw), ts);
+                        push_bounded(q, item, &mut self.untracked);
                         None
                     }
                     (Dir::ToClient, Pending::Frames(q)) => {
@@ -998,11 +1005,7 @@ impl Session {
                 h.bytes = h.bytes.saturating_add(data.len() as u64);
                 let echo = match (dir, &mut self.pending) {
                     (Dir::ToServer, Pending::Text(q)) => {
-                        if q.len() >= MAX_PENDING {
-                            q.pop_front();
-                            self.untracked = self.untracked.saturating_add(1);
-                        }
-                        q.push_back((data.to_vec(), ts));
+                        push_bounded(q, (data.to_vec(), ts), &mut self.untracked);
                         None
                     }
                     (Dir::ToClient, Pending::Text(q)) => {
