@@ -20,14 +20,16 @@
 //! (*) `message_hex` only when the bytes are not valid UTF-8; `message` is
 //! then the escaped form.
 
+use std::fmt::Write as _;
 use std::io::Write;
+use std::net::SocketAddr;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Map, Value, json};
 
 use crate::capture::event::{Dir, EchoMatch, Event, SessionSummary, Sink, TcpWhat, Totals, Where};
 use crate::capture::source::Timestamp;
-use crate::codec::escape::{escape, hex, preview};
+use crate::codec::escape::{escape, escape_into, hex, preview_into, push_u64};
 
 /// Output settings.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,6 +55,53 @@ pub struct Printer<W: Write> {
     sessions_not_shown: u64,
     /// Set when writing failed (e.g. a closed pipe): printing stops.
     pub broken: bool,
+    /// The line being built, reused: printing a frame allocates nothing.
+    buf: String,
+    /// The addresses of the last event's session, already formatted.
+    names: Names,
+}
+
+/// Sessions' addresses as text, kept between events in a small
+/// direct-mapped cache (by session number): formatting two socket
+/// addresses costs more than the rest of a frame's line.
+struct Names {
+    slots: Vec<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    of: Option<(u64, SocketAddr, SocketAddr)>,
+    client: String,
+    server: String,
+}
+
+/// Slots in [`Names`]: more than the sessions a lab capture interleaves.
+const NAME_SLOTS: usize = 64;
+
+impl Default for Names {
+    fn default() -> Names {
+        Names {
+            slots: (0..NAME_SLOTS).map(|_| Slot::default()).collect(),
+        }
+    }
+}
+
+impl Names {
+    fn get(&mut self, at: &Where) -> (&str, &str) {
+        let key = (at.session, at.client, at.server);
+        let i = (at.session % NAME_SLOTS as u64) as usize;
+        let Some(slot) = self.slots.get_mut(i) else {
+            return ("?", "?"); // not reached: i < NAME_SLOTS
+        };
+        if slot.of != Some(key) {
+            slot.client.clear();
+            slot.server.clear();
+            let _ = write!(slot.client, "{}", at.client);
+            let _ = write!(slot.server, "{}", at.server);
+            slot.of = Some(key);
+        }
+        (&slot.client, &slot.server)
+    }
 }
 
 impl<W: Write> Printer<W> {
@@ -64,12 +113,138 @@ impl<W: Write> Printer<W> {
             sessions: Vec::new(),
             sessions_not_shown: 0,
             broken: false,
+            buf: String::with_capacity(256),
+            names: Names::default(),
         }
     }
 
     /// The writer back.
     pub fn into_inner(self) -> W {
         self.out
+    }
+
+    /// Writes the line built in `buf`.
+    fn flush_buf(&mut self) {
+        self.buf.push('\n');
+        if !self.broken
+            && (self.out.write_all(self.buf.as_bytes()).is_err()
+                || (self.opts.flush_each && self.out.flush().is_err()))
+        {
+            self.broken = true;
+        }
+        self.buf.clear();
+    }
+
+    /// The per-message events (frames, text, UDP): built in place, as
+    /// they are most of the output.
+    fn message(&mut self, ev: &Event<'_>) {
+        let (at, dir) = match ev {
+            Event::Frame { at, dir, .. }
+            | Event::Text { at, dir, .. }
+            | Event::Udp { at, dir, .. } => (at, *dir),
+            _ => return,
+        };
+        let (client, server) = self.names.get(at);
+        let b = &mut self.buf;
+        if self.opts.json {
+            // Keys in sorted order, as serde_json writes the other objects.
+            b.push_str("{\"client\":");
+            json_str(b, client);
+            if let Event::Frame { framing, frame, .. } = ev {
+                let cut = *framing == crate::codec::Framing::V2 && frame.is_cut();
+                b.push_str(if cut {
+                    ",\"cut\":true"
+                } else {
+                    ",\"cut\":false"
+                });
+            }
+            b.push_str(",\"dir\":\"");
+            b.push_str(dir.arrow());
+            b.push('"');
+            match ev {
+                Event::Frame {
+                    offset,
+                    framing,
+                    frame,
+                    echo,
+                    ..
+                } => {
+                    json_echo(b, *echo);
+                    b.push_str(",\"framing\":\"");
+                    b.push_str(framing.name());
+                    b.push('"');
+                    json_latency(b, *echo);
+                    json_message(b, frame.message);
+                    num(b, ",\"offset\":", *offset);
+                    num(b, ",\"order\":", frame.order.into());
+                    b.push_str(",\"server\":");
+                    json_str(b, server);
+                    num(b, ",\"session\":", at.session);
+                    num(b, ",\"size\":", frame.size.into());
+                    json_time(b, at.ts);
+                    num(b, ",\"type\":\"frame\",\"version\":", frame.version.into());
+                    b.push('}');
+                }
+                Event::Text {
+                    offset, data, echo, ..
+                } => {
+                    json_echo(b, *echo);
+                    json_latency(b, *echo);
+                    num(b, ",\"len\":", data.len() as u64);
+                    json_message(b, data);
+                    num(b, ",\"offset\":", *offset);
+                    b.push_str(",\"server\":");
+                    json_str(b, server);
+                    num(b, ",\"session\":", at.session);
+                    json_time(b, at.ts);
+                    b.push_str(",\"type\":\"text\"}");
+                }
+                Event::Udp { data, .. } => {
+                    num(b, ",\"len\":", data.len() as u64);
+                    json_message(b, data);
+                    b.push_str(",\"server\":");
+                    json_str(b, server);
+                    num(b, ",\"session\":", at.session);
+                    json_time(b, at.ts);
+                    b.push_str(",\"type\":\"udp\"}");
+                }
+                _ => {}
+            }
+        } else {
+            push_time(b, at.ts);
+            let arrow = match dir {
+                Dir::ToServer => "->",
+                Dir::ToClient => "<-",
+            };
+            num(b, " #", at.session);
+            for part in [" ", client, " ", arrow, " ", server, " "] {
+                b.push_str(part);
+            }
+            match ev {
+                Event::Frame {
+                    framing,
+                    frame,
+                    echo,
+                    ..
+                } => {
+                    frame.describe_into(b, *framing);
+                    push_echo_note(b, *echo);
+                }
+                Event::Text { data, echo, .. } => {
+                    num(b, "text ", data.len() as u64);
+                    b.push_str(" bytes ");
+                    preview_into(b, data);
+                    push_echo_note(b, *echo);
+                }
+                Event::Udp { data, .. } => {
+                    num(b, "udp ", data.len() as u64);
+                    b.push_str(" bytes ");
+                    preview_into(b, data);
+                }
+                _ => {}
+            }
+        }
+        self.flush_buf();
     }
 
     fn line(&mut self, s: &str) {
@@ -84,15 +259,120 @@ impl<W: Write> Printer<W> {
 }
 
 fn time(ts: Timestamp) -> String {
-    // HH:MM:SS.micro in UTC, like tcpdump's default.
+    let mut s = String::with_capacity(15);
+    push_time(&mut s, ts);
+    s
+}
+
+/// `HH:MM:SS.micro` in UTC, like tcpdump's default.
+fn push_time(out: &mut String, ts: Timestamp) {
     let secs = ts.sec.rem_euclid(86_400);
-    format!(
-        "{:02}:{:02}:{:02}.{:06}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        ts.usec
-    )
+    let two = |out: &mut String, n: i64| {
+        // n < 100: two digits without the formatting machinery.
+        out.push(char::from(b'0' + (n / 10 % 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+    };
+    two(out, secs / 3600);
+    out.push(':');
+    two(out, secs / 60 % 60);
+    out.push(':');
+    two(out, secs % 60);
+    out.push('.');
+    // Six digits (a valid microsecond count is below 1,000,000).
+    let usec = u64::from(ts.usec);
+    let mut scale = 100_000;
+    while scale > usec.max(1) && scale > 1 {
+        out.push('0');
+        scale /= 10;
+    }
+    push_u64(out, usec);
+}
+
+/// `label` then `n`.
+fn num(out: &mut String, label: &str, n: u64) {
+    out.push_str(label);
+    push_u64(out, n);
+}
+
+/// ` echo ok (57 µs)` and the like, appended.
+fn push_echo_note(out: &mut String, e: Option<EchoMatch>) {
+    match e {
+        Some(EchoMatch::Ok { latency_us }) => {
+            out.push_str(" echo ok (");
+            push_micros(out, latency_us);
+            out.push(')');
+        }
+        Some(EchoMatch::Mismatch) => out.push_str(" ECHO MISMATCH"),
+        Some(EchoMatch::Unsolicited) => {
+            out.push_str(" (no captured request to match: it may lie in a capture gap)")
+        }
+        None => {}
+    }
+}
+
+/// A JSON string literal of `s`, escaped exactly as serde_json escapes it.
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut from = 0;
+    for (i, c) in s.bytes().enumerate() {
+        let esc = match c {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..0x20 => "",
+            _ => continue,
+        };
+        out.push_str(s.get(from..i).unwrap_or_default());
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{:04x}", c);
+        } else {
+            out.push_str(esc);
+        }
+        from = i + 1;
+    }
+    out.push_str(s.get(from..).unwrap_or_default());
+    out.push('"');
+}
+
+/// `"message"` (and `"message_hex"` for bytes that are not UTF-8).
+fn json_message(out: &mut String, data: &[u8]) {
+    out.push_str(",\"message\":");
+    match std::str::from_utf8(data) {
+        Ok(s) => json_str(out, s),
+        Err(_) => {
+            let mut esc = String::with_capacity(data.len().saturating_mul(2));
+            escape_into(&mut esc, data);
+            json_str(out, &esc);
+            let _ = write!(out, ",\"message_hex\":\"{}\"", hex(data));
+        }
+    }
+}
+
+fn json_echo(out: &mut String, e: Option<EchoMatch>) {
+    out.push_str(match e {
+        Some(EchoMatch::Ok { .. }) => ",\"echo\":\"ok\"",
+        Some(EchoMatch::Mismatch) => ",\"echo\":\"mismatch\"",
+        Some(EchoMatch::Unsolicited) => ",\"echo\":\"unsolicited\"",
+        None => ",\"echo\":null",
+    });
+}
+
+fn json_latency(out: &mut String, e: Option<EchoMatch>) {
+    match e {
+        Some(EchoMatch::Ok { latency_us }) => {
+            num(out, ",\"latency_us\":", latency_us);
+        }
+        _ => out.push_str(",\"latency_us\":null"),
+    }
+}
+
+/// `,"time":…` as serde_json writes the same `f64`.
+fn json_time(out: &mut String, ts: Timestamp) {
+    let _ = write!(out, ",\"time\":{}", Value::from(ts.as_secs_f64()));
 }
 
 fn arrow(at: &Where, dir: Dir) -> String {
@@ -102,26 +382,24 @@ fn arrow(at: &Where, dir: Dir) -> String {
     }
 }
 
-fn echo_note(e: Option<EchoMatch>) -> String {
-    match e {
-        Some(EchoMatch::Ok { latency_us }) => format!(" echo ok ({})", micros(latency_us)),
-        Some(EchoMatch::Mismatch) => " ECHO MISMATCH".into(),
-        Some(EchoMatch::Unsolicited) => {
-            " (no captured request to match: it may lie in a capture gap)".into()
-        }
-        None => String::new(),
-    }
-}
-
 /// `1.234 ms` style.
 pub fn micros(us: u64) -> String {
-    if us >= 1_000_000 {
-        format!("{:.3} s", us as f64 / 1e6)
+    let mut s = String::new();
+    push_micros(&mut s, us);
+    s
+}
+
+fn push_micros(out: &mut String, us: u64) {
+    // Integer arithmetic: float formatting with a precision is slow, and
+    // this runs for every echo.
+    let _ = if us >= 1_000_000 {
+        let ms = us.saturating_add(500) / 1000; // rounded to the millisecond
+        write!(out, "{}.{:03} s", ms / 1000, ms % 1000)
     } else if us >= 1000 {
-        format!("{:.3} ms", us as f64 / 1e3)
+        write!(out, "{}.{:03} ms", us / 1000, us % 1000)
     } else {
-        format!("{us} µs")
-    }
+        write!(out, "{us} µs")
+    };
 }
 
 /// Adds `len`, `message` and, for bytes that are not UTF-8, the escaped
@@ -144,17 +422,6 @@ fn put_where(m: &mut Map<String, Value>, at: &Where) {
     m.insert("session".into(), json!(at.session));
     m.insert("client".into(), json!(at.client.to_string()));
     m.insert("server".into(), json!(at.server.to_string()));
-}
-
-fn put_echo(m: &mut Map<String, Value>, e: Option<EchoMatch>) {
-    let (name, lat) = match e {
-        Some(EchoMatch::Ok { latency_us }) => (json!("ok"), json!(latency_us)),
-        Some(EchoMatch::Mismatch) => (json!("mismatch"), Value::Null),
-        Some(EchoMatch::Unsolicited) => (json!("unsolicited"), Value::Null),
-        None => (Value::Null, Value::Null),
-    };
-    m.insert("echo".into(), name);
-    m.insert("latency_us".into(), lat);
 }
 
 /// The JSON object of a session summary.
@@ -207,53 +474,18 @@ impl<W: Write> Sink for Printer<W> {
         if matches!(ev, Event::Tcp { .. }) && !self.opts.tcp_events {
             return;
         }
+        if matches!(
+            ev,
+            Event::Frame { .. } | Event::Text { .. } | Event::Udp { .. }
+        ) {
+            self.message(ev);
+            return;
+        }
         if self.opts.json {
             let mut m = Map::new();
             match ev {
-                Event::Frame {
-                    at,
-                    dir,
-                    offset,
-                    framing,
-                    frame,
-                    echo,
-                } => {
-                    m.insert("type".into(), json!("frame"));
-                    put_where(&mut m, at);
-                    m.insert("dir".into(), json!(dir.arrow()));
-                    m.insert("offset".into(), json!(offset));
-                    m.insert("framing".into(), json!(framing.name()));
-                    m.insert("version".into(), json!(frame.version));
-                    m.insert("order".into(), json!(frame.order));
-                    m.insert("size".into(), json!(frame.size));
-                    put_message(&mut m, frame.message);
-                    m.remove("len");
-                    m.insert(
-                        "cut".into(),
-                        json!(*framing == crate::codec::Framing::V2 && frame.is_cut()),
-                    );
-                    put_echo(&mut m, *echo);
-                }
-                Event::Text {
-                    at,
-                    dir,
-                    offset,
-                    data,
-                    echo,
-                } => {
-                    m.insert("type".into(), json!("text"));
-                    put_where(&mut m, at);
-                    m.insert("dir".into(), json!(dir.arrow()));
-                    m.insert("offset".into(), json!(offset));
-                    put_message(&mut m, data);
-                    put_echo(&mut m, *echo);
-                }
-                Event::Udp { at, dir, data } => {
-                    m.insert("type".into(), json!("udp"));
-                    put_where(&mut m, at);
-                    m.insert("dir".into(), json!(dir.arrow()));
-                    put_message(&mut m, data);
-                }
+                // Printed by `message`.
+                Event::Frame { .. } | Event::Text { .. } | Event::Udp { .. } => return,
                 Event::Detected {
                     at,
                     framing,
@@ -292,41 +524,8 @@ impl<W: Write> Sink for Printer<W> {
             return;
         }
         let line = match ev {
-            Event::Frame {
-                at,
-                dir,
-                framing,
-                frame,
-                echo,
-                ..
-            } => format!(
-                "{} {} {}{}",
-                time(at.ts),
-                arrow(at, *dir),
-                frame.describe(*framing),
-                echo_note(*echo)
-            ),
-            Event::Text {
-                at,
-                dir,
-                data,
-                echo,
-                ..
-            } => format!(
-                "{} {} text {} bytes {}{}",
-                time(at.ts),
-                arrow(at, *dir),
-                data.len(),
-                preview(data),
-                echo_note(*echo)
-            ),
-            Event::Udp { at, dir, data } => format!(
-                "{} {} udp {} bytes {}",
-                time(at.ts),
-                arrow(at, *dir),
-                data.len(),
-                preview(data)
-            ),
+            // Printed by `message`.
+            Event::Frame { .. } | Event::Text { .. } | Event::Udp { .. } => return,
             Event::Detected {
                 at,
                 framing,
@@ -512,4 +711,62 @@ pub fn sessions_table(sessions: &[SessionSummary]) -> String {
         ]);
     }
     t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn quoted(s: &str) -> String {
+        let mut out = String::new();
+        json_str(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        for s in ["", "plain", "q\"b\\s", "\n\r\t\x08\x0c\x00\x1f\x7f", "olá ✓ \u{1F600}"] {
+            assert_eq!(quoted(s), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn json_strings_match_serde_json(s in any::<String>()) {
+            prop_assert_eq!(quoted(&s), serde_json::to_string(&s).unwrap());
+        }
+    }
+
+    #[test]
+    fn times_and_latencies_are_written_as_before() {
+        for (sec, usec) in [(0, 0), (86_399, 999_999), (3_661, 5), (-1, 10)] {
+            let ts = Timestamp { sec, usec };
+            let s = sec.rem_euclid(86_400);
+            let want = format!("{:02}:{:02}:{:02}.{usec:06}", s / 3600, s / 60 % 60, s % 60);
+            assert_eq!(time(ts), want);
+        }
+        assert_eq!(micros(999), "999 µs");
+        assert_eq!(micros(1234), "1.234 ms");
+        assert_eq!(micros(1_000), "1.000 ms");
+        assert_eq!(micros(2_500_400), "2.500 s");
+        assert_eq!(micros(2_500_600), "2.501 s");
+    }
+
+    #[test]
+    fn cached_names_follow_the_session_even_when_slots_collide() {
+        let mut names = Names::default();
+        let at = |session: u64, port: u16| Where {
+            ts: Timestamp { sec: 0, usec: 0 },
+            session,
+            client: SocketAddr::from(([10, 0, 0, 1], port)),
+            server: SocketAddr::from(([10, 0, 0, 2], 5005)),
+        };
+        let a = at(1, 40000);
+        let b = at(1 + NAME_SLOTS as u64, 40001);
+        assert_eq!(names.get(&a), ("10.0.0.1:40000", "10.0.0.2:5005"));
+        assert_eq!(names.get(&b), ("10.0.0.1:40001", "10.0.0.2:5005"));
+        assert_eq!(names.get(&a), ("10.0.0.1:40000", "10.0.0.2:5005"));
+    }
 }

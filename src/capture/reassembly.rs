@@ -296,36 +296,42 @@ impl Reassembler {
             (start, payload)
         };
         // 2. Against buffered data: first data wins; keep only the new parts.
+        // (Nothing buffered, the common case: the whole rest is new.)
         let mut fresh: Vec<(u64, &[u8])> = Vec::new();
-        let mut cur = start;
-        let end = start.saturating_add(payload.len() as u64);
-        let overlapping: Vec<(u64, u64)> = self
-            .pending
-            .range(..end)
-            .rev()
-            .take_while(|(k, (v, _))| k.saturating_add(v.len() as u64) > start)
-            .map(|(k, (v, _))| (*k, k.saturating_add(v.len() as u64)))
-            .collect();
-        for (k, kend) in overlapping.into_iter().rev() {
-            if k > cur {
-                fresh.push((cur, slice(payload, start, cur, k)));
+        let mut all_new = None;
+        if self.pending.is_empty() {
+            all_new = Some((start, payload));
+        } else {
+            let mut cur = start;
+            let end = start.saturating_add(payload.len() as u64);
+            let overlapping: Vec<(u64, u64)> = self
+                .pending
+                .range(..end)
+                .rev()
+                .take_while(|(k, (v, _))| k.saturating_add(v.len() as u64) > start)
+                .map(|(k, (v, _))| (*k, k.saturating_add(v.len() as u64)))
+                .collect();
+            for (k, kend) in overlapping.into_iter().rev() {
+                if k > cur {
+                    fresh.push((cur, slice(payload, start, cur, k)));
+                }
+                let lo = k.max(cur);
+                let hi = kend.min(end);
+                if hi > lo {
+                    let mine = slice(payload, start, lo, hi);
+                    let theirs = self
+                        .pending
+                        .get(&k)
+                        .map(|(v, _)| slice(v, k, lo, hi))
+                        .unwrap_or_default();
+                    dup = dup.saturating_add(mine.len() as u64);
+                    conflict = conflict.saturating_add(count_diff(mine, theirs));
+                }
+                cur = cur.max(kend);
             }
-            let lo = k.max(cur);
-            let hi = kend.min(end);
-            if hi > lo {
-                let mine = slice(payload, start, lo, hi);
-                let theirs = self
-                    .pending
-                    .get(&k)
-                    .map(|(v, _)| slice(v, k, lo, hi))
-                    .unwrap_or_default();
-                dup = dup.saturating_add(mine.len() as u64);
-                conflict = conflict.saturating_add(count_diff(mine, theirs));
+            if cur < end {
+                fresh.push((cur, slice(payload, start, cur, end)));
             }
-            cur = cur.max(kend);
-        }
-        if cur < end {
-            fresh.push((cur, slice(payload, start, cur, end)));
         }
         if dup > 0 {
             self.stats.retransmitted_segments = self.stats.retransmitted_segments.saturating_add(1);
@@ -339,7 +345,7 @@ impl Reassembler {
             self.stats.conflicting_bytes = self.stats.conflicting_bytes.saturating_add(conflict);
         }
         let mut ahead = false;
-        for (off, bytes) in fresh {
+        for (off, bytes) in all_new.into_iter().chain(fresh) {
             if bytes.is_empty() {
                 continue;
             }

@@ -70,7 +70,8 @@ enum Held {
 }
 
 struct Half {
-    reasm: Reassembler,
+    /// Boxed, so [`Session::reassemble`] can lend it out by moving a pointer.
+    reasm: Box<Reassembler>,
     held: Vec<Held>,
     held_bytes: usize,
     messages: u64,
@@ -80,7 +81,7 @@ struct Half {
 impl Half {
     fn new(max_buffered: usize) -> Half {
         Half {
-            reasm: Reassembler::new(max_buffered),
+            reasm: Box::new(Reassembler::new(max_buffered)),
             held: Vec::new(),
             held_bytes: 0,
             messages: 0,
@@ -115,18 +116,30 @@ enum Pending {
     Text(VecDeque<(Vec<u8>, Timestamp)>),
 }
 
-/// A frame's length and 64-bit hash: what an echo is compared with, so a
-/// waiting request of 1 MiB costs 16 bytes, not 1 MiB. (SipHash with fixed
-/// keys: a differing echo that collides is a 2^-64 event.)
+/// What an echo is compared with: a short frame's bytes themselves (the
+/// lab's v2 frames are 29 bytes), a longer one's length and 64-bit hash, so
+/// a waiting request of 1 MiB costs a few bytes, not 1 MiB. (SipHash with
+/// fixed keys: a differing echo that collides is a 2^-64 event.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fingerprint(usize, u64);
+enum Fingerprint {
+    Bytes(u8, [u8; FINGERPRINT_INLINE]),
+    Hash(usize, u64),
+}
+
+/// Frames up to this many bytes are compared byte for byte.
+const FINGERPRINT_INLINE: usize = 40;
 
 impl Fingerprint {
     fn of(raw: &[u8]) -> Fingerprint {
+        let mut inline = [0u8; FINGERPRINT_INLINE];
+        if let (Some(dst), Ok(n)) = (inline.get_mut(..raw.len()), u8::try_from(raw.len())) {
+            dst.copy_from_slice(raw);
+            return Fingerprint::Bytes(n, inline);
+        }
         use std::hash::{Hash, Hasher};
         let mut h = std::hash::DefaultHasher::new();
         raw.hash(&mut h);
-        Fingerprint(raw.len(), h.finish())
+        Fingerprint::Hash(raw.len(), h.finish())
     }
 }
 
@@ -148,6 +161,8 @@ pub const MAX_LATENCY_SAMPLES: usize = 10_000;
 pub const MAX_PENDING: usize = 4096;
 
 struct Session {
+    /// Takes a direction's reassembler's place while it is lent out.
+    stand_in: Option<Box<Reassembler>>,
     id: u64,
     udp: bool,
     client: SocketAddr,
@@ -182,7 +197,7 @@ struct Session {
 /// Follows every session of a capture.
 pub struct Tracker {
     opts: TrackerOptions,
-    sessions: HashMap<(SocketAddr, SocketAddr), Session>,
+    sessions: HashMap<Key, Session>,
     next_id: u64,
     /// Totals so far.
     pub totals: Totals,
@@ -191,8 +206,31 @@ pub struct Tracker {
     last_sweep: Timestamp,
 }
 
-fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
-    if a <= b { (a, b) } else { (b, a) }
+/// One call on a reassembler, given where its chunks go.
+type Step<'a> = dyn FnMut(&mut Reassembler, &mut dyn FnMut(Chunk<'_>, u64)) + 'a;
+
+/// A session's two endpoints, lower first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key(SocketAddr, SocketAddr);
+
+/// Hashed as three integers, not field by field: this lookup runs for
+/// every packet. (Equality still compares the addresses whole.)
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        fn ip(a: SocketAddr) -> u128 {
+            match a.ip() {
+                std::net::IpAddr::V4(v) => u128::from(v.to_bits()),
+                std::net::IpAddr::V6(v) => v.to_bits(),
+            }
+        }
+        state.write_u128(ip(self.0));
+        state.write_u128(ip(self.1));
+        state.write_u32(u32::from(self.0.port()) << 16 | u32::from(self.1.port()));
+    }
+}
+
+fn key(a: SocketAddr, b: SocketAddr) -> Key {
+    if a <= b { Key(a, b) } else { Key(b, a) }
 }
 
 impl Tracker {
@@ -323,6 +361,7 @@ impl Tracker {
             fin: [false; 2],
             rst: false,
             halves: [Half::new(mb), Half::new(mb)],
+            stand_in: Some(Box::new(Reassembler::new(0))),
             decoders: None,
             framing: None,
             pending: Pending::Frames(VecDeque::new()),
@@ -495,13 +534,9 @@ impl Tracker {
             } else {
                 Dir::ToServer
             };
-            let mut chunks: Vec<Held> = Vec::new();
-            s.halves[other.index()]
-                .reasm
-                .ack_at(t.ack_no, ts.tag(), &mut |c, tag| {
-                    collect(&mut chunks, c, tag)
-                });
-            s.feed_all(other, chunks, max_frame, &mut self.totals, sink);
+            s.reassemble(other, max_frame, &mut self.totals, sink, &mut |r, out| {
+                r.ack_at(t.ack_no, ts.tag(), out)
+            });
         }
         if truncated {
             s.anomalies = s.anomalies.saturating_add(1);
@@ -517,17 +552,12 @@ impl Tracker {
         }
         // Payload through reassembly.
         let before = s.halves[dir.index()].reasm.stats();
-        let mut chunks: Vec<Held> = Vec::new();
         if !t.syn || !t.payload.is_empty() {
             // Data carried by a SYN starts after the SYN's own number.
             let seq = if t.syn { t.seq.wrapping_add(1) } else { t.seq };
-            s.halves[dir.index()].reasm.segment_at(
-                seq,
-                t.fin,
-                t.payload,
-                ts.tag(),
-                &mut |c, tag| collect(&mut chunks, c, tag),
-            );
+            s.reassemble(dir, max_frame, &mut self.totals, sink, &mut |r, out| {
+                r.segment_at(seq, t.fin, t.payload, ts.tag(), out)
+            });
         }
         let after = s.halves[dir.index()].reasm.stats();
         if after.retransmitted_segments > before.retransmitted_segments && tcp_events {
@@ -545,7 +575,6 @@ impl Tracker {
                 t.seq
             ), &mut self.totals, sink);
         }
-        s.feed_all(dir, chunks, max_frame, &mut self.totals, sink);
         // Control.
         if t.fin && !s.fin[dir.index()] {
             s.fin[dir.index()] = true;
@@ -605,11 +634,9 @@ impl Tracker {
         let max_frame = self.opts.max_frame;
         if !s.udp {
             for dir in [Dir::ToServer, Dir::ToClient] {
-                let mut chunks: Vec<Held> = Vec::new();
-                s.halves[dir.index()]
-                    .reasm
-                    .flush_at(ts.tag(), &mut |c, tag| collect(&mut chunks, c, tag));
-                s.feed_all(dir, chunks, max_frame, &mut self.totals, sink);
+                s.reassemble(dir, max_frame, &mut self.totals, sink, &mut |r, out| {
+                    r.flush_at(ts.tag(), out)
+                });
             }
             if s.decoders.is_none() && s.detect(Stage::Ended, max_frame, sink) {
                 s.replay(&mut self.totals, sink);
@@ -672,16 +699,6 @@ impl Tracker {
         }
         let summary = s.summary();
         sink.session_end(&summary);
-    }
-}
-
-/// Keeps a reassembler chunk with the capture time of the segment that
-/// brought it (the reassembler lends its bytes only during the callback).
-fn collect(chunks: &mut Vec<Held>, c: Chunk<'_>, tag: u64) {
-    let ts = Timestamp::from_tag(tag);
-    match c {
-        Chunk::Data { offset, bytes } => chunks.push(Held::Data(offset, bytes.to_vec(), ts)),
-        Chunk::Gap { offset, len } => chunks.push(Held::Gap(offset, len, ts)),
     }
 }
 
@@ -815,43 +832,60 @@ impl Session {
         }
     }
 
-    fn feed_all(
+    /// Runs `step` on the reassembler of `dir` and feeds each chunk it
+    /// delivers straight to the decoder, its bytes borrowed, not copied.
+    /// (The reassembler is taken out for the call: feeding never touches
+    /// it.)
+    fn reassemble(
         &mut self,
         dir: Dir,
-        chunks: Vec<Held>,
+        max_frame: u32,
+        totals: &mut Totals,
+        sink: &mut dyn Sink,
+        step: &mut Step<'_>,
+    ) {
+        let Some(stand_in) = self.stand_in.take() else {
+            return; // not reached: calls do not nest
+        };
+        let mut r = std::mem::replace(&mut self.halves[dir.index()].reasm, stand_in);
+        step(&mut r, &mut |chunk, tag| {
+            self.feed_one(
+                dir,
+                chunk,
+                Timestamp::from_tag(tag),
+                max_frame,
+                totals,
+                sink,
+            )
+        });
+        self.stand_in = Some(std::mem::replace(&mut self.halves[dir.index()].reasm, r));
+    }
+
+    /// One chunk from the reassembler, captured at `captured`.
+    fn feed_one(
+        &mut self,
+        dir: Dir,
+        chunk: Chunk<'_>,
+        captured: Timestamp,
         max_frame: u32,
         totals: &mut Totals,
         sink: &mut dyn Sink,
     ) {
-        for held in chunks {
-            // Data is dated when its last byte was captured: the later of
-            // its own segment's time and that of the bytes before it (a
-            // frame completed by a late segment is complete only then).
-            // Buffered bytes are released later than they arrived, so the
-            // release time would be wrong.
-            let (chunk, ts) = match &held {
-                Held::Data(offset, b, t) => {
-                    let ts = (*t).max(self.fed_ts[dir.index()]);
-                    self.fed_ts[dir.index()] = ts;
-                    (
-                        Chunk::Data {
-                            offset: *offset,
-                            bytes: b,
-                        },
-                        ts,
-                    )
-                }
-                Held::Gap(offset, len, t) => (
-                    Chunk::Gap {
-                        offset: *offset,
-                        len: *len,
-                    },
-                    *t,
-                ),
-            };
-            sink.stream(&self.at(ts), dir, &chunk);
-            self.feed(dir, chunk, ts, max_frame, totals, sink);
-        }
+        // Data is dated when its last byte was captured: the later of its
+        // own segment's time and that of the bytes before it (a frame
+        // completed by a late segment is complete only then). Buffered
+        // bytes are released later than they arrived, so the release time
+        // would be wrong.
+        let ts = match chunk {
+            Chunk::Data { .. } => {
+                let ts = captured.max(self.fed_ts[dir.index()]);
+                self.fed_ts[dir.index()] = ts;
+                ts
+            }
+            Chunk::Gap { .. } => captured,
+        };
+        sink.stream(&self.at(ts), dir, &chunk);
+        self.feed(dir, chunk, ts, max_frame, totals, sink);
     }
 
     fn feed(

@@ -11,6 +11,24 @@ use std::fmt::Write;
 /// A printable, quotable rendering of `bytes`.
 pub fn escape(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
+    escape_into(&mut out, bytes);
+    out
+}
+
+/// Whether `b` is shown as itself by [`escape`].
+fn plain(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b'\\' && b != b'"'
+}
+
+/// [`escape`], appended to `out` (no allocation when `out` has room).
+pub fn escape_into(out: &mut String, bytes: &[u8]) {
+    // Most messages are plain printable ASCII: copied as they are.
+    if bytes.iter().all(|&b| plain(b))
+        && let Ok(s) = std::str::from_utf8(bytes)
+    {
+        out.push_str(s);
+        return;
+    }
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             match c {
@@ -30,7 +48,6 @@ pub fn escape(bytes: &[u8]) -> String {
             let _ = write!(out, "\\x{b:02X}");
         }
     }
-    out
 }
 
 /// Messages longer than this are shown cut by [`preview`].
@@ -39,13 +56,46 @@ pub const PREVIEW_BYTES: usize = 64;
 /// A quoted, escaped rendering for one-line output: the first
 /// [`PREVIEW_BYTES`] bytes, then how many more there were.
 pub fn preview(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().min(PREVIEW_BYTES).saturating_add(24));
+    preview_into(&mut out, bytes);
+    out
+}
+
+/// [`preview`], appended to `out`.
+pub fn preview_into(out: &mut String, bytes: &[u8]) {
+    out.push('"');
     match bytes.get(..PREVIEW_BYTES) {
-        Some(head) if bytes.len() > PREVIEW_BYTES => format!(
-            "\"{}\"… (+{} bytes)",
-            escape(head),
-            bytes.len().saturating_sub(PREVIEW_BYTES)
-        ),
-        _ => format!("\"{}\"", escape(bytes)),
+        Some(head) if bytes.len() > PREVIEW_BYTES => {
+            escape_into(out, head);
+            let _ = write!(
+                out,
+                "\"… (+{} bytes)",
+                bytes.len().saturating_sub(PREVIEW_BYTES)
+            );
+        }
+        _ => {
+            escape_into(out, bytes);
+            out.push('"');
+        }
+    }
+}
+
+/// Appends `n` in decimal: what `write!(out, "{n}")` does, several times
+/// faster (capture output prints several numbers per frame).
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    for (i, d) in digits.iter_mut().enumerate().rev() {
+        // n % 10 < 10: the digit is b'0'..=b'9'.
+        *d = b'0'.wrapping_add((n % 10) as u8);
+        n /= 10;
+        start = i;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(start..).unwrap_or_default() {
+        out.push(char::from(d));
     }
 }
 
@@ -70,6 +120,21 @@ mod tests {
         assert_eq!(escape(b"\xff\xfe"), "\\xFF\\xFE");
         assert_eq!(escape(b"a\"b\\c\n\0\x1b"), "a\\\"b\\\\c\\n\\0\\u{1B}");
         assert_eq!(hex(b"\x00\xff"), "00ff");
+        for n in [
+            0,
+            7,
+            10,
+            99,
+            100,
+            65_535,
+            1_000_000,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut s = String::from("x");
+            push_u64(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
         assert_eq!(preview(b"short"), "\"short\"");
         let long = [b'x'; 70];
         assert_eq!(

@@ -232,25 +232,32 @@ impl FrameRef<'_> {
 
     /// One line like tcpdump's: `v2 ver=1 order=3 size=25 "hello world, how are " (cut)`.
     pub fn describe(&self, framing: Framing) -> String {
-        let mut s = format!(
-            "{framing} ver={} order={} size={} {}",
-            self.version,
-            self.order,
-            self.size,
-            escape::preview(self.message)
-        );
+        let mut s = String::with_capacity(64);
+        self.describe_into(&mut s, framing);
+        s
+    }
+
+    /// [`FrameRef::describe`], appended to `out`.
+    pub fn describe_into(&self, out: &mut String, framing: Framing) {
+        out.push_str(framing.name());
+        out.push_str(" ver=");
+        escape::push_u64(out, self.version.into());
+        out.push_str(" order=");
+        escape::push_u64(out, self.order.into());
+        out.push_str(" size=");
+        escape::push_u64(out, self.size.into());
+        out.push(' ');
+        escape::preview_into(out, self.message);
         if framing == Framing::V2 {
             if self.is_cut() {
-                s.push_str(" (cut)");
+                out.push_str(" (cut)");
             }
             if !self.padding_ok() {
-                s.push_str(&format!(
-                    " (padding not '-': \"{}\")",
-                    escape::escape(self.padding)
-                ));
+                out.push_str(" (padding not '-': \"");
+                escape::escape_into(out, self.padding);
+                out.push_str("\")");
             }
         }
-        s
     }
 }
 
