@@ -41,6 +41,37 @@ pub enum Command {
     /// sessions, frames, echoes, gaps (exercises 1.2, 2.2, 3.2, 4.2, 5.2).
     #[command(after_help = CAPTURE_EXIT_CODES)]
     Capture(CaptureArgs),
+    /// Print the Wireshark Lua dissector generated from rc1's field spec,
+    /// write it (-o), install it for Wireshark (--install) or check that
+    /// Wireshark loads it (--check).
+    #[command(after_help = DISSECTOR_HELP)]
+    Dissector(DissectorArgs),
+}
+
+const DISSECTOR_HELP: &str = "\
+Load the dissector without installing it:
+  wireshark -X lua_script:dissectors/rc1.lua capture.pcap
+  tshark -X lua_script:dissectors/rc1.lua -o tcp.reassemble_out_of_order:TRUE -r capture.pcap
+tshark 4.0 reassembles out-of-order TCP segments only with that -o option.
+
+Exit status: 0 success; 1 error (cannot write, tshark missing or not loading
+the dissector); 2 usage error.";
+
+/// `rc1 dissector`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("action").args(["output", "install", "check"])))]
+pub struct DissectorArgs {
+    /// Write the dissector to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Write it into Wireshark's personal Lua plugins folder (found with
+    /// `tshark -G folders`, else ~/.local/lib/wireshark/plugins/).
+    #[arg(long)]
+    pub install: bool,
+    /// Check that the installed Wireshark loads it: plugin listed, rc1.*
+    /// fields known; report Wireshark's Lua version.
+    #[arg(long)]
+    pub check: bool,
 }
 
 const CAPTURE_EXIT_CODES: &str = "\

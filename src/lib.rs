@@ -23,6 +23,7 @@
 pub mod capture;
 pub mod cli;
 pub mod codec;
+pub mod dissector;
 pub mod lab;
 pub mod report;
 pub mod spec;
@@ -93,6 +94,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Capture(args) => run_capture(&args),
+        Command::Dissector(args) => run_dissector(&args),
     }
 }
 
@@ -167,6 +169,39 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
     };
     if let Some(cut) = outcome.truncated {
         bail!(cut);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_dissector(args: &cli::DissectorArgs) -> Result<ExitCode> {
+    use std::io::Write;
+    let lua = dissector::generate(&dissector::RC1)?;
+    if args.check {
+        let r = dissector::check(&dissector::RC1)?;
+        println!("Wireshark loads the dissector: {}", r.plugin);
+        println!("fields and expert infos: {}", r.fields.join(", "));
+        println!("Wireshark's Lua: {}", r.lua);
+        if !r.current {
+            println!(
+                "note: the loaded rc1.lua is not what this rc1 generates (another version, or \
+                 edited): run `rc1 dissector --install` to replace it"
+            );
+        }
+    } else if args.install {
+        let (path, how) = dissector::install(&lua)?;
+        println!("installed {} ({how})", path.display());
+        println!("check it with: rc1 dissector --check");
+    } else if let Some(path) = &args.output {
+        std::fs::write(path, &lua)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!("wrote {} ({} bytes)", path.display(), lua.len());
+    } else {
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_all(lua.as_bytes()).and_then(|()| out.flush())
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            bail!("cannot write the dissector to standard output: {e}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -727,7 +727,13 @@ mod tests {
 
     #[test]
     fn json_strings_are_escaped_as_serde_json_escapes_them() {
-        for s in ["", "plain", "q\"b\\s", "\n\r\t\x08\x0c\x00\x1f\x7f", "olá ✓ \u{1F600}"] {
+        for s in [
+            "",
+            "plain",
+            "q\"b\\s",
+            "\n\r\t\x08\x0c\x00\x1f\x7f",
+            "olá ✓ \u{1F600}",
+        ] {
             assert_eq!(quoted(s), serde_json::to_string(s).unwrap(), "{s:?}");
         }
     }

@@ -37,6 +37,9 @@ pub enum FieldKind {
     FixedBytes {
         /// The padding byte the lab's client uses.
         pad: u8,
+        /// The integer field giving the content's length before padding or
+        /// cutting: the content is its first `min(that, width)` bytes.
+        len_by: &'static str,
     },
     /// As many bytes as the named integer field says (v3's message).
     SizedBy(&'static str),
@@ -137,7 +140,10 @@ pub const V2: FramingSpec = FramingSpec {
         Field {
             name: "message",
             filter: "rc1.message",
-            kind: FieldKind::FixedBytes { pad: b'-' },
+            kind: FieldKind::FixedBytes {
+                pad: b'-',
+                len_by: "size",
+            },
             offset: 9,
             width: V2_MESSAGE_WIDTH,
             description: "Message padded with '-' to 20 bytes, or its first 20 bytes",
@@ -164,8 +170,111 @@ pub const V3: FramingSpec = FramingSpec {
     ],
 };
 
+/// A field's value, as [`FramingSpec::decode`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    /// An integer field.
+    Uint(u64),
+    /// A byte field: its content, and (fixed-width fields) the padding
+    /// after it.
+    Bytes {
+        /// The content.
+        content: &'a [u8],
+        /// Bytes of the field after the content.
+        padding: &'a [u8],
+    },
+}
+
+/// A frame decoded field by field, straight from the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldValues<'a> {
+    /// Every field of the framing, in wire order, with its value.
+    pub fields: Vec<(&'static Field, Value<'a>)>,
+    /// Bytes the frame takes.
+    pub len: usize,
+}
+
+impl<'a> FieldValues<'a> {
+    /// The value of the field called `name`.
+    pub fn get(&self, name: &str) -> Option<Value<'a>> {
+        self.fields
+            .iter()
+            .find(|(f, _)| f.name == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// The integer value of the field called `name`.
+    pub fn uint(&self, name: &str) -> Option<u64> {
+        match self.get(name)? {
+            Value::Uint(n) => Some(n),
+            Value::Bytes { .. } => None,
+        }
+    }
+}
+
+impl FramingSpec {
+    /// Decodes one frame at the start of `b` by walking the field table:
+    /// the reference reading of the spec, which the codec is tested
+    /// against and which the generated Lua dissector mirrors. `None` when
+    /// `b` holds less than a whole frame, or a field sized by another is
+    /// larger than `max_sized` (checked before any use of it).
+    pub fn decode<'a>(&'static self, b: &'a [u8], max_sized: u64) -> Option<FieldValues<'a>> {
+        let mut fields: Vec<(&'static Field, Value<'a>)> = Vec::with_capacity(self.fields.len());
+        let mut end = 0usize;
+        for f in self.fields {
+            let uint_of = |name: &str, fields: &[(&'static Field, Value<'a>)]| {
+                fields.iter().find_map(|(g, v)| match v {
+                    Value::Uint(n) if g.name == name => Some(*n),
+                    _ => None,
+                })
+            };
+            let value = match f.kind {
+                FieldKind::U8 => Value::Uint(u64::from(*b.get(f.offset)?)),
+                FieldKind::U32Be => {
+                    let bytes: [u8; 4] = b.get(f.range())?.try_into().ok()?;
+                    Value::Uint(u64::from(u32::from_be_bytes(bytes)))
+                }
+                FieldKind::FixedBytes { len_by, .. } => {
+                    let field = b.get(f.range())?;
+                    let n = uint_of(len_by, &fields)?;
+                    let cut = usize::try_from(n).unwrap_or(usize::MAX).min(f.width);
+                    let (content, padding) = field.split_at(cut);
+                    Value::Bytes { content, padding }
+                }
+                FieldKind::SizedBy(by) => {
+                    let n = uint_of(by, &fields)?;
+                    if n > max_sized {
+                        return None;
+                    }
+                    let n = usize::try_from(n).ok()?;
+                    let content = b.get(f.offset..f.offset.checked_add(n)?)?;
+                    Value::Bytes {
+                        content,
+                        padding: &[],
+                    }
+                }
+            };
+            let f_end = match value {
+                Value::Bytes { content, .. } if f.width == 0 => {
+                    f.offset.checked_add(content.len())?
+                }
+                _ => f.offset.checked_add(f.width)?,
+            };
+            end = end.max(f_end);
+            fields.push((f, value));
+        }
+        Some(FieldValues { fields, len: end })
+    }
+}
+
 /// Every framing, for generators that walk them all.
 pub const FRAMINGS: &[FramingSpec] = &[V2, V3];
+
+/// The rules of automatic framing detection (`--proto auto`, and the Lua
+/// dissector's "auto" preference), in words. [`crate::codec::detect`]
+/// implements them; the generated dissector carries this text above its
+/// port of that code.
+pub const AUTO_RULES: &str = include_str!("auto-rules.md");
 
 /// Default largest v3 message accepted (`--max-frame`): 1 MiB.
 pub const DEFAULT_MAX_FRAME: u32 = 1 << 20;
@@ -289,6 +398,7 @@ pub const DIAGNOSTICS: &[Diagnostic] = &[
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
     use super::*;
     use std::collections::HashSet;
 
@@ -332,6 +442,51 @@ mod tests {
                 assert!(seen.insert(f.filter), "duplicate {}", f.filter);
             }
         }
+    }
+
+    proptest::proptest! {
+        /// The table-driven reading of the spec and the codec agree on
+        /// every frame (fields, message, padding, length).
+        #[test]
+        fn decoding_by_the_table_agrees_with_the_codec(
+            v3 in proptest::bool::ANY,
+            version in 0u8..=255,
+            order in 0u32..=u32::MAX,
+            msg in proptest::collection::vec(0u8..=255, 0..80),
+            extra in proptest::collection::vec(0u8..=255, 0..40),
+        ) {
+            use crate::codec::{Frame, Framing, Parse, parse};
+            let (framing, spec) = if v3 { (Framing::V3, &V3) } else { (Framing::V2, &V2) };
+            let f = match framing {
+                Framing::V2 => Frame::v2(version, order, &msg).unwrap(),
+                Framing::V3 => Frame::v3(version, order, &msg).unwrap(),
+            };
+            let mut wire = Vec::new();
+            f.encode(framing, &mut wire);
+            let frame_len = wire.len();
+            wire.extend_from_slice(&extra);
+            let Ok(Parse::Frame(c)) = parse(framing, &wire, DEFAULT_MAX_FRAME) else {
+                panic!("codec did not decode its own frame");
+            };
+            let t = spec.decode(&wire, u64::from(DEFAULT_MAX_FRAME)).expect("table decode");
+            proptest::prop_assert_eq!(t.len, frame_len);
+            proptest::prop_assert_eq!(t.uint("version"), Some(u64::from(c.version)));
+            proptest::prop_assert_eq!(t.uint("order"), Some(u64::from(c.order)));
+            proptest::prop_assert_eq!(t.uint("size"), Some(u64::from(c.size)));
+            proptest::prop_assert_eq!(
+                t.get("message"),
+                Some(Value::Bytes { content: c.message, padding: c.padding })
+            );
+            // One byte short of the frame is not a frame.
+            proptest::prop_assert_eq!(spec.decode(&wire[..frame_len - 1], u64::MAX), None);
+        }
+    }
+
+    #[test]
+    fn a_sized_field_over_the_limit_is_refused_before_use() {
+        let mut h = vec![1, 0, 0, 0, 1];
+        h.extend_from_slice(&4_000_000_000u32.to_be_bytes());
+        assert_eq!(V3.decode(&h, u64::from(DEFAULT_MAX_FRAME)), None);
     }
 
     #[test]

@@ -15,6 +15,8 @@ mod interop;
 mod servers;
 // tshark's follow,tcp,raw as the oracle for reassembled bytes.
 mod oracle;
+// The generated Lua dissector, proven with tshark on every fixture.
+mod dissector;
 // Live capture on lo (root or CAP_NET_RAW; fails under CI=true without).
 mod live;
 // Shared helpers.

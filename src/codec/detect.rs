@@ -1,28 +1,9 @@
 //! Which framing does a stream carry? The one set of rules behind
-//! `--proto auto` (and, stated again in its header, the Lua dissector's
-//! auto mode).
+//! `--proto auto` and the Lua dissector's auto mode, stated once in
+//! [`crate::spec::AUTO_RULES`] (the generated dissector carries the same
+//! text above its port of these functions):
 //!
-//! Looking at the first bytes a client sent:
-//!
-//! 1. **v2** when they are whole 29-byte frames (`len % 29 == 0`; once the
-//!    bytes are complete, at least one whole frame and a partial one after
-//!    it) that agree with each other: the same version byte, `order` going up
-//!    by one, and every byte after the first `min(size, 20)` of the message
-//!    field being the lab's `-` padding.
-//! 2. **v3** when they are a chain of `!BLL` headers each followed by exactly
-//!    `size` bytes (`size` within `--max-frame`), ending exactly where the
-//!    bytes end, with the same version byte and `order` going up by one.
-//! 3. **text** otherwise — including fewer than 9 bytes, which cannot hold a
-//!    v2 or v3 header.
-//!
-//! Both need the lab's version byte, 1, in the first frame (`--proto` forces
-//! a framing for other versions). A v2 frame read as v3 points its next
-//! header into the `-` padding, whose `order` is then nonsense, so the two
-//! rarely both fit; when they do (every message exactly 20 bytes: the same
-//! 29 bytes in both), the decision waits for a frame that tells them apart,
-//! or for the end. Until the bytes are *complete* (the server answered, or
-//! the stream ended), a decision is made only when it is certain: a v2
-//! frame proves itself by its `-` padding.
+#![doc = include_str!("../auto-rules.md")]
 
 use super::{Framing, Parse, parse, v2, v3};
 use crate::spec;
@@ -63,6 +44,9 @@ pub fn detect(first: &[u8], stage: Stage, max_frame: u32) -> Option<Detection> {
     let v2 = v2_chain(first, complete);
     let v3 = v3_chain(first, max_frame, complete);
     let v2_exact = first.len() % v2::LEN == 0;
+    // Whole 29-byte frames without visible padding (every message 20
+    // bytes or more) may yet be v2, even before the bytes are complete.
+    let v2_possible = v2.is_some() || (v2_exact && v2_chain(first, true).is_some());
     match (v2, v3) {
         // v3 explains every byte, v2 would leave a partial frame: v3.
         (Some(_), Some(reason)) if !v2_exact => {
@@ -80,6 +64,9 @@ pub fn detect(first: &[u8], stage: Stage, max_frame: u32) -> Option<Detection> {
                 reason,
             });
         }
+        // The same bytes read as v3 fit exactly, but v2 is not ruled out:
+        // wait for more.
+        (None, Some(_)) if v2_possible && stage != Stage::Ended => return None,
         (None, Some(reason)) => {
             return Some(Detection {
                 detected: Detected::Framed(Framing::V3),
@@ -268,6 +255,15 @@ mod tests {
         assert_eq!(
             detect(line, Stage::Answered, 1 << 20).unwrap().detected,
             Detected::Text
+        );
+        // A v2 client whose first message is exactly 20 characters: its 29
+        // bytes read as v3 fit exactly too, so wait, even while streaming,
+        // for the padding of a later frame.
+        let b = stream(Framing::V2, &["twenty characters!!!", "hi"]);
+        assert_eq!(detect(&b[..29], Stage::Streaming, 1 << 20), None);
+        assert_eq!(
+            detect(&b, Stage::Streaming, 1 << 20).unwrap().detected,
+            Detected::Framed(Framing::V2)
         );
         // A long v3 frame arriving in small segments is not v2.
         let big = stream(Framing::V3, &[&"x".repeat(100)]);

@@ -13,7 +13,7 @@ const MESSAGE: std::ops::Range<usize> = MESSAGE_FIELD.range();
 
 /// The padding byte, from the spec's message field (`-` in the lab).
 pub const PAD: u8 = match MESSAGE_FIELD.kind {
-    spec::FieldKind::FixedBytes { pad } => pad,
+    spec::FieldKind::FixedBytes { pad, .. } => pad,
     _ => panic!("the v2 message field must be fixed bytes with a pad"),
 };
 

@@ -1,0 +1,516 @@
+--@@HEADER@@
+-- Portable on purpose (Lua 5.1 to 5.4, Wireshark 3.x and 4.x): no bit
+-- library, no integer division operator, no goto; APIs that older versions
+-- lack are called through pcall.
+
+local RC1_VERSION = "@@RC1_VERSION@@"
+local DEFAULT_PORT = @@PORT@@
+local DEFAULT_MAX_FRAME = @@MAX_FRAME@@
+local LAB_VERSION = @@LAB_VERSION@@
+local DETECT_LIMIT = @@DETECT_LIMIT@@
+local PREVIEW = 20
+
+local rc1 = Proto("rc1", "rc1 sockets lab (v2/v3/text)")
+
+-- Fields ------------------------------------------------------------------
+-- One ProtoField per field of the spec, under the spec's filter names, plus
+-- what rc1 capture adds to each message: framing and direction.
+local F = {}
+F.framing = ProtoField.string("rc1.framing", "Framing", base.ASCII,
+  "v2, v3, text (TCP without framing) or udp, as rc1 capture names it")
+F.direction = ProtoField.string("rc1.direction", "Direction", base.ASCII,
+  "request (to the server port) or echo (from the server port)")
+@@FIELDS@@
+F.padding = ProtoField.string("rc1.padding", "Padding", base.ASCII,
+  "Bytes of a fixed-width field after its content (the lab pads v2 with '-')")
+rc1.fields = { @@FIELD_LIST@@ }
+
+-- Expert info, under rc1 capture's diagnostic codes -------------------------
+local E = {}
+@@EXPERTS@@
+rc1.experts = { @@EXPERT_LIST@@ }
+
+-- The framings, from the spec ---------------------------------------------
+-- kind: "u8", "u32" (big-endian), "fixed" (width bytes; content is the
+-- first min(len_by, width), the rest padding), "sized" (as many bytes as
+-- the field `by` says).
+local FRAMINGS = {
+@@FRAMINGS@@
+}
+local FRAMING_NAMES = { @@FRAMING_NAMES@@ }
+
+-- Preferences ---------------------------------------------------------------
+local FRAMING_PREF = { { 1, "auto", 0 }, { 2, "text", -1 } }
+for i, name in ipairs(FRAMING_NAMES) do
+  FRAMING_PREF[#FRAMING_PREF + 1] = { i + 2, name, i }
+end
+rc1.prefs.port = Pref.uint("Server port", DEFAULT_PORT,
+  "TCP and UDP port of the lab's servers (requests go to it, echoes come from it)")
+rc1.prefs.framing = Pref.enum("Framing", 0,
+  "auto: detected per connection with the same rules as rc1 capture --proto auto",
+  FRAMING_PREF, false)
+rc1.prefs.max_frame = Pref.uint("Largest v3 message", DEFAULT_MAX_FRAME,
+  "A v3 header claiming more bytes than this is reported (v3.size_over_max), not trusted")
+
+-- Helpers -------------------------------------------------------------------
+local function byte_at(s, o) return string.byte(s, o + 1) end
+
+local function u32_at(s, o)
+  local a, b, c, d = string.byte(s, o + 1, o + 4)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+-- Readable, escaped text for the Info column.
+local function show(s)
+  local out = {}
+  for i = 1, #s do
+    local c = string.byte(s, i)
+    if c == 92 then out[#out + 1] = "\\\\"
+    elseif c == 34 then out[#out + 1] = "\\\""
+    elseif c >= 32 and c < 127 then out[#out + 1] = string.char(c)
+    elseif c == 10 then out[#out + 1] = "\\n"
+    elseif c == 13 then out[#out + 1] = "\\r"
+    elseif c == 9 then out[#out + 1] = "\\t"
+    else out[#out + 1] = string.format("\\x%02X", c) end
+  end
+  return table.concat(out)
+end
+
+local function preview(s)
+  if #s > PREVIEW then
+    return "\"" .. show(string.sub(s, 1, PREVIEW)) .. "\"..."
+  end
+  return "\"" .. show(s) .. "\""
+end
+
+-- A field's definition by name, in a framing.
+local function field_named(fr, name)
+  for _, f in ipairs(fr.fields) do
+    if f.name == name then return f end
+  end
+  return nil
+end
+
+-- Length of the header (the fixed part before any sized field).
+local function header_len(fr)
+  local n = 0
+  for _, f in ipairs(fr.fields) do
+    if f.kind ~= "sized" then n = f.offset + f.width end
+  end
+  return n
+end
+
+-- The frame at `at` in string `s`: total length, or nil and why not
+-- ("short": not all there yet; "over": a sized field over the limit).
+local function frame_len(fr, s, at, max)
+  local hl = header_len(fr)
+  if #s - at < hl then return nil, "short" end
+  local len = hl
+  for _, f in ipairs(fr.fields) do
+    if f.kind == "sized" then
+      local by = field_named(fr, f.by)
+      local n = u32_at(s, at + by.offset)
+      if n > max then return nil, "over" end
+      len = f.offset + n
+    end
+  end
+  if #s - at < len then return nil, "short", len end
+  return len
+end
+
+-- Automatic framing: the rules of rc1 capture --proto auto -------------------
+@@RULES@@
+-- A fixed-width framing with padding: whole frames that agree (same version,
+-- order +1, padding all pad bytes); without `complete`, only an exact
+-- multiple with visible padding is proof.
+local function fixed_chain(fr, b, complete)
+  local len = header_len(fr)
+  local whole = math.floor(#b / len)
+  if whole == 0 or (not complete and #b % len ~= 0) then return nil end
+  local ver, ord = field_named(fr, "version"), field_named(fr, "order")
+  local first_v, first_o, n, padding_seen = nil, nil, 0, false
+  for k = 0, whole - 1 do
+    local at = k * len
+    for _, f in ipairs(fr.fields) do
+      if f.kind == "fixed" then
+        local want = u32_at(b, at + field_named(fr, f.len_by).offset)
+        local content = math.min(want, f.width)
+        for i = at + f.offset + content, at + f.offset + f.width - 1 do
+          if byte_at(b, i) ~= f.pad then return nil end
+        end
+        if content < f.width then padding_seen = true end
+      end
+    end
+    local v, o = byte_at(b, at + ver.offset), u32_at(b, at + ord.offset)
+    if first_v == nil then
+      first_v, first_o = v, o
+    elseif v ~= first_v or o ~= (first_o + n) % 4294967296 then
+      return nil
+    end
+    n = n + 1
+  end
+  if first_v ~= LAB_VERSION or not (padding_seen or complete) then return nil end
+  return string.format("%d whole %d-byte frame(s), version %d, order %d..%d%s", n, len,
+    first_v, first_o, (first_o + n - 1) % 4294967296, padding_seen and ", '-' padding" or "")
+end
+
+-- A sized framing: a chain of headers each followed by exactly `size`
+-- bytes, ending where the bytes end (with `complete`, the last one may be
+-- cut short); the lab's first header (version 1, order 1) with a size over
+-- the limit also counts, so the claim gets reported.
+local function sized_chain(fr, b, max, complete)
+  local ver, ord = field_named(fr, "version"), field_named(fr, "order")
+  local hl = header_len(fr)
+  if #b >= hl then
+    local _, why = frame_len(fr, b, 0, max)
+    if why == "over" and byte_at(b, ver.offset) == 1 and u32_at(b, ord.offset) == 1 then
+      return "a v3 header (version 1, order 1) whose size is over the limit"
+    end
+  end
+  local at, first_v, first_o, n = 0, nil, nil, 0
+  while at < #b do
+    if first_v == nil and byte_at(b, at + ver.offset) ~= LAB_VERSION then return nil end
+    local len, why = frame_len(fr, b, at, max)
+    if len == nil then
+      if why == "short" and complete and #b - at >= hl then
+        local v, o = byte_at(b, at + ver.offset), u32_at(b, at + ord.offset)
+        if first_v ~= nil and (v ~= first_v or o ~= (first_o + n) % 4294967296) then
+          return nil
+        end
+        return string.format(
+          "%d header(s) whose size matches the bytes that follow, the last one cut short", n + 1)
+      end
+      return nil
+    end
+    local v, o = byte_at(b, at + ver.offset), u32_at(b, at + ord.offset)
+    if first_v == nil then
+      first_v, first_o = v, o
+    elseif v ~= first_v or o ~= (first_o + n) % 4294967296 then
+      return nil
+    end
+    n = n + 1
+    at = at + len
+  end
+  if first_v == nil then return nil end
+  return string.format(
+    "%d header(s) whose size matches the bytes that follow exactly, version %d, order %d..%d",
+    n, first_v, first_o, (first_o + n - 1) % 4294967296)
+end
+
+-- stage: "streaming", "answered" or "ended". Returns framing name and
+-- reason, or nil when it is too early to tell.
+local function detect(first, stage, max)
+  local complete = stage ~= "streaming"
+  local fixed, sized, fixed_name, sized_name, fixed_len = nil, nil, nil, nil, nil
+  for _, name in ipairs(FRAMING_NAMES) do
+    local fr = FRAMINGS[name]
+    if fr.sized then
+      if sized == nil then sized, sized_name = sized_chain(fr, first, max, complete), name end
+    elseif fixed == nil then
+      fixed, fixed_name, fixed_len = fixed_chain(fr, first, complete), name, header_len(fr)
+    end
+  end
+  local fixed_exact = fixed_len ~= nil and #first % fixed_len == 0
+  -- Whole fixed frames without visible padding may yet be the fixed
+  -- framing, even before the bytes are complete.
+  local fixed_possible = fixed ~= nil
+  if not fixed_possible and fixed_exact and fixed_name ~= nil then
+    fixed_possible = fixed_chain(FRAMINGS[fixed_name], first, true) ~= nil
+  end
+  if fixed and sized and not fixed_exact then return sized_name, sized end
+  if fixed and sized and stage ~= "ended" then return nil end
+  if fixed then return fixed_name, fixed end
+  if sized and fixed_possible and stage ~= "ended" then return nil end
+  if sized then return sized_name, sized end
+  if not complete then return nil end
+  return "text", "no consistent v2/v3 header"
+end
+
+-- Whether `s` is whole frames of `name` (text always is).
+local function whole_frames(name, s, max)
+  if name == "text" then return true end
+  local fr = FRAMINGS[name]
+  local at = 0
+  while at < #s do
+    local n = frame_len(fr, s, at, max)
+    if n == nil then return false end
+    at = at + n
+  end
+  return true
+end
+
+-- Per-connection state ------------------------------------------------------
+-- Decided on the first pass, in packet order, from the client's first
+-- bytes as rc1 capture decides: while they stream in, only when certain;
+-- once the server answers, as complete. Until then a client segment that
+-- the likeliest framing reads as whole frames is shown that way, and one
+-- that it does not is held for the next segment (TCP desegmentation).
+local tcp_stream_f = Field.new("tcp.stream")
+local tcp_fin_f = Field.new("tcp.flags.fin")
+local streams = {}
+
+function rc1.init()
+  streams = {}
+end
+
+local function stream_state(pinfo)
+  local ok, v = pcall(function() return tcp_stream_f() end)
+  local key = (ok and v) and v.value or tostring(pinfo.src) .. ":" .. pinfo.src_port .. "-" .. tostring(pinfo.dst) .. ":" .. pinfo.dst_port
+  local st = streams[key]
+  if st == nil then
+    -- first: the client's first bytes; base: stream offset of the next
+    -- client bytes handed to the dissector (first pass).
+    st = { first = "", base = 0, framing = nil, reason = nil, lost = {} }
+    streams[key] = st
+  end
+  return st
+end
+
+local function server_port(pinfo)
+  local ok, m = pcall(function() return pinfo.match_uint end)
+  if ok and m and m ~= 0 then return m end
+  return rc1.prefs.port
+end
+
+local function forced_framing()
+  local p = rc1.prefs.framing
+  if p == -1 then return "text" end
+  if p and p > 0 then return FRAMING_NAMES[p] end
+  return nil
+end
+
+-- Columns: the first rc1 message of a packet sets Info, later ones append.
+local function note(pinfo, text)
+  local proto = ""
+  pcall(function() proto = tostring(pinfo.cols.protocol) end)
+  if proto ~= "RC1" then
+    pinfo.cols.protocol = "RC1"
+    pinfo.cols.info = text
+  else
+    pinfo.cols.info:append(" ; " .. text)
+  end
+end
+
+-- One frame ------------------------------------------------------------------
+local function dissect_frame(fr, tvb, pinfo, tree, echo)
+  local s = tvb:raw(0, tvb:len())
+  local max = rc1.prefs.max_frame
+  local sub = tree:add(rc1, tvb(), "rc1 " .. fr.name .. (echo and " echo" or " request"))
+  sub:add(F.framing, fr.name)
+  sub:add(F.direction, echo and "echo" or "request")
+  local values, message, cut = {}, "", false
+  for _, f in ipairs(fr.fields) do
+    if f.kind == "u8" then
+      values[f.name] = byte_at(s, f.offset)
+      sub:add(F[f.name], tvb(f.offset, 1))
+    elseif f.kind == "u32" then
+      values[f.name] = u32_at(s, f.offset)
+      sub:add(F[f.name], tvb(f.offset, 4))
+    elseif f.kind == "fixed" then
+      local want = values[f.len_by]
+      local n = math.min(want, f.width)
+      local content = string.sub(s, f.offset + 1, f.offset + n)
+      if n > 0 then
+        sub:add(F[f.name], tvb(f.offset, n), content)
+      else
+        sub:add(F[f.name], content) -- empty message: no bytes to point at
+      end
+      if n < f.width then
+        local pad = string.sub(s, f.offset + n + 1, f.offset + f.width)
+        local item = sub:add(F.padding, tvb(f.offset + n, f.width - n), pad)
+        if pad ~= string.rep(string.char(f.pad), f.width - n) then
+          item:add_proto_expert_info(E["v2.bad_padding"],
+            "[v2.bad_padding] padding after the message is not '" .. string.char(f.pad) .. "'")
+        end
+      end
+      if want > f.width then
+        cut = true
+        sub:add_proto_expert_info(E["v2.size_over_20"], string.format(
+          "[v2.size_over_20] size %d is over %d: the message was cut to its first %d bytes",
+          want, f.width, f.width))
+      end
+      message = content
+    elseif f.kind == "sized" then
+      local n = values[f.by]
+      local content = string.sub(s, f.offset + 1, f.offset + n)
+      if n > 0 then
+        sub:add(F[f.name], tvb(f.offset, n), content)
+      else
+        sub:add(F[f.name], content) -- empty message: no bytes to point at
+      end
+      message = content
+    end
+  end
+  if values.version ~= nil and values.version ~= LAB_VERSION then
+    sub:add_proto_expert_info(E["frame.unexpected_version"], string.format(
+      "[frame.unexpected_version] version %d, not the lab's %d", values.version, LAB_VERSION))
+  end
+  local text = fr.name .. (echo and " echo" or "") .. " order=" .. tostring(values.order)
+    .. " size=" .. tostring(values.size) .. " " .. preview(message) .. (cut and " (cut)" or "")
+  sub:append_text(": order=" .. tostring(values.order) .. " size=" .. tostring(values.size))
+  note(pinfo, text)
+end
+
+-- A header claiming more than the limit: shown, reported, and the rest of
+-- this direction is not trusted (as rc1 capture does).
+local function dissect_oversized(fr, tvb, pinfo, tree, echo, st, dir)
+  local s = tvb:raw(0, tvb:len())
+  local sub = tree:add(rc1, tvb(), "rc1 " .. fr.name .. " header over the limit")
+  sub:add(F.framing, fr.name)
+  sub:add(F.direction, echo and "echo" or "request")
+  local claim = 0
+  for _, f in ipairs(fr.fields) do
+    if f.kind == "u8" then sub:add(F[f.name], tvb(f.offset, 1))
+    elseif f.kind == "u32" then sub:add(F[f.name], tvb(f.offset, 4)) end
+    if f.kind == "sized" then claim = u32_at(s, field_named(fr, f.by).offset) end
+  end
+  sub:add_proto_expert_info(E["v3.size_over_max"], string.format(
+    "[v3.size_over_max] header claims a message of %d bytes, more than the limit of %d bytes "
+    .. "(raise the \"Largest v3 message\" preference); the rest of this direction is not decoded",
+    claim, rc1.prefs.max_frame))
+  note(pinfo, fr.name .. (echo and " echo" or "") .. " header claims " .. claim .. " bytes (over the limit)")
+  if not pinfo.visited then st.lost[dir] = pinfo.number end
+end
+
+-- TCP -------------------------------------------------------------------------
+local function dissect_text(tvb, pinfo, tree, echo, kind)
+  local s = tvb:raw(0, tvb:len())
+  local sub = tree:add(rc1, tvb(), "rc1 " .. kind .. (echo and " echo" or " request"))
+  sub:add(F.framing, kind)
+  sub:add(F.direction, echo and "echo" or "request")
+  sub:add(F.message, tvb(), s)
+  note(pinfo, kind .. (echo and " echo " or " ") .. #s .. " bytes " .. preview(s))
+end
+
+local function dissect_tcp(tvb, pinfo, tree)
+  local len = tvb:len()
+  if len == 0 then return 0 end
+  local port = server_port(pinfo)
+  local echo = pinfo.src_port == port and pinfo.dst_port ~= port
+  local dir = echo and "s>c" or "c>s"
+  local st = stream_state(pinfo)
+  local max = rc1.prefs.max_frame
+  -- Returns len to TCP, having consumed `used` bytes (the rest is held for
+  -- the next segment): the next client buffer starts that much further.
+  local function done(used)
+    if not echo and not pinfo.visited then st.base = st.base + used end
+    return len
+  end
+  local framing = forced_framing()
+  local fin = false
+  pcall(function() local f = tcp_fin_f(); fin = f ~= nil and f.value end)
+  if framing == nil then
+    if st.framing == nil and not pinfo.visited then
+      if not echo then
+        -- This buffer starts at stream offset st.base: add what is new.
+        local known = #st.first
+        if known < DETECT_LIMIT and st.base <= known and st.base + len > known then
+          local take = math.min(st.base + len - known, DETECT_LIMIT - known)
+          st.first = st.first .. tvb:raw(known - st.base, take)
+        end
+        local stage = (#st.first >= DETECT_LIMIT or fin) and "ended" or "streaming"
+        st.framing, st.reason = detect(st.first, stage, max)
+      elseif #st.first > 0 then
+        st.framing, st.reason = detect(st.first, "answered", max)
+      end
+    end
+    framing = st.framing
+    if framing == nil and not echo then
+      local guess = detect(st.first, "answered", max) or detect(st.first, "ended", max)
+      if not pinfo.visited and not fin and not whole_frames(guess, tvb:raw(0, len), max) then
+        -- Too early to tell, and no whole frame to show: wait for more.
+        pinfo.desegment_offset = 0
+        pinfo.desegment_len = DESEGMENT_ONE_MORE_SEGMENT
+        return done(0)
+      end
+      framing = guess
+    elseif framing == nil then
+      -- The server spoke first: read its bytes by the same rules.
+      framing = detect(tvb:raw(0, len), "ended", max) or "text"
+    end
+  end
+  if st.lost[dir] and pinfo.number > st.lost[dir] then
+    local sub = tree:add(rc1, tvb(), "rc1: not decoded")
+    sub:add_proto_expert_info(E["frame.unsynchronised"],
+      "[frame.unsynchronised] no frame header can be trusted after an oversized claim in this direction")
+    note(pinfo, "not decoded (unsynchronised after an oversized header)")
+    return done(len)
+  end
+  if framing == "text" then
+    dissect_text(tvb, pinfo, tree, echo, "text")
+    return done(len)
+  end
+  local fr = FRAMINGS[framing]
+  local s = tvb:raw(0, len)
+  local offset = 0
+  while offset < len do
+    local need, why = frame_len(fr, s, offset, rc1.prefs.max_frame)
+    if need == nil and why == "over" then
+      dissect_oversized(fr, tvb(offset):tvb(), pinfo, tree, echo, st, dir)
+      return done(len)
+    end
+    if need == nil then
+      local _, _, want = frame_len(fr, s, offset, rc1.prefs.max_frame)
+      if fin then
+        -- The stream ends inside this frame: report it, never guess.
+        local sub = tree:add(rc1, tvb(offset), "rc1 " .. framing .. " truncated frame")
+        sub:add(F.framing, framing)
+        sub:add(F.direction, echo and "echo" or "request")
+        sub:add_proto_expert_info(E["frame.truncated"], string.format(
+          "[frame.truncated] the stream ends %d byte(s) into a frame", len - offset))
+        note(pinfo, framing .. " truncated frame (" .. (len - offset) .. " bytes)")
+        return done(len)
+      end
+      pinfo.desegment_offset = offset
+      if want ~= nil then
+        pinfo.desegment_len = want - (len - offset)
+      else
+        pinfo.desegment_len = DESEGMENT_ONE_MORE_SEGMENT
+      end
+      return done(offset)
+    end
+    dissect_frame(fr, tvb(offset, need):tvb(), pinfo, tree, echo)
+    offset = offset + need
+  end
+  return done(len)
+end
+
+local function dissect_udp(tvb, pinfo, tree)
+  local port = server_port(pinfo)
+  local echo = pinfo.src_port == port and pinfo.dst_port ~= port
+  dissect_text(tvb, pinfo, tree, echo, "udp")
+  return tvb:len()
+end
+
+function rc1.dissector(tvb, pinfo, tree)
+  -- The same protocol on TCP and UDP: TCP packets have a stream number.
+  local ok, stream = pcall(function() return tcp_stream_f() end)
+  if ok and stream ~= nil then
+    return dissect_tcp(tvb, pinfo, tree)
+  end
+  return dissect_udp(tvb, pinfo, tree)
+end
+
+-- Registration ----------------------------------------------------------------
+local registered_port = nil
+
+local function register(port)
+  local tcp_table = DissectorTable.get("tcp.port")
+  local udp_table = DissectorTable.get("udp.port")
+  if registered_port ~= nil then
+    tcp_table:remove(registered_port, rc1)
+    udp_table:remove(registered_port, rc1)
+  end
+  tcp_table:add(port, rc1)
+  udp_table:add(port, rc1)
+  registered_port = port
+end
+
+register(DEFAULT_PORT)
+-- "Decode As" for other ports (not in every version: guarded).
+pcall(function() DissectorTable.get("tcp.port"):add_for_decode_as(rc1) end)
+pcall(function() DissectorTable.get("udp.port"):add_for_decode_as(rc1) end)
+
+function rc1.prefs_changed()
+  if rc1.prefs.port ~= registered_port then register(rc1.prefs.port) end
+end
