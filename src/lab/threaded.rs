@@ -45,7 +45,15 @@ pub struct TcpOptions {
 pub const STOP_POLL: Duration = Duration::from_millis(200);
 
 /// Open connections.
-type Active = Arc<AtomicUsize>;
+/// Connections counted against `--max-conns`, and client threads still
+/// running (a thread frees its slot, then logs its close line, then ends).
+#[derive(Default)]
+struct Counts {
+    slots: AtomicUsize,
+    threads: AtomicUsize,
+}
+
+type Active = Arc<Counts>;
 
 /// Serves until `stop`; returns how many connections were accepted.
 pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -> io::Result<u64> {
@@ -84,7 +92,7 @@ pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
             else {
                 break;
             };
-            if active.load(Ordering::SeqCst) >= opts.max_conns {
+            if active.slots.load(Ordering::SeqCst) >= opts.max_conns {
                 log.emit(&Event::Refused {
                     peer,
                     limit: opts.max_conns,
@@ -103,14 +111,15 @@ pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
                         "cannot serve this client: {e} (out of threads or file descriptors? lower --max-conns); closed it"
                     ),
                 });
-                active.fetch_sub(1, Ordering::SeqCst);
+                active.slots.fetch_sub(1, Ordering::SeqCst);
+                active.threads.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }
     // Stopping: each client thread notices within STOP_POLL; give them a
     // moment to log their close lines.
     let deadline = Instant::now() + Duration::from_secs(2);
-    while active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    while active.threads.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(accepted)
@@ -126,7 +135,8 @@ fn spawn_client(
     stop: &Stop,
 ) -> io::Result<()> {
     // Counted first, so a failure below is undone by the caller.
-    let open = active.fetch_add(1, Ordering::SeqCst).saturating_add(1);
+    let open = active.slots.fetch_add(1, Ordering::SeqCst).saturating_add(1);
+    active.threads.fetch_add(1, Ordering::SeqCst);
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(STOP_POLL))?;
     stream.set_write_timeout(Some(STOP_POLL))?;
@@ -146,6 +156,9 @@ fn spawn_client(
         .spawn(move || {
             let mut conn = Conn::new(id, peer, opts.speaks, opts.max_frame);
             let reason = serve(&mut conn, stream, &log2, &stop);
+            // The slot is free before the close line says so: a client
+            // that reacts to that line must not be refused.
+            active2.slots.fetch_sub(1, Ordering::SeqCst);
             log2.emit(&Event::Closed {
                 conn: id,
                 peer,
@@ -153,7 +166,7 @@ fn spawn_client(
                 stats: conn.stats,
                 token: None,
             });
-            active2.fetch_sub(1, Ordering::SeqCst);
+            active2.threads.fetch_sub(1, Ordering::SeqCst);
         })?;
     Ok(())
 }
