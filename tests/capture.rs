@@ -250,3 +250,53 @@ fn user_errors_are_one_clear_line() {
         "usage error: -i, -r or -D is required"
     );
 }
+
+/// A v2 frame as the lab's client packs it (ASCII message under 20 bytes).
+fn v2(order: u32, msg: &[u8]) -> Vec<u8> {
+    let mut f = vec![1];
+    f.extend_from_slice(&order.to_be_bytes());
+    f.extend_from_slice(&u32::try_from(msg.len()).unwrap().to_be_bytes());
+    f.extend_from_slice(msg);
+    f.resize(29, b'-');
+    f
+}
+
+fn decode_crafted(name: &str, segments: &[(bool, &[u8])]) -> Vec<Value> {
+    let path = std::env::temp_dir().join(format!("rc1-{name}-{}.pcap", std::process::id()));
+    std::fs::write(&path, crate::util::tcp_pcap(5005, segments)).unwrap();
+    let out = run(&["capture", "-r", path.to_str().unwrap(), "--json"]);
+    let _ = std::fs::remove_file(&path);
+    json_lines(&out)
+}
+
+#[test]
+fn an_echo_that_differs_from_its_request_is_a_mismatch() {
+    let (req, bad) = (v2(1, b"hello"), v2(1, b"hellx"));
+    let ev = decode_crafted("mismatch", &[(true, &req), (false, &bad)]);
+    let echo = ev
+        .iter()
+        .find(|v| v["type"] == "frame" && v["dir"] == "s>c")
+        .unwrap();
+    assert_eq!(echo["echo"], "mismatch");
+    assert!(ev.iter().any(|v| v["code"] == "echo.mismatch"));
+    let s = ev.iter().find(|v| v["type"] == "session").unwrap();
+    assert_eq!(s["echo_mismatches"], 1);
+}
+
+#[test]
+fn an_echo_whose_request_was_not_captured_is_not_called_a_mismatch() {
+    // Request 1 is captured, its echo is not; echo 2 comes, its request is
+    // not captured (a hole not yet known, or a capture started late). Echo
+    // 2 must not be compared with request 1.
+    let (r1, e2) = (v2(1, b"one"), v2(2, b"two"));
+    let ev = decode_crafted("unsolicited", &[(true, &r1), (false, &e2)]);
+    let echo = ev
+        .iter()
+        .find(|v| v["type"] == "frame" && v["dir"] == "s>c")
+        .unwrap();
+    assert_eq!(echo["echo"], "unsolicited", "{echo}");
+    assert!(!ev.iter().any(|v| v["code"] == "echo.mismatch"));
+    let s = ev.iter().find(|v| v["type"] == "session").unwrap();
+    assert_eq!(s["echo_mismatches"], 0);
+    assert_eq!(s["echoes_missing"], 1, "request 1 never got its echo: {s}");
+}

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{have_prerequisite, json_lines, run};
+use crate::util::{have_prerequisite, json_lines, run, tcp_pcap};
 
 const LUA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/dissectors/rc1.lua");
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
@@ -472,55 +472,6 @@ fn info_column_and_display_filters_work() {
     );
 }
 
-/// A pcap (Ethernet, IPv4) of one TCP connection from 10.0.0.1:40100 to
-/// 10.0.0.2:`port` with no handshake: each payload a segment, `true` for
-/// client to server. tshark does not check checksums by default.
-fn tcp_pcap(port: u16, segments: &[(bool, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for v in [
-        0xA1B2_C3D4u32.to_le_bytes().as_slice(),
-        &2u16.to_le_bytes(),
-        &4u16.to_le_bytes(),
-    ] {
-        out.extend_from_slice(v);
-    }
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
-    let mut seq = [1000u32, 2000u32];
-    for (i, (to_server, payload)) in segments.iter().enumerate() {
-        let (src, dst, sport, dport) = if *to_server {
-            ([10, 0, 0, 1], [10, 0, 0, 2], 40100u16, port)
-        } else {
-            ([10, 0, 0, 2], [10, 0, 0, 1], port, 40100u16)
-        };
-        let me = usize::from(!*to_server);
-        let mut tcp = Vec::new();
-        tcp.extend_from_slice(&sport.to_be_bytes());
-        tcp.extend_from_slice(&dport.to_be_bytes());
-        tcp.extend_from_slice(&seq[me].to_be_bytes());
-        tcp.extend_from_slice(&seq[1 - me].to_be_bytes());
-        tcp.extend_from_slice(&[0x50, 0x18, 0xFF, 0xFF, 0, 0, 0, 0]); // PSH|ACK
-        tcp.extend_from_slice(payload);
-        seq[me] = seq[me].wrapping_add(u32::try_from(payload.len()).unwrap());
-        let mut ip = vec![0x45, 0];
-        ip.extend_from_slice(&u16::try_from(20 + tcp.len()).unwrap().to_be_bytes());
-        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
-        ip.extend_from_slice(&src);
-        ip.extend_from_slice(&dst);
-        ip.extend_from_slice(&tcp);
-        let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-        frame.extend_from_slice(&ip);
-        let len = u32::try_from(frame.len()).unwrap();
-        out.extend_from_slice(&1_700_000_000u32.to_le_bytes());
-        out.extend_from_slice(&u32::try_from(i).unwrap().to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&frame);
-    }
-    out
-}
-
 mod toy {
     use rc1::spec::{Field, FieldKind, FramingSpec, V2, V3};
 
@@ -712,4 +663,35 @@ fn install_then_check_in_a_fresh_home() {
     assert!(said.contains("Wireshark's Lua: Lua 5."), "{said}");
     assert!(!said.contains("note:"), "{said}");
     let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
+fn port_and_framing_preferences_and_decode_as() {
+    let test = "port_and_framing_preferences_and_decode_as";
+    if !have_prerequisite(tshark_present(), test, "tshark") {
+        return;
+    }
+    let mut f = vec![1, 0, 0, 0, 1, 0, 0, 0, 7];
+    f.extend_from_slice(b"on 6006");
+    f.resize(29, b'-');
+    let pcap = std::env::temp_dir().join(format!("rc1-port-{}.pcap", std::process::id()));
+    std::fs::write(&pcap, tcp_pcap(6006, &[(true, &f), (false, &f)])).unwrap();
+    let info = |extra: &[&str]| {
+        let out = Command::new("tshark")
+            .args(["-X", &format!("lua_script:{LUA}")])
+            .args(extra)
+            .arg("-r")
+            .arg(&pcap)
+            .args(["-Y", "rc1", "-T", "fields", "-e", "_ws.col.Info"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(info(&[]), "", "port 6006 is not rc1's by default");
+    let v2 = "v2 order=1 size=7 \"on 6006\"\nv2 echo order=1 size=7 \"on 6006\"\n";
+    assert_eq!(info(&["-o", "rc1.port:6006"]), v2);
+    assert_eq!(info(&["-d", "tcp.port==6006,rc1"]), v2);
+    let text = info(&["-d", "tcp.port==6006,rc1", "-o", "rc1.framing:text"]);
+    assert!(text.starts_with("text 29 bytes \"\\x01\\x00"), "{text}");
+    let _ = std::fs::remove_file(&pcap);
 }

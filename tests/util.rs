@@ -224,3 +224,52 @@ pub fn run_with_stdin(args: &[&str], input: Vec<u8>) -> Output {
     writer.join().expect("stdin writer");
     out
 }
+
+/// A pcap (Ethernet, IPv4) of one TCP connection from 10.0.0.1:40100 to
+/// 10.0.0.2:`port` with no handshake: each payload a segment, `true` for
+/// client to server. tshark does not check checksums by default.
+pub fn tcp_pcap(port: u16, segments: &[(bool, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in [
+        0xA1B2_C3D4u32.to_le_bytes().as_slice(),
+        &2u16.to_le_bytes(),
+        &4u16.to_le_bytes(),
+    ] {
+        out.extend_from_slice(v);
+    }
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
+    let mut seq = [1000u32, 2000u32];
+    for (i, (to_server, payload)) in segments.iter().enumerate() {
+        let (src, dst, sport, dport) = if *to_server {
+            ([10, 0, 0, 1], [10, 0, 0, 2], 40100u16, port)
+        } else {
+            ([10, 0, 0, 2], [10, 0, 0, 1], port, 40100u16)
+        };
+        let me = usize::from(!*to_server);
+        let mut tcp = Vec::new();
+        tcp.extend_from_slice(&sport.to_be_bytes());
+        tcp.extend_from_slice(&dport.to_be_bytes());
+        tcp.extend_from_slice(&seq[me].to_be_bytes());
+        tcp.extend_from_slice(&seq[1 - me].to_be_bytes());
+        tcp.extend_from_slice(&[0x50, 0x18, 0xFF, 0xFF, 0, 0, 0, 0]); // PSH|ACK
+        tcp.extend_from_slice(payload);
+        seq[me] = seq[me].wrapping_add(u32::try_from(payload.len()).unwrap());
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&u16::try_from(20 + tcp.len()).unwrap().to_be_bytes());
+        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        ip.extend_from_slice(&tcp);
+        let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        frame.extend_from_slice(&ip);
+        let len = u32::try_from(frame.len()).unwrap();
+        out.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        out.extend_from_slice(&u32::try_from(i).unwrap().to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&frame);
+    }
+    out
+}

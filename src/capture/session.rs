@@ -976,12 +976,12 @@ impl Session {
                         // The request with the same order; the lab's servers
                         // echo in order, so it is normally the oldest one.
                         let found = q.iter().position(|(order, _, _)| *order == frame.order);
-                        let pick = match found {
-                            Some(p) => q.remove(p),
-                            // Its request may sit in a capture gap.
-                            None if self.gap_seen[0] => None,
-                            None => q.pop_front(),
-                        };
+                        // No request with its order: it may sit in a capture
+                        // gap not reported yet (a hole is known only once
+                        // ACKed), so comparing with another request would
+                        // report a false mismatch. Unmatched requests are
+                        // counted as missing echoes at the end.
+                        let pick = found.and_then(|p| q.remove(p));
                         Some(match pick {
                             Some((_, req, t0)) if req == Fingerprint::of(frame.raw) => {
                                 let l = ts.micros_since(t0);

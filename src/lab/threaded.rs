@@ -135,7 +135,10 @@ fn spawn_client(
     stop: &Stop,
 ) -> io::Result<()> {
     // Counted first, so a failure below is undone by the caller.
-    let open = active.slots.fetch_add(1, Ordering::SeqCst).saturating_add(1);
+    let open = active
+        .slots
+        .fetch_add(1, Ordering::SeqCst)
+        .saturating_add(1);
     active.threads.fetch_add(1, Ordering::SeqCst);
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(STOP_POLL))?;
