@@ -389,7 +389,9 @@ fn edge_cases_load_cleanly_and_show_their_expert_info() {
         ("ooo.pcap", &[], &[]),
         ("retransmission.pcap", &[], &[]),
         ("overlap.pcap", &[], &[]),
-        ("v2-echo.pcap", &[], &["v2.size_over_20"]),
+        // "olá" packed with size 3 (characters) but 4 bytes: its last byte
+        // lands in the padding.
+        ("v2-echo.pcap", &[], &["v2.size_over_20", "v2.bad_padding"]),
         ("v3-oversized.pcap", &[], &["v3.size_over_max"]),
         (
             "v2-damaged.pcap",
@@ -694,4 +696,17 @@ fn port_and_framing_preferences_and_decode_as() {
     let text = info(&["-d", "tcp.port==6006,rc1", "-o", "rc1.framing:text"]);
     assert!(text.starts_with("text 29 bytes \"\\x01\\x00"), "{text}");
     let _ = std::fs::remove_file(&pcap);
+}
+
+#[test]
+fn the_readme_lists_every_diagnostic_code() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for d in rc1::spec::DIAGNOSTICS {
+        assert!(
+            readme.contains(&format!("| `{}` |", d.code)),
+            "README lacks {}",
+            d.code
+        );
+    }
 }
