@@ -46,6 +46,189 @@ pub enum Command {
     /// Wireshark loads it (--check).
     #[command(after_help = DISSECTOR_HELP)]
     Dissector(DissectorArgs),
+    /// Load a lab server with many requests and measure what gets through:
+    /// echoes verified, mismatched, missing; rates; latency percentiles.
+    #[command(after_help = FLOOD_HELP)]
+    Flood(FloodArgs),
+}
+
+const FLOOD_HELP: &str = "\
+Examples:
+  rc1 server --proto v2 -q &                      # rc1's v2 server, not logging each frame
+  rc1 flood --proto v2 -c 8 --max -d 10s          # as fast as it echoes, 8 connections
+  rc1 flood --proto v3 --rate 20000 -n 100000 --size 100..1500 -i 1
+  rc1 server --proto udp --echo -q & rc1 flood --proto udp -n 10000
+
+--max keeps up to --pipeline requests in flight per connection. --rate sends
+on a fixed schedule and measures latency from each request's intended send
+time (a stalled server cannot hide its delay). Each echo must equal its
+request; a request unanswered for --drain counts as missing.
+
+Exit status: 0 when every request was echoed and verified; 1 when any echo
+was missing or mismatched, a connection failed, or nothing could connect;
+2 usage error.";
+
+/// `--proto` of `rc1 flood`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FloodProtoArg {
+    /// v2 frames (29 bytes each).
+    V2,
+    /// v3 frames (9-byte header + message).
+    V3,
+    /// TCP text (text and text-sel servers): echoes checked as a byte stream.
+    Text,
+    /// UDP datagrams (the server needs --echo).
+    Udp,
+}
+
+/// `rc1 flood`.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("pace").args(["rate", "max"])))]
+#[command(group(clap::ArgGroup::new("amount").args(["duration", "count"])))]
+pub struct FloodArgs {
+    /// What to send.
+    #[arg(long, short = 'p', value_enum)]
+    pub proto: FloodProtoArg,
+    /// Server host name or address.
+    #[arg(long, short = 'H', default_value = "127.0.0.1")]
+    pub host: String,
+    /// Server port.
+    #[arg(long, default_value_t = 5005)]
+    pub port: u16,
+    /// Connections (UDP: sockets), opened at once.
+    #[arg(long, short = 'c', default_value_t = 1, value_name = "N")]
+    pub connections: usize,
+    /// Requests per second over all connections, evenly paced.
+    #[arg(long, value_name = "FRAMES_PER_S")]
+    pub rate: Option<f64>,
+    /// As fast as the server echoes (the default).
+    #[arg(long)]
+    pub max: bool,
+    /// Send for this long (default 10s), e.g. 30s, 500ms.
+    #[arg(long, short = 'd', value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Send this many requests in all.
+    #[arg(long, short = 'n', value_name = "COUNT")]
+    pub count: Option<u64>,
+    /// Message size in bytes: N, or MIN..MAX (uniform). v2 carries 20 at
+    /// most (longer messages are cut, as the lab's client cuts them).
+    #[arg(long, default_value = "16", value_name = "N|MIN..MAX")]
+    pub size: String,
+    /// Requests in flight per connection with --max.
+    #[arg(long, default_value_t = 64, value_name = "K")]
+    pub pipeline: usize,
+    /// Count echoes without comparing their bytes.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Seed of the random messages (the same seed sends the same bytes).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print a report every SECONDS (e.g. 1, 0.5).
+    #[arg(long, short = 'i', value_name = "SECONDS")]
+    pub interval: Option<f64>,
+    /// How long to wait for the last echoes; a request unanswered this long
+    /// counts as missing.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub drain: Duration,
+    /// Connect timeout.
+    #[arg(long, short = 't', default_value = "3s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Interval and final reports as JSON lines (the final object last).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `N` or `MIN..MAX`.
+pub fn parse_size_range(s: &str) -> Result<(usize, usize), String> {
+    let one = |t: &str| {
+        parse_size(t.trim())
+            .map(|n| n as usize)
+            .map_err(|e| format!("bad size {t:?}: {e}"))
+    };
+    match s.split_once("..") {
+        Some((a, b)) => {
+            let (a, b) = (one(a)?, one(b.trim_start_matches('='))?);
+            if a > b {
+                return Err(format!("size range {s}: the minimum is above the maximum"));
+            }
+            Ok((a, b))
+        }
+        None => one(s).map(|n| (n, n)),
+    }
+}
+
+impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
+    type Error = anyhow::Error;
+
+    fn try_from(a: &FloodArgs) -> anyhow::Result<crate::flood::FloodOptions> {
+        use crate::flood::{Limit, Proto};
+        use std::net::ToSocketAddrs;
+        let proto = match a.proto {
+            FloodProtoArg::V2 => Proto::V2,
+            FloodProtoArg::V3 => Proto::V3,
+            FloodProtoArg::Text => Proto::Text,
+            FloodProtoArg::Udp => Proto::Udp,
+        };
+        let addr = (a.host.as_str(), a.port)
+            .to_socket_addrs()
+            .map_err(|e| anyhow::anyhow!("cannot resolve {}: {e}", a.host))?
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{} has no address", a.host))?;
+        if a.connections == 0 || a.connections > 10_000 {
+            anyhow::bail!("--connections must be 1 to 10000");
+        }
+        let size = parse_size_range(&a.size).map_err(|e| anyhow::anyhow!(e))?;
+        let max_size = match proto {
+            Proto::Udp => 65_507 - crate::flood::link::UDP_SEQ,
+            Proto::Text => 1 << 20,
+            Proto::V2 | Proto::V3 => 16 << 20,
+        };
+        if size.1 > max_size {
+            anyhow::bail!(
+                "--size {} is over {max_size} bytes for {}",
+                size.1,
+                proto.name()
+            );
+        }
+        if proto == Proto::Text && size.0 == 0 {
+            anyhow::bail!(
+                "--size 0: a text message needs at least one byte (nothing would be echoed)"
+            );
+        }
+        if let Some(r) = a.rate
+            && !(r.is_finite() && r > 0.0)
+        {
+            anyhow::bail!("--rate must be a positive number of requests per second");
+        }
+        let interval = match a.interval {
+            Some(i) if !(i.is_finite() && i >= 0.01) => {
+                anyhow::bail!("--interval must be at least 0.01 seconds")
+            }
+            Some(i) => Some(Duration::from_secs_f64(i)),
+            None => None,
+        };
+        let limit = match (a.duration, a.count) {
+            (_, Some(0)) => anyhow::bail!("--count 0 sends nothing"),
+            (_, Some(n)) => Limit::Count(n),
+            (Some(d), None) => Limit::Duration(d),
+            (None, None) => Limit::Duration(Duration::from_secs(10)),
+        };
+        Ok(crate::flood::FloodOptions {
+            proto,
+            addr,
+            connections: a.connections,
+            rate: a.rate,
+            limit,
+            size,
+            pipeline: a.pipeline,
+            verify: !a.no_verify,
+            seed: a.seed,
+            interval,
+            drain: a.drain,
+            connect_timeout: a.timeout,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        })
+    }
 }
 
 const DISSECTOR_HELP: &str = "\

@@ -24,6 +24,7 @@ pub mod capture;
 pub mod cli;
 pub mod codec;
 pub mod dissector;
+pub mod flood;
 pub mod lab;
 pub mod report;
 pub mod spec;
@@ -95,6 +96,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Capture(args) => run_capture(&args),
         Command::Dissector(args) => run_dissector(&args),
+        Command::Flood(args) => {
+            let opts = flood::FloodOptions::try_from(&args)?;
+            if opts.connections > 500 {
+                let _ = rlimit::increase_nofile_limit((opts.connections as u64).saturating_add(64));
+            }
+            let stop = Stop::new();
+            let s = stop.clone();
+            ctrlc::set_handler(move || {
+                if !s.stop() {
+                    std::process::exit(130);
+                }
+            })?;
+            let summary = flood::run(&opts, args.json, &stop)?;
+            if summary.clean {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::from(1))
+            }
+        }
     }
 }
 

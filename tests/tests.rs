@@ -17,6 +17,8 @@ mod servers;
 mod oracle;
 // The generated Lua dissector, proven with tshark on every fixture.
 mod dissector;
+// rc1 flood against each server, a faulty server, no server, and a capture.
+mod flood;
 // Live capture on lo (root or CAP_NET_RAW; fails under CI=true without).
 mod live;
 // Shared helpers.

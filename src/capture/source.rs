@@ -17,6 +17,11 @@ use super::packet::{linktype_name, linktype_supported};
 /// Snap length for live captures: whole packets.
 pub const SNAPLEN: i32 = 65_535;
 
+/// The kernel's capture buffer for live captures (libpcap's default is
+/// 2 MiB): room for bursts while the decoder or its output is busy, as
+/// `tcpdump -B 32768` gives.
+const LIVE_BUFFER: i32 = 32 << 20;
+
 /// How long a live read waits before checking for a stop, in ms.
 const READ_TIMEOUT_MS: i32 = 100;
 
@@ -174,6 +179,7 @@ impl Source {
                 c.immediate_mode(true)
                     .snaplen(SNAPLEN)
                     .timeout(READ_TIMEOUT_MS)
+                    .buffer_size(LIVE_BUFFER)
                     .open()
             })
             .map_err(|e| {

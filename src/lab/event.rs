@@ -3,7 +3,8 @@
 //! Every server and client action is an [`Event`]. The log writes it as one
 //! human line (text mode) or one JSON object per line (`--json`, for
 //! scripts). Errors go to stderr in text mode and are never silenced;
-//! `--quiet` drops everything else. The JSON keys are stable:
+//! `--quiet` drops everything else but a server's `listening` line (which
+//! says the port, e.g. after `--port 0`). The JSON keys are stable:
 //!
 //! | `event`    | keys besides `event` and `time` (seconds since the Unix epoch) |
 //! |------------|-----------------------------------------------------------------|
@@ -477,7 +478,7 @@ impl Log {
     /// must not take a server down); `main` handles a broken pipe.
     pub fn emit(&self, ev: &Event<'_>) {
         let error = ev.is_error();
-        if self.quiet && !error {
+        if self.quiet && !error && !matches!(ev, Event::Listening { .. }) {
             return;
         }
         let line = match self.format {

@@ -1,0 +1,255 @@
+//! `rc1 flood` against each rc1 server, against a server that corrupts and
+//! drops echoes, against no server, and beside a live capture on `lo`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{Server, WAIT, have_prerequisite, json_lines, rc1, run, stderr};
+
+/// The final JSON object of a flood.
+fn summary(out: &Output) -> Value {
+    json_lines(out)
+        .into_iter()
+        .rfind(|v| v["type"] == "summary")
+        .unwrap_or_else(|| panic!("no summary: {}", stderr(out)))
+}
+
+#[test]
+fn each_rc1_server_echoes_every_frame_of_a_bounded_flood() {
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["--proto", "v2"], "v2", "1..30"),
+        (&["--proto", "v3"], "v3", "0..3000"),
+        (&["--proto", "text"], "text", "1..200"),
+        (&["--proto", "text-sel"], "text", "1..200"),
+        // UDP keeps fewer requests in flight: the server's receive queue
+        // (rmem_default) overflows at 3 x 64 datagrams of a few hundred
+        // bytes, and the kernel drops for real (the flood counts them).
+        (&["--proto", "udp", "--echo"], "udp", "0..500"),
+    ];
+    for (server_args, proto, size) in cases {
+        let mut args = server_args.to_vec();
+        args.push("-q");
+        let server = Server::start(&args);
+        let port = server.port();
+        let pipeline = if *proto == "udp" { "16" } else { "64" };
+        let out = run(&[
+            "flood",
+            "-p",
+            proto,
+            "--port",
+            &port,
+            "-c",
+            "3",
+            "-n",
+            "5000",
+            "--size",
+            size,
+            "--pipeline",
+            pipeline,
+            "--json",
+        ]);
+        let s = summary(&out);
+        let what = format!("{server_args:?}: {s}");
+        assert!(out.status.success(), "{what} {}", stderr(&out));
+        assert_eq!(s["sent"], 5000, "{what}");
+        assert_eq!(s["echoed"], 5000, "{what}");
+        assert_eq!(s["verified"], 5000, "{what}");
+        assert_eq!(s["mismatched"], 0, "{what}");
+        assert_eq!(s["missing"], 0, "{what}");
+        assert_eq!(s["errors"], serde_json::json!({}), "{what}");
+        assert!(s["latency_us"]["p50"].as_u64().is_some(), "{what}");
+        assert_eq!(s["connect"]["opened"], 3, "{what}");
+        if *proto != "udp" {
+            assert!(s["bytes_in"].as_u64() == s["bytes_out"].as_u64(), "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_corrupted_echo_and_a_dropped_echo_are_counted_exactly() {
+    // A v2 server that flips a byte of echo 3 and never sends echo 5.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut n = 0;
+        let mut frame = [0u8; 29];
+        while s.read_exact(&mut frame).is_ok() {
+            n += 1;
+            match n {
+                3 => {
+                    let mut bad = frame;
+                    bad[12] ^= 0x20;
+                    s.write_all(&bad).unwrap();
+                }
+                5 => {}
+                _ => s.write_all(&frame).unwrap(),
+            }
+        }
+        n
+    });
+    let out = run(&[
+        "flood", "-p", "v2", "--port", &port, "-n", "20", "--drain", "1s", "--json",
+    ]);
+    let s = summary(&out);
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    assert_eq!(s["sent"], 20, "{s}");
+    assert_eq!(s["echoed"], 19, "{s}");
+    assert_eq!(s["verified"], 18, "{s}");
+    assert_eq!(s["mismatched"], 1, "{s}");
+    assert_eq!(s["missing"], 1, "{s}");
+    assert_eq!(s["ok"], false);
+    assert_eq!(server.join().unwrap(), 20);
+}
+
+#[test]
+fn flooding_a_port_with_no_server_is_a_clear_error() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let out = run(&["flood", "-p", "v2", "--port", &port, "-n", "10"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("cannot connect to 127.0.0.1:"), "{err}");
+    assert!(
+        err.contains("is a server running? rc1 server --proto v2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn usage_errors_are_refused_before_anything_is_sent() {
+    for (args, says) in [
+        (&["--rate", "0"][..], "--rate"),
+        (&["--count", "0"][..], "--count 0"),
+        (&["--size", "9..3"][..], "minimum is above"),
+        (&["--connections", "0"][..], "--connections"),
+        (&["--pipeline", "0"][..], "--pipeline"),
+    ] {
+        let mut a = vec!["flood", "-p", "v2", "--port", "9"];
+        a.extend(args);
+        let out = run(&a);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let out = run(&["flood", "-p", "v2", "--rate", "10", "--max"]);
+    assert_eq!(out.status.code(), Some(2), "--rate and --max together");
+}
+
+#[test]
+fn rate_mode_paces_and_interval_reports_stream_as_json() {
+    let server = Server::start(&["--proto", "v3", "-q"]);
+    let out = run(&[
+        "flood",
+        "-p",
+        "v3",
+        "--port",
+        &server.port(),
+        "--rate",
+        "2000",
+        "-d",
+        "1500ms",
+        "-i",
+        "0.5",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    let intervals: Vec<&Value> = lines.iter().filter(|v| v["type"] == "interval").collect();
+    assert!(intervals.len() >= 2, "{lines:?}");
+    assert_eq!(lines.last().unwrap()["type"], "summary");
+    let s = summary(&out);
+    // 2000/s for 1.5 s: 3000 requests, give or take the last tick.
+    let sent = s["sent"].as_u64().unwrap();
+    assert!((2990..=3000).contains(&sent), "{s}");
+    assert_eq!(s["echoed"], s["sent"]);
+    assert_eq!(s["mode"], "rate 2000/s");
+}
+
+/// Whether this process may open a live capture on lo.
+fn can_capture() -> bool {
+    run(&["capture", "-i", "lo", "-c", "0", "-q"])
+        .status
+        .success()
+}
+
+#[test]
+fn a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got() {
+    let test = "a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got";
+    if !have_prerequisite(
+        can_capture(),
+        test,
+        "capture privilege (root or CAP_NET_RAW)",
+    ) {
+        return;
+    }
+    let server = Server::start(&["--proto", "v2", "-q"]);
+    let port = server.port();
+    let mut cap = rc1()
+        .args(["capture", "-i", "lo", "--port", &port, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(cap.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("capturing on lo"), "{line}");
+    // Read its output as it comes: a full pipe would block it.
+    let mut stdout = cap.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        stdout.read_to_end(&mut all).unwrap();
+        all
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // Paced, so the kernel keeps every packet for the capture.
+    let out = run(&[
+        "flood", "-p", "v2", "--port", &port, "-c", "2", "--rate", "5000", "-n", "3000", "--json",
+    ]);
+    let s = summary(&out);
+    assert!(out.status.success(), "{s}");
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-INT", &cap.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while cap.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "capture did not stop on Ctrl+C");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = cap.wait().unwrap();
+    let bytes = reader.join().unwrap();
+    assert!(status.success());
+    let live: Vec<Value> = String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let count = |dir: &str| {
+        live.iter()
+            .filter(|e| e["type"] == "frame" && e["dir"] == dir)
+            .count() as u64
+    };
+    let totals = live.last().unwrap();
+    assert_eq!(
+        totals["kernel_dropped"], 0,
+        "the kernel dropped packets: {totals}"
+    );
+    assert_eq!(count("c>s"), s["sent"].as_u64().unwrap(), "{s}");
+    assert_eq!(count("s>c"), s["echoed"].as_u64().unwrap(), "{s}");
+    let echoes_ok = live
+        .iter()
+        .filter(|e| e["type"] == "frame" && e["echo"] == "ok")
+        .count() as u64;
+    assert_eq!(echoes_ok, s["verified"].as_u64().unwrap());
+    let sessions: Vec<_> = live.iter().filter(|e| e["type"] == "session").collect();
+    assert_eq!(sessions.len(), 2);
+}
