@@ -205,7 +205,8 @@ fn tshark_view(file: &str, extra: &[&str]) -> (View, BTreeSet<String>, Vec<Strin
             "tcp.reassemble_out_of_order:TRUE",
         ])
         .args(extra)
-        .args(["-r", file, "-Y", "rc1", "-T", "pdml"])
+        // Lua errors too: a dissector that fails adds no rc1 item.
+        .args(["-r", file, "-Y", "rc1 or _ws.lua.error", "-T", "pdml"])
         .output()
         .expect("run tshark");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -44,9 +44,10 @@ pub fn detect(first: &[u8], stage: Stage, max_frame: u32) -> Option<Detection> {
     let v2 = v2_chain(first, complete);
     let v3 = v3_chain(first, max_frame, complete);
     let v2_exact = first.len() % v2::LEN == 0;
-    // Whole 29-byte frames without visible padding (every message 20
-    // bytes or more) may yet be v2, even before the bytes are complete.
-    let v2_possible = v2.is_some() || (v2_exact && v2_chain(first, true).is_some());
+    // While the bytes stream in, they may be the start of v2 frames even
+    // when v3 reads them exactly (a v2 frame cut after its message, before
+    // its padding; or messages of 20 bytes and more, which show no padding).
+    let v2_possible = v2.is_some() || (stage == Stage::Streaming && v2_prefix(first, max_frame));
     match (v2, v3) {
         // v3 explains every byte, v2 would leave a partial frame: v3.
         (Some(_), Some(reason)) if !v2_exact => {
@@ -74,6 +75,19 @@ pub fn detect(first: &[u8], stage: Stage, max_frame: u32) -> Option<Detection> {
             });
         }
         (None, None) => {}
+    }
+    // Both framings need the lab's version byte first: without it nothing
+    // that follows can make them fit, so text is certain at once.
+    if let Some(&v) = first.first()
+        && v != spec::LAB_VERSION
+    {
+        return Some(Detection {
+            detected: Detected::Text,
+            reason: format!(
+                "first byte {v:#04x} is not the lab's version byte ({}): no v2/v3 header",
+                spec::LAB_VERSION
+            ),
+        });
     }
     if !complete {
         return None;
@@ -133,6 +147,63 @@ fn v2_chain(b: &[u8], complete: bool) -> Option<String> {
         o.wrapping_add(n.saturating_sub(1)),
         if padding_seen { ", '-' padding" } else { "" }
     ))
+}
+
+/// Whether `b` can be the start of a v2 stream: its whole frames agree (as
+/// [`v2_chain`] judges complete bytes) and the frame they end inside agrees
+/// so far (version, next order, `-` in the padding bytes already there).
+///
+/// A `size` over `max_frame` is no typed message: not v2.
+fn v2_prefix(b: &[u8], max_frame: u32) -> bool {
+    let whole = b.len() / v2::LEN;
+    let cut = whole.saturating_mul(v2::LEN);
+    let (frames, tail) = b.split_at(cut.min(b.len()));
+    let (version, next_order) = if whole > 0 {
+        if v2_chain(frames, true).is_none() {
+            return false;
+        }
+        let Some(first) = frames.get(..v2::LEN).and_then(v2::view) else {
+            return false;
+        };
+        (
+            first.version,
+            first
+                .order
+                .wrapping_add(u32::try_from(whole).unwrap_or(u32::MAX)),
+        )
+    } else {
+        (spec::LAB_VERSION, 0)
+    };
+    if let Some(&v) = tail.first()
+        && v != version
+    {
+        return false;
+    }
+    if whole > 0
+        && let Some(o) = read_order(tail)
+        && o != next_order
+    {
+        return false;
+    }
+    if let Some(size) = tail
+        .get(5..9)
+        .and_then(|s| s.try_into().ok())
+        .map(u32::from_be_bytes)
+    {
+        if size > max_frame {
+            return false;
+        }
+        let content = usize::try_from(size)
+            .unwrap_or(usize::MAX)
+            .min(spec::V2_MESSAGE_WIDTH);
+        let padding = tail
+            .get(v3::HEADER_LEN.saturating_add(content)..)
+            .unwrap_or_default();
+        if padding.iter().any(|&b| b != v2::PAD) {
+            return false;
+        }
+    }
+    true
 }
 
 fn v3_chain(b: &[u8], max_frame: u32, complete: bool) -> Option<String> {
@@ -231,7 +302,11 @@ mod tests {
         let d = detect(&b, Stage::Streaming, 1 << 20).unwrap();
         assert_eq!(d.detected, Detected::Framed(Framing::V3));
 
-        assert_eq!(detect(b"hello", Stage::Streaming, 1 << 20), None);
+        // Text is certain from its first byte (not the version byte 1).
+        let d = detect(b"hello", Stage::Streaming, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Text);
+        assert!(d.reason.contains("0x68"), "{}", d.reason);
+        assert_eq!(detect(b"\x01hel", Stage::Streaming, 1 << 20), None);
         let d = detect(b"hello", Stage::Answered, 1 << 20).unwrap();
         assert_eq!(d.detected, Detected::Text);
         let d = detect(b"hello world, this is text", Stage::Answered, 1 << 20).unwrap();
@@ -264,6 +339,27 @@ mod tests {
         assert_eq!(
             detect(&b, Stage::Streaming, 1 << 20).unwrap().detected,
             Detected::Framed(Framing::V2)
+        );
+        // A v2 frame cut right after its message (9 + size bytes) reads as
+        // a whole v3 frame: while streaming, wait for its padding.
+        let b = stream(Framing::V2, &["split in three"]);
+        assert_eq!(detect(&b[..23], Stage::Streaming, 1 << 20), None);
+        assert_eq!(detect(&b[..4], Stage::Streaming, 1 << 20), None);
+        assert_eq!(
+            detect(&b, Stage::Streaming, 1 << 20).unwrap().detected,
+            Detected::Framed(Framing::V2)
+        );
+        // A short v3 request: v3 once the server answers (or more comes
+        // that v2 cannot explain).
+        let b = stream(Framing::V3, &["hello", "world"]);
+        assert_eq!(detect(&b[..14], Stage::Streaming, 1 << 20), None);
+        assert_eq!(
+            detect(&b[..14], Stage::Answered, 1 << 20).unwrap().detected,
+            Detected::Framed(Framing::V3)
+        );
+        assert_eq!(
+            detect(&b, Stage::Streaming, 1 << 20).unwrap().detected,
+            Detected::Framed(Framing::V3)
         );
         // A long v3 frame arriving in small segments is not v2.
         let big = stream(Framing::V3, &[&"x".repeat(100)]);

@@ -341,10 +341,27 @@ pub struct CheckReport {
 /// list, the `rc1.*` fields, and the Lua version it was built with.
 pub fn check(spec: &DissectorSpec) -> Result<CheckReport> {
     let generated = generate(spec)?;
-    let plugins = tshark(&["-G", "plugins"])?;
+    // A Lua error while loading shows on stderr, not in the plugin list.
+    let out = Command::new("tshark")
+        .args(["-G", "plugins"])
+        .output()
+        .map_err(|e| {
+            anyhow::anyhow!("cannot run tshark ({e}): install Wireshark's command-line tools")
+        })?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if let Some(line) = err.lines().find(|l| l.contains("rc1.lua")) {
+        bail!("Wireshark fails to load rc1.lua: {}", line.trim());
+    }
+    let plugins = String::from_utf8_lossy(&out.stdout);
+    let is_ours = |l: &&str| {
+        l.split_whitespace()
+            .last()
+            .and_then(|p| Path::new(p).file_name())
+            .is_some_and(|n| n == "rc1.lua")
+    };
     let Some(plugin) = plugins
         .lines()
-        .find(|l| l.contains("rc1.lua"))
+        .find(is_ours)
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
     else {
         bail!(

@@ -23,7 +23,9 @@ F.direction = ProtoField.string("rc1.direction", "Direction", base.ASCII,
 @@FIELDS@@
 F.padding = ProtoField.string("rc1.padding", "Padding", base.ASCII,
   "Bytes of a fixed-width field after its content (the lab pads v2 with '-')")
-rc1.fields = { @@FIELD_LIST@@ }
+F.data = ProtoField.bytes("rc1.data", "Message bytes", base.NONE,
+  "Every byte of a message that contains a NUL (Wireshark ends rc1.message there)")
+rc1.fields = { @@FIELD_LIST@@, F.data }
 
 -- Expert info, under rc1 capture's diagnostic codes -------------------------
 local E = {}
@@ -154,6 +156,41 @@ local function fixed_chain(fr, b, complete)
     first_v, first_o, (first_o + n - 1) % 4294967296, padding_seen and ", '-' padding" or "")
 end
 
+-- Whether `b` can be the start of fixed frames: its whole frames agree
+-- (as complete bytes) and the frame it ends inside agrees so far (version,
+-- next order, pad bytes in the padding already there). A length field
+-- over the maximum is no typed message.
+local function fixed_prefix(fr, b, max)
+  local len = header_len(fr)
+  local whole = math.floor(#b / len)
+  local ver, ord = field_named(fr, "version"), field_named(fr, "order")
+  local version, next_order = LAB_VERSION, nil
+  if whole > 0 then
+    if fixed_chain(fr, string.sub(b, 1, whole * len), true) == nil then return false end
+    version = byte_at(b, ver.offset)
+    next_order = (u32_at(b, ord.offset) + whole) % 4294967296
+  end
+  local at = whole * len
+  local tail = #b - at
+  if tail > ver.offset and byte_at(b, at + ver.offset) ~= version then return false end
+  if next_order ~= nil and tail >= ord.offset + 4 and u32_at(b, at + ord.offset) ~= next_order then
+    return false
+  end
+  for _, f in ipairs(fr.fields) do
+    if f.kind == "fixed" then
+      local by = field_named(fr, f.len_by)
+      if tail >= by.offset + 4 then
+        local want = u32_at(b, at + by.offset)
+        if want > max then return false end
+        for i = at + f.offset + math.min(want, f.width), math.min(#b, at + f.offset + f.width) - 1 do
+          if byte_at(b, i) ~= f.pad then return false end
+        end
+      end
+    end
+  end
+  return true
+end
+
 -- A sized framing: a chain of headers each followed by exactly `size`
 -- bytes, ending where the bytes end (with `complete`, the last one may be
 -- cut short); the lab's first header (version 1, order 1) with a size over
@@ -211,17 +248,21 @@ local function detect(first, stage, max)
     end
   end
   local fixed_exact = fixed_len ~= nil and #first % fixed_len == 0
-  -- Whole fixed frames without visible padding may yet be the fixed
-  -- framing, even before the bytes are complete.
+  -- While the bytes stream in, they may be the start of fixed frames even
+  -- when the sized framing reads them exactly.
   local fixed_possible = fixed ~= nil
-  if not fixed_possible and fixed_exact and fixed_name ~= nil then
-    fixed_possible = fixed_chain(FRAMINGS[fixed_name], first, true) ~= nil
+  if not fixed_possible and stage == "streaming" and fixed_name ~= nil then
+    fixed_possible = fixed_prefix(FRAMINGS[fixed_name], first, max)
   end
   if fixed and sized and not fixed_exact then return sized_name, sized end
   if fixed and sized and stage ~= "ended" then return nil end
   if fixed then return fixed_name, fixed end
   if sized and fixed_possible and stage ~= "ended" then return nil end
   if sized then return sized_name, sized end
+  -- Both framings need the lab's version byte first: text is certain.
+  if #first > 0 and string.byte(first, 1) ~= LAB_VERSION then
+    return "text", "first byte is not the lab's version byte"
+  end
   if not complete then return nil end
   return "text", "no consistent v2/v3 header"
 end
@@ -247,6 +288,8 @@ end
 -- that it does not is held for the next segment (TCP desegmentation).
 local tcp_stream_f = Field.new("tcp.stream")
 local tcp_fin_f = Field.new("tcp.flags.fin")
+local tcp_seq_f = Field.new("tcp.seq")
+local tcp_len_f = Field.new("tcp.len")
 local streams = {}
 
 function rc1.init()
@@ -260,7 +303,10 @@ local function stream_state(pinfo)
   if st == nil then
     -- first: the client's first bytes; base: stream offset of the next
     -- client bytes handed to the dissector (first pass).
-    st = { first = "", base = 0, framing = nil, reason = nil, lost = {} }
+    -- origin: TCP's (relative) number of the client's first byte seen;
+    -- skips: bytes at the start of a buffer already shown (per packet).
+    st = { first = "", base = 0, framing = nil, reason = nil, lost = {}, answered = false,
+           origin = nil, skips = {}, held = false }
     streams[key] = st
   end
   return st
@@ -291,6 +337,19 @@ local function note(pinfo, text)
   end
 end
 
+-- A message field from its bytes (a Lua string value would end at a NUL),
+-- plus all its bytes when it holds a NUL.
+local function add_message(sub, field, range, content)
+  if #content == 0 then
+    sub:add(field, "") -- empty: no bytes to point at
+    return
+  end
+  sub:add(field, range)
+  if string.find(content, "\0", 1, true) then
+    sub:add(F.data, range)
+  end
+end
+
 -- One frame ------------------------------------------------------------------
 local function dissect_frame(fr, tvb, pinfo, tree, echo)
   local s = tvb:raw(0, tvb:len())
@@ -310,14 +369,10 @@ local function dissect_frame(fr, tvb, pinfo, tree, echo)
       local want = values[f.len_by]
       local n = math.min(want, f.width)
       local content = string.sub(s, f.offset + 1, f.offset + n)
-      if n > 0 then
-        sub:add(F[f.name], tvb(f.offset, n), content)
-      else
-        sub:add(F[f.name], content) -- empty message: no bytes to point at
-      end
+      add_message(sub, F[f.name], n > 0 and tvb(f.offset, n) or nil, content)
       if n < f.width then
         local pad = string.sub(s, f.offset + n + 1, f.offset + f.width)
-        local item = sub:add(F.padding, tvb(f.offset + n, f.width - n), pad)
+        local item = sub:add(F.padding, tvb(f.offset + n, f.width - n))
         if pad ~= string.rep(string.char(f.pad), f.width - n) then
           item:add_proto_expert_info(E["v2.bad_padding"],
             "[v2.bad_padding] padding after the message is not '" .. string.char(f.pad) .. "'")
@@ -333,11 +388,7 @@ local function dissect_frame(fr, tvb, pinfo, tree, echo)
     elseif f.kind == "sized" then
       local n = values[f.by]
       local content = string.sub(s, f.offset + 1, f.offset + n)
-      if n > 0 then
-        sub:add(F[f.name], tvb(f.offset, n), content)
-      else
-        sub:add(F[f.name], content) -- empty message: no bytes to point at
-      end
+      add_message(sub, F[f.name], n > 0 and tvb(f.offset, n) or nil, content)
       message = content
     end
   end
@@ -378,9 +429,18 @@ local function dissect_text(tvb, pinfo, tree, echo, kind)
   local sub = tree:add(rc1, tvb(), "rc1 " .. kind .. (echo and " echo" or " request"))
   sub:add(F.framing, kind)
   sub:add(F.direction, echo and "echo" or "request")
-  sub:add(F.message, tvb(), s)
+  add_message(sub, F.message, tvb(), s)
   note(pinfo, kind .. (echo and " echo " or " ") .. #s .. " bytes " .. preview(s))
 end
+
+-- Whether TCP will reassemble for us (the "Allow subdissector to reassemble
+-- TCP streams" preference; absent in old versions: assume yes).
+local function can_desegment(pinfo)
+  local ok, v = pcall(function() return pinfo.can_desegment end)
+  return not ok or v == nil or v ~= 0
+end
+
+local dissect_tcp_inner
 
 local function dissect_tcp(tvb, pinfo, tree)
   local len = tvb:len()
@@ -389,6 +449,43 @@ local function dissect_tcp(tvb, pinfo, tree)
   local echo = pinfo.src_port == port and pinfo.dst_port ~= port
   local dir = echo and "s>c" or "c>s"
   local st = stream_state(pinfo)
+  local max = rc1.prefs.max_frame
+  -- A buffer TCP hands over again after bytes held with "one more segment"
+  -- may start with bytes already shown: skip them (first pass: from TCP's
+  -- sequence numbers; later passes: as the first pass did).
+  if not echo and st.held then
+    local key = pinfo.number .. ":" .. len
+    local skip = 0
+    if not pinfo.visited then
+      local ok, seq, tl = pcall(function() return tcp_seq_f().value, tcp_len_f().value end)
+      if ok and seq ~= nil and tl ~= nil then
+        local start = seq + tl - len
+        if st.origin == nil then st.origin = start - st.base end
+        local at = start - st.origin
+        if at < st.base then skip = math.min(st.base - at, len) end
+      end
+      st.skips[key] = skip
+    else
+      skip = st.skips[key] or 0
+    end
+    if skip >= len then return len end
+    if skip > 0 then
+      dissect_tcp_inner(tvb(skip):tvb(), pinfo, tree, echo, st)
+      -- A request for more bytes counts from the start of the whole buffer.
+      pcall(function()
+        if pinfo.desegment_len ~= 0 then
+          pinfo.desegment_offset = pinfo.desegment_offset + skip
+        end
+      end)
+      return len
+    end
+  end
+  return dissect_tcp_inner(tvb, pinfo, tree, echo, st)
+end
+
+dissect_tcp_inner = function(tvb, pinfo, tree, echo, st)
+  local len = tvb:len()
+  local dir = echo and "s>c" or "c>s"
   local max = rc1.prefs.max_frame
   -- Returns len to TCP, having consumed `used` bytes (the rest is held for
   -- the next segment): the next client buffer starts that much further.
@@ -410,20 +507,27 @@ local function dissect_tcp(tvb, pinfo, tree)
         end
         local stage = (#st.first >= DETECT_LIMIT or fin) and "ended" or "streaming"
         st.framing, st.reason = detect(st.first, stage, max)
-      elseif #st.first > 0 then
-        st.framing, st.reason = detect(st.first, "answered", max)
+      else
+        st.answered = true
+        if #st.first > 0 then
+          st.framing, st.reason = detect(st.first, "answered", max)
+        end
       end
     end
     framing = st.framing
     if framing == nil and not echo then
-      local guess = detect(st.first, "answered", max) or detect(st.first, "ended", max)
-      if not pinfo.visited and not fin and not whole_frames(guess, tvb:raw(0, len), max) then
-        -- Too early to tell, and no whole frame to show: wait for more.
+      if not pinfo.visited and not fin and not st.answered and can_desegment(pinfo) then
+        -- Too early to tell: hold these bytes until more come (rc1 capture
+        -- holds them too, and never shows a frame it may have to take back).
         pinfo.desegment_offset = 0
         pinfo.desegment_len = DESEGMENT_ONE_MORE_SEGMENT
+        st.held = true
         return done(0)
       end
-      framing = guess
+      -- The server answered and the rules still wait (every message 20
+      -- bytes: v2 and v3 read the same frames), or the stream ends: show
+      -- what the bytes are if they stay as they are.
+      framing = detect(st.first, "ended", max) or "text"
     elseif framing == nil then
       -- The server spoke first: read its bytes by the same rules.
       framing = detect(tvb:raw(0, len), "ended", max) or "text"
@@ -461,11 +565,20 @@ local function dissect_tcp(tvb, pinfo, tree)
         note(pinfo, framing .. " truncated frame (" .. (len - offset) .. " bytes)")
         return done(len)
       end
+      if not can_desegment(pinfo) then
+        local sub = tree:add(rc1, tvb(offset), "rc1 " .. framing .. " partial frame")
+        sub:add(F.framing, framing)
+        sub:add(F.direction, echo and "echo" or "request")
+        note(pinfo, framing .. " partial frame (" .. (len - offset)
+          .. " bytes): turn on tcp.desegment_tcp_streams to see frames split across segments")
+        return done(len)
+      end
       pinfo.desegment_offset = offset
       if want ~= nil then
         pinfo.desegment_len = want - (len - offset)
       else
-        pinfo.desegment_len = DESEGMENT_ONE_MORE_SEGMENT
+        -- The header first: exactly the bytes it still needs.
+        pinfo.desegment_len = header_len(fr) - (len - offset)
       end
       return done(offset)
     end
