@@ -114,9 +114,10 @@ pub struct FloodArgs {
     /// most (longer messages are cut, as the lab's client cuts them).
     #[arg(long, default_value = "16", value_name = "N|MIN..MAX")]
     pub size: String,
-    /// Requests in flight per connection with --max.
-    #[arg(long, default_value_t = 64, value_name = "K")]
-    pub pipeline: usize,
+    /// Requests in flight per connection with --max (default 256; UDP 16,
+    /// as more overflow the server's socket buffer and are lost for real).
+    #[arg(long, value_name = "K")]
+    pub pipeline: Option<usize>,
     /// Count echoes without comparing their bytes.
     #[arg(long)]
     pub no_verify: bool,
@@ -220,7 +221,9 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
             rate: a.rate,
             limit,
             size,
-            pipeline: a.pipeline,
+            pipeline: a
+                .pipeline
+                .unwrap_or(if proto == Proto::Udp { 16 } else { 256 }),
             verify: !a.no_verify,
             seed: a.seed,
             interval,

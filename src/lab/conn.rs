@@ -49,8 +49,10 @@ impl Conn {
     /// A fresh connection.
     pub fn new(id: u64, peer: SocketAddr, speaks: Speaks, max_frame: u32) -> Conn {
         let reader = match speaks {
+            // Allocated at the first read: an idle connection (the selector
+            // holds thousands) costs no buffer.
             Speaks::Text => Reader::Text {
-                buf: vec![0; READ_CHUNK],
+                buf: Vec::new(),
                 len: 0,
             },
             Speaks::Framed(f) => Reader::Framed(FrameReader::new(f, max_frame)),
@@ -68,6 +70,9 @@ impl Conn {
     pub fn read_from<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<usize> {
         let n = match &mut self.reader {
             Reader::Text { buf, len } => {
+                if buf.is_empty() {
+                    buf.resize(READ_CHUNK, 0);
+                }
                 let n = r.read(buf)?;
                 *len = n;
                 n
