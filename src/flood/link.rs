@@ -1,5 +1,5 @@
 //! One flood connection: what it sends, what it waits for, and how each
-//! echo is checked. Driven by a worker's poll loop ([`super::worker`]).
+//! echo is checked. Driven by a worker thread's poll loop in `super`.
 //!
 //! Requests are built from a pool of random messages made once, so sending
 //! allocates nothing: a frame is its template copied into the output buffer
