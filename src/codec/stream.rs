@@ -20,6 +20,9 @@ use super::{DecodeError, FrameRef, Framing, Parse, parse};
 /// How much [`FrameReader::read_from`] asks the OS for per call.
 pub const READ_CHUNK: usize = 64 * 1024;
 
+/// The most one read asks for (the rest of a large frame).
+const MAX_READ: usize = 4 << 20;
+
 /// A streaming v2/v3 decoder.
 #[derive(Debug)]
 pub struct FrameReader {
@@ -82,7 +85,16 @@ impl FrameReader {
     /// Reads once from `r` straight into the buffer (no extra copy).
     /// Returns what `read` returned: `Ok(0)` is end of stream.
     pub fn read_from<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<usize> {
-        self.reserve(READ_CHUNK);
+        // Room for the rest of a large frame whose header is in (its size
+        // already checked against the maximum), so one read can take it.
+        let rest = match self.pending() {
+            (have, Some(need)) => usize::try_from(need)
+                .unwrap_or(usize::MAX)
+                .saturating_sub(have)
+                .min(MAX_READ),
+            _ => 0,
+        };
+        self.reserve(READ_CHUNK.max(rest));
         let spare = self.buf.get_mut(self.end..).unwrap_or_default();
         let n = r.read(spare)?;
         self.end = self.end.saturating_add(n).min(self.buf.len());
