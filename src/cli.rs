@@ -170,11 +170,34 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
             FloodProtoArg::Text => Proto::Text,
             FloodProtoArg::Udp => Proto::Udp,
         };
-        let addr = (a.host.as_str(), a.port)
+        // `[::1]` as well as `::1`.
+        let host = a.host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = (host, a.port)
             .to_socket_addrs()
             .map_err(|e| anyhow::anyhow!("cannot resolve {}: {e}", a.host))?
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("{} has no address", a.host))?;
+            .collect();
+        // A name with several addresses (localhost: ::1 and 127.0.0.1):
+        // the first that accepts a TCP connection.
+        let addr = match addrs.as_slice() {
+            [] => anyhow::bail!("{} has no address", a.host),
+            [one] => *one,
+            many if proto != Proto::Udp => many
+                .iter()
+                .copied()
+                .find(|x| std::net::TcpStream::connect_timeout(x, a.timeout).is_ok())
+                .unwrap_or(many[0]),
+            many => many
+                .iter()
+                .copied()
+                .find(SocketAddr::is_ipv4)
+                .unwrap_or(many[0]),
+        };
+        if a.pipeline == Some(0) {
+            anyhow::bail!("--pipeline must be at least 1");
+        }
+        if a.duration.is_some_and(|d| d.is_zero()) {
+            anyhow::bail!("-d 0 sends nothing: give a duration, e.g. -d 10s");
+        }
         if a.connections == 0 || a.connections > 10_000 {
             anyhow::bail!("--connections must be 1 to 10000");
         }

@@ -97,7 +97,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Capture(args) => run_capture(&args),
         Command::Dissector(args) => run_dissector(&args),
         Command::Flood(args) => {
-            let opts = flood::FloodOptions::try_from(&args)?;
+            let opts = match flood::FloodOptions::try_from(&args) {
+                Ok(o) => o,
+                Err(e) => {
+                    // A usage error, like clap's own: status 2.
+                    eprintln!("rc1 flood: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
             if opts.connections > 500 {
                 let _ = rlimit::increase_nofile_limit((opts.connections as u64).saturating_add(64));
             }

@@ -107,6 +107,112 @@ fn a_corrupted_echo_and_a_dropped_echo_are_counted_exactly() {
     assert_eq!(server.join().unwrap(), 20);
 }
 
+/// A v2 server on a free loopback port that answers each frame with
+/// `answer(n, frame)` (n from 1) until it returns `None`, then closes.
+fn odd_server(
+    answer: impl Fn(usize, [u8; 29]) -> Option<Vec<u8>> + Send + 'static,
+) -> (String, std::thread::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut n = 0;
+        let mut frame = [0u8; 29];
+        while s.read_exact(&mut frame).is_ok() {
+            n += 1;
+            match answer(n, frame) {
+                Some(bytes) => {
+                    if s.write_all(&bytes).is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        n
+    });
+    (port, h)
+}
+
+fn exact(s: &Value) {
+    let n = |k: &str| s[k].as_u64().unwrap();
+    assert_eq!(n("sent"), n("echoed") + n("missing"), "{s}");
+    assert_eq!(n("echoed"), n("verified") + n("mismatched"), "{s}");
+}
+
+#[test]
+fn a_server_that_closes_mid_run_is_an_error_and_nothing_is_lost_unnoticed() {
+    let (port, server) = odd_server(|n, f| (n <= 100).then(|| f.to_vec()));
+    let out = run(&["flood", "-p", "v2", "--port", &port, "-n", "1000", "--json"]);
+    let s = summary(&out);
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    exact(&s);
+    // At most the 100 echoes sent (a close with unread bytes is a reset,
+    // which may discard echoes already on their way).
+    let v = s["verified"].as_u64().unwrap();
+    assert!((1..=100).contains(&v), "{s}");
+    let errors = s["errors"].as_object().unwrap();
+    assert!(
+        errors.contains_key("conn.closed") || errors.contains_key("conn.reset"),
+        "{s}"
+    );
+    server.join().unwrap();
+}
+
+#[test]
+fn a_server_that_never_answers_ends_the_run_after_the_drain_time() {
+    let (port, server) = odd_server(|_, _| Some(Vec::new()));
+    let t0 = Instant::now();
+    let out = run(&[
+        "flood", "-p", "v2", "--port", &port, "-n", "100000", "--drain", "500ms", "--json",
+    ]);
+    let took = t0.elapsed();
+    let s = summary(&out);
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    exact(&s);
+    assert_eq!(s["echoed"], 0);
+    assert!(s["missing"].as_u64().unwrap() > 0);
+    assert_eq!(s["errors"]["echo.timeout"], 1, "{s}");
+    drop(server);
+}
+
+#[test]
+fn duplicate_echoes_are_unexpected_and_unchecked_echoes_are_not_called_verified() {
+    let (port, server) = odd_server(|_, f| Some([f, f].concat()));
+    let out = run(&["flood", "-p", "v2", "--port", &port, "-n", "50", "--json"]);
+    let s = summary(&out);
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    exact(&s);
+    assert_eq!(s["verified"], 50, "{s}");
+    assert_eq!(s["unexpected"], 50, "{s}");
+    server.join().unwrap();
+
+    // --no-verify: a garbling server's echoes are counted, not checked.
+    let (port, server) = odd_server(|_, mut f| {
+        f[12] ^= 0x20;
+        Some(f.to_vec())
+    });
+    let out = run(&[
+        "flood",
+        "-p",
+        "v2",
+        "--port",
+        &port,
+        "-n",
+        "50",
+        "--no-verify",
+        "--json",
+    ]);
+    let s = summary(&out);
+    assert!(out.status.success(), "{s}");
+    assert_eq!(s["echoed"], 50);
+    assert_eq!(s["verified"], 0, "nothing was checked: {s}");
+    assert_eq!(s["mismatched"], 0);
+    server.join().unwrap();
+}
+
 #[test]
 fn flooding_a_port_with_no_server_is_a_clear_error() {
     let port = {
@@ -135,7 +241,7 @@ fn usage_errors_are_refused_before_anything_is_sent() {
         let mut a = vec!["flood", "-p", "v2", "--port", "9"];
         a.extend(args);
         let out = run(&a);
-        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(out.status.code(), Some(2), "{args:?} is a usage error");
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     }
     let out = run(&["flood", "-p", "v2", "--rate", "10", "--max"]);

@@ -63,8 +63,12 @@ pub struct Counts {
     pub verified: u64,
     /// Echoes that differ from their request, or answer none.
     pub mismatched: u64,
-    /// Requests whose echo never came.
+    /// Requests whose echo never came (within `--drain`).
     pub missing: u64,
+    /// Echoes that came after their request was counted missing.
+    pub late: u64,
+    /// Echoes answering no request (a duplicate, or bytes never sent).
+    pub unexpected: u64,
     /// Bytes written.
     pub bytes_out: u64,
     /// Bytes read.
@@ -79,6 +83,8 @@ impl Counts {
         self.verified = self.verified.saturating_add(o.verified);
         self.mismatched = self.mismatched.saturating_add(o.mismatched);
         self.missing = self.missing.saturating_add(o.missing);
+        self.late = self.late.saturating_add(o.late);
+        self.unexpected = self.unexpected.saturating_add(o.unexpected);
         self.bytes_out = self.bytes_out.saturating_add(o.bytes_out);
         self.bytes_in = self.bytes_in.saturating_add(o.bytes_in);
     }
@@ -93,6 +99,8 @@ struct Pending {
     pool: u32,
     /// When it was meant to be sent (latency counts from here).
     due: Instant,
+    /// When it was queued (how long it waits counts from here).
+    sent: Instant,
 }
 
 enum Sock {
@@ -127,8 +135,9 @@ pub struct Link {
     sock: Sock,
     proto: Proto,
     verify: bool,
-    /// Request templates (whole frames for v2/v3; messages otherwise).
-    pool: Vec<Vec<u8>>,
+    /// Request templates (whole frames for v2/v3; messages otherwise),
+    /// shared by every connection.
+    pool: std::sync::Arc<Vec<Vec<u8>>>,
     next_pool: usize,
     /// The `order` field's bytes in a frame.
     order_at: Range<usize>,
@@ -146,6 +155,11 @@ pub struct Link {
     /// The server closed its side.
     pub eof: bool,
     shut: bool,
+    /// Highest request id given up on (echoes up to it are late).
+    expired_to: u64,
+    /// Last echo, or when requests started waiting: a link with requests
+    /// in flight and no echo for `--drain` has stalled.
+    last_progress: Option<Instant>,
 }
 
 /// The unsent output above which no more requests are queued.
@@ -158,7 +172,7 @@ impl Link {
         sock: std::net::TcpStream,
         proto: Proto,
         verify: bool,
-        pool: Vec<Vec<u8>>,
+        pool: std::sync::Arc<Vec<Vec<u8>>>,
     ) -> io::Result<Link> {
         sock.set_nonblocking(true)?;
         let _ = sock.set_nodelay(true);
@@ -190,7 +204,7 @@ impl Link {
         id: usize,
         sock: std::net::UdpSocket,
         verify: bool,
-        pool: Vec<Vec<u8>>,
+        pool: std::sync::Arc<Vec<Vec<u8>>>,
     ) -> io::Result<Link> {
         sock.set_nonblocking(true)?;
         let echoes = Echoes::Udp {
@@ -211,7 +225,7 @@ impl Link {
         sock: Sock,
         proto: Proto,
         verify: bool,
-        pool: Vec<Vec<u8>>,
+        pool: std::sync::Arc<Vec<Vec<u8>>>,
         echoes: Echoes,
     ) -> Link {
         let order_at = crate::spec::V2
@@ -235,6 +249,8 @@ impl Link {
             failed: None,
             eof: false,
             shut: false,
+            expired_to: 0,
+            last_progress: None,
         }
     }
 
@@ -260,7 +276,10 @@ impl Link {
 
     /// Queues one request meant to go at `due`. TCP requests are written
     /// in batches by [`Link::flush`]; UDP ones are sent at once.
-    pub fn queue(&mut self, due: Instant) {
+    pub fn queue(&mut self, due: Instant, now: Instant) {
+        if self.in_flight() == 0 {
+            self.last_progress = Some(now);
+        }
         let pool = self.next_pool;
         self.next_pool = (self.next_pool + 1) % self.pool.len().max(1);
         let id = self.next_id;
@@ -292,6 +311,7 @@ impl Link {
             id,
             pool: u32::try_from(pool).unwrap_or(u32::MAX),
             due,
+            sent: now,
         };
         self.counts.sent = self.counts.sent.saturating_add(1);
         if self.proto == Proto::Udp {
@@ -368,6 +388,22 @@ impl Link {
             match n {
                 Ok(0) if self.proto != Proto::Udp => {
                     self.eof = true;
+                    // Expected only after we said we were done and every
+                    // echo came back.
+                    if (!self.shut || self.in_flight() > 0) && self.failed.is_none() {
+                        self.failed = Some((
+                            "conn.closed",
+                            format!(
+                                "the server closed the connection with {} request(s) unanswered{}",
+                                self.in_flight(),
+                                if self.shut {
+                                    ""
+                                } else {
+                                    ", before the flood ended"
+                                }
+                            ),
+                        ));
+                    }
                     return;
                 }
                 Ok(n) => {
@@ -394,42 +430,55 @@ impl Link {
                     Err(e) => {
                         // Not the frame that was sent (e.g. a size no request
                         // had): nothing after it can be trusted.
-                        self.counts.mismatched = self.counts.mismatched.saturating_add(1);
+                        self.counts.unexpected = self.counts.unexpected.saturating_add(1);
                         if self.failed.is_none() {
                             self.failed = Some(("echo.undecodable", e.to_string()));
                         }
                         return;
                     }
                 };
-                // Requests before this order got no echo: the server
-                // answers in order.
-                while let Some(front) = self.inflight.front()
-                    && (front.id as u32) != frame.order
-                    && self.inflight.iter().any(|p| p.id as u32 == frame.order)
-                {
+                // Requests before this order got no echo (the server
+                // answers in order): ids in flight are consecutive, so the
+                // echo's place is its distance from the front.
+                let Some(front) = self.inflight.front().copied() else {
+                    Link::stray(
+                        &mut self.counts,
+                        self.proto,
+                        self.expired_to,
+                        u64::from(frame.order),
+                    );
+                    continue;
+                };
+                let dist = frame.order.wrapping_sub(front.id as u32) as usize;
+                if dist >= self.inflight.len() {
+                    Link::stray(
+                        &mut self.counts,
+                        self.proto,
+                        self.expired_to,
+                        u64::from(frame.order),
+                    );
+                    continue;
+                }
+                for _ in 0..dist {
                     self.inflight.pop_front();
                     self.counts.missing = self.counts.missing.saturating_add(1);
                 }
                 let Some(front) = self.inflight.front().copied() else {
-                    // Answers nothing in flight.
-                    self.counts.mismatched = self.counts.mismatched.saturating_add(1);
                     continue;
                 };
-                if front.id as u32 != frame.order {
-                    self.counts.mismatched = self.counts.mismatched.saturating_add(1);
-                    continue;
-                }
+                self.last_progress = Some(now);
                 self.inflight.pop_front();
                 self.counts.echoed = self.counts.echoed.saturating_add(1);
-                let ok = !self.verify
-                    || self
+                if self.verify {
+                    let ok = self
                         .pool
                         .get(front.pool as usize)
                         .is_some_and(|t| same_but_order(t, frame.raw, &self.order_at));
-                if ok {
-                    self.counts.verified = self.counts.verified.saturating_add(1);
-                } else {
-                    self.counts.mismatched = self.counts.mismatched.saturating_add(1);
+                    if ok {
+                        self.counts.verified = self.counts.verified.saturating_add(1);
+                    } else {
+                        self.counts.mismatched = self.counts.mismatched.saturating_add(1);
+                    }
                 }
                 on(Outcome::Echo(now.saturating_duration_since(front.due)));
             },
@@ -438,7 +487,7 @@ impl Link {
                 while !data.is_empty() {
                     let Some(front) = self.inflight.front().copied() else {
                         // More bytes than were sent.
-                        self.counts.mismatched = self.counts.mismatched.saturating_add(1);
+                        self.counts.unexpected = self.counts.unexpected.saturating_add(1);
                         if self.failed.is_none() {
                             self.failed = Some((
                                 "echo.extra_bytes",
@@ -460,11 +509,14 @@ impl Link {
                     data = data.get(k..).unwrap_or_default();
                     if *at >= want.len() {
                         self.inflight.pop_front();
+                        self.last_progress = Some(now);
                         self.counts.echoed = self.counts.echoed.saturating_add(1);
-                        if *differs {
-                            self.counts.mismatched = self.counts.mismatched.saturating_add(1);
-                        } else {
-                            self.counts.verified = self.counts.verified.saturating_add(1);
+                        if self.verify {
+                            if *differs {
+                                self.counts.mismatched = self.counts.mismatched.saturating_add(1);
+                            } else {
+                                self.counts.verified = self.counts.verified.saturating_add(1);
+                            }
                         }
                         *at = 0;
                         *differs = false;
@@ -479,32 +531,64 @@ impl Link {
                     .and_then(|b| b.try_into().ok())
                     .map(u64::from_be_bytes);
                 let Some(p) = seq.and_then(|s| self.udp_inflight.remove(&s)) else {
-                    self.counts.mismatched = self.counts.mismatched.saturating_add(1);
+                    Link::stray(
+                        &mut self.counts,
+                        self.proto,
+                        self.expired_to,
+                        seq.unwrap_or(u64::MAX),
+                    );
                     return;
                 };
+                self.last_progress = Some(now);
                 self.counts.echoed = self.counts.echoed.saturating_add(1);
-                let ok = !self.verify
-                    || self.pool.get(p.pool as usize).is_some_and(|t| {
+                if self.verify {
+                    let ok = self.pool.get(p.pool as usize).is_some_and(|t| {
                         t.len() == dgram.len() && t.get(UDP_SEQ..) == dgram.get(UDP_SEQ..)
                     });
-                if ok {
-                    self.counts.verified = self.counts.verified.saturating_add(1);
-                } else {
-                    self.counts.mismatched = self.counts.mismatched.saturating_add(1);
+                    if ok {
+                        self.counts.verified = self.counts.verified.saturating_add(1);
+                    } else {
+                        self.counts.mismatched = self.counts.mismatched.saturating_add(1);
+                    }
                 }
                 on(Outcome::Echo(now.saturating_duration_since(p.due)));
             }
         }
     }
 
-    /// Gives up on requests sent before `cutoff` (their echo is lost) and,
-    /// with `all`, on every request still in flight. Returns how many.
+    /// An echo for no request in flight: late (its request was given up
+    /// on) or unexpected (a duplicate, or never sent).
+    fn stray(counts: &mut Counts, proto: Proto, expired_to: u64, id: u64) {
+        let late = match proto {
+            // Orders are u32: compare within the window of ids handed out.
+            Proto::V2 | Proto::V3 => {
+                let back = (expired_to as u32).wrapping_sub(id as u32);
+                expired_to > 0 && u64::from(back) < expired_to
+            }
+            _ => id <= expired_to,
+        };
+        if late && counts.missing > 0 {
+            counts.late = counts.late.saturating_add(1);
+        } else {
+            counts.unexpected = counts.unexpected.saturating_add(1);
+        }
+    }
+
+    /// Gives up on requests queued before `cutoff` (their echo is lost)
+    /// and, with `all`, on every request still in flight. A link with
+    /// requests waiting and no echo since `cutoff` has stalled: it fails
+    /// (so a silent server cannot make a run last forever). Returns how
+    /// many requests were given up.
     pub fn expire(&mut self, cutoff: Instant, all: bool) -> u64 {
+        let stalled =
+            !all && self.in_flight() > 0 && self.last_progress.is_some_and(|t| t < cutoff);
+        let all = all || stalled;
         let mut n = 0u64;
         while let Some(front) = self.inflight.front() {
-            if !all && front.due >= cutoff {
+            if !all && front.sent >= cutoff {
                 break;
             }
+            self.expired_to = self.expired_to.max(front.id);
             self.inflight.pop_front();
             n = n.saturating_add(1);
             // A half-received text message is lost with it.
@@ -513,17 +597,23 @@ impl Link {
                 *differs = false;
             }
         }
-        let old: Vec<u64> = self
-            .udp_inflight
-            .iter()
-            .filter(|(_, p)| all || p.due < cutoff)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in old {
-            self.udp_inflight.remove(&k);
+        // UDP requests are kept by sequence number, which grows with time:
+        // the oldest come first.
+        while let Some((&id, p)) = self.udp_inflight.first_key_value() {
+            if !all && p.sent >= cutoff {
+                break;
+            }
+            self.expired_to = self.expired_to.max(id);
+            self.udp_inflight.pop_first();
             n = n.saturating_add(1);
         }
         self.counts.missing = self.counts.missing.saturating_add(n);
+        if stalled && self.failed.is_none() {
+            self.failed = Some((
+                "echo.timeout",
+                format!("no echo came for {n} request(s) in flight: the server stopped answering"),
+            ));
+        }
         n
     }
 

@@ -100,32 +100,47 @@ fn message(rng: &mut StdRng, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// The request templates of connection `conn`.
-fn pool(o: &FloodOptions, conn: usize) -> Vec<Vec<u8>> {
-    let mut rng = StdRng::seed_from_u64(
-        o.seed
-            .wrapping_add(conn as u64)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
-    (0..POOL)
+/// Memory all request templates may take together.
+const POOL_BYTES: usize = 64 << 20;
+
+/// The request templates, shared by every connection: up to [`POOL`]
+/// random messages, fewer when they are large (at most [`POOL_BYTES`]).
+fn pool(o: &FloodOptions) -> Vec<Vec<u8>> {
+    let mut rng = StdRng::seed_from_u64(o.seed);
+    let count = (POOL_BYTES / o.size.1.max(1)).clamp(1, POOL);
+    (0..count)
         .map(|_| {
             let len = if o.size.0 >= o.size.1 {
                 o.size.0
             } else {
                 rng.random_range(o.size.0..=o.size.1)
             };
-            let m = message(&mut rng, len);
             match o.proto {
-                Proto::V2 => Frame::v2(1, 0, &m).map(|f| f.to_bytes(crate::codec::Framing::V2)),
-                Proto::V3 => Frame::v3(1, 0, &m).map(|f| f.to_bytes(crate::codec::Framing::V3)),
-                Proto::Text => Ok(m),
+                Proto::V2 => {
+                    // Only the first 20 bytes travel; `size` says how many
+                    // were typed.
+                    let m = message(&mut rng, len.min(crate::spec::V2_MESSAGE_WIDTH));
+                    let mut f = Frame::v2(1, 0, &m)
+                        .map(|f| f.to_bytes(crate::codec::Framing::V2))
+                        .unwrap_or_default();
+                    if let Some(size) = f.get_mut(5..9) {
+                        size.copy_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+                    }
+                    f
+                }
+                Proto::V3 => {
+                    let m = message(&mut rng, len);
+                    Frame::v3(1, 0, &m)
+                        .map(|f| f.to_bytes(crate::codec::Framing::V3))
+                        .unwrap_or_default()
+                }
+                Proto::Text => message(&mut rng, len),
                 Proto::Udp => {
                     let mut d = vec![0; UDP_SEQ];
-                    d.extend_from_slice(&m);
-                    Ok(d)
+                    d.extend_from_slice(&message(&mut rng, len));
+                    d
                 }
             }
-            .unwrap_or_default()
         })
         .collect()
 }
@@ -173,12 +188,11 @@ struct Connected {
 }
 
 fn connect_all(o: &FloodOptions) -> Connected {
-    let pools: Vec<Vec<Vec<u8>>> = (0..o.connections).map(|i| pool(o, i)).collect();
+    let shared = Arc::new(pool(o));
     let results: Vec<Attempt> = std::thread::scope(|s| {
-        let handles: Vec<_> = pools
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| {
+        let handles: Vec<_> = (0..o.connections)
+            .map(|i| {
+                let p = shared.clone();
                 s.spawn(move || {
                     let t0 = Instant::now();
                     let r = match o.proto {
@@ -229,6 +243,9 @@ struct Plan {
     quota: u64,
     /// Seconds between requests (`--rate`), or none (`--max`).
     gap: Option<f64>,
+    /// Where in the gap this connection's schedule starts (0..1), so the
+    /// connections take turns instead of sending together.
+    phase: f64,
 }
 
 /// What every worker shares.
@@ -291,14 +308,15 @@ fn worker(index: usize, mut links: Vec<Link>, plans: Vec<Plan>, sh: Shared) {
                     None => {
                         while l.in_flight() < o.pipeline && l.can_queue() && sent_by[i] < plan.quota
                         {
-                            l.queue(now);
+                            l.queue(now, now);
                             sent_by[i] += 1;
                         }
                     }
                     Some(gap) => {
                         // Due times on a fixed grid from the start.
                         loop {
-                            let due = start + Duration::from_secs_f64(gap * sent_by[i] as f64);
+                            let due = start
+                                + Duration::from_secs_f64(gap * (sent_by[i] as f64 + plan.phase));
                             if due > now || sent_by[i] >= plan.quota || !l.can_queue() {
                                 break;
                             }
@@ -306,7 +324,7 @@ fn worker(index: usize, mut links: Vec<Link>, plans: Vec<Plan>, sh: Shared) {
                             if l.in_flight() >= 1 << 20 {
                                 break;
                             }
-                            l.queue(due);
+                            l.queue(due, now);
                             sent_by[i] += 1;
                         }
                     }
@@ -335,29 +353,29 @@ fn worker(index: usize, mut links: Vec<Link>, plans: Vec<Plan>, sh: Shared) {
                 if let Some(gap) = p.gap
                     && sent_by[i] < p.quota
                 {
-                    let due = start + Duration::from_secs_f64(gap * sent_by[i] as f64);
+                    let due = start + Duration::from_secs_f64(gap * (sent_by[i] as f64 + p.phase));
                     timeout = timeout.min(due.saturating_duration_since(Instant::now()));
                 }
             }
         }
-        // epoll waits in whole milliseconds: a request due sooner is served
-        // by looking for echoes without waiting, then yielding the core
-        // (pacing within microseconds, without taking a core from the
-        // server when it has work).
-        let short = timeout < Duration::from_millis(1);
-        if poll
-            .poll(
-                &mut events,
-                Some(if short { Duration::ZERO } else { timeout }),
-            )
-            .is_err()
-        {
-            // EINTR and the like: loop again.
-        }
-        if short && events.is_empty() && !timeout.is_zero() {
-            // Give the core to whoever can run (the server, a capture);
-            // back at once otherwise.
-            std::thread::yield_now();
+        // epoll waits in whole milliseconds. With nothing in flight there
+        // is no echo to wake for: sleep exactly until the next request is
+        // due. A request due within a millisecond is served by polling
+        // without waiting and yielding the core (to the server, when it
+        // has work).
+        let idle = links.iter().all(|l| l.in_flight() == 0 && !l.has_output());
+        let paced = drain_until.is_none() && plans.iter().any(|p| p.gap.is_some());
+        if idle && paced && timeout > Duration::from_micros(20) {
+            events.clear();
+            std::thread::sleep(timeout);
+        } else if timeout < Duration::from_millis(1) {
+            let _ = poll.poll(&mut events, Some(Duration::ZERO));
+            if events.is_empty() && !timeout.is_zero() {
+                std::thread::yield_now();
+            }
+        } else {
+            // EINTR and the like: the loop comes back here.
+            let _ = poll.poll(&mut events, Some(timeout));
         }
         let now = Instant::now();
         for ev in events.iter() {
@@ -437,6 +455,8 @@ fn minus(a: &Counts, b: &Counts) -> Counts {
         verified: a.verified.saturating_sub(b.verified),
         mismatched: a.mismatched.saturating_sub(b.mismatched),
         missing: a.missing.saturating_sub(b.missing),
+        late: a.late.saturating_sub(b.late),
+        unexpected: a.unexpected.saturating_sub(b.unexpected),
         bytes_out: a.bytes_out.saturating_sub(b.bytes_out),
         bytes_in: a.bytes_in.saturating_sub(b.bytes_in),
     }
@@ -527,6 +547,7 @@ pub fn run(o: &FloodOptions, json_out: bool, stop: &Stop) -> Result<Summary> {
         g.1.push(Plan {
             quota: quota(i),
             gap,
+            phase: i as f64 / n as f64,
         });
     }
     let handles: Vec<_> = groups
@@ -564,20 +585,30 @@ pub fn run(o: &FloodOptions, json_out: bool, stop: &Stop) -> Result<Summary> {
     let mut pending: BTreeMap<u64, Vec<Report>> = BTreeMap::new();
     let mut last_tick = Instant::now();
     let mut last_echoed = 0u64;
+    // Intervals each finished worker reported: it adds nothing to later ones.
+    let mut done_at: Vec<u64> = Vec::new();
+    let show = |out: &mut std::io::StdoutLock<'_>, k: u64, reports: &[Report]| match &bar {
+        Some(pb) => pb.suspend(|| print_interval(out, o, k, reports, json_out)),
+        None => print_interval(out, o, k, reports, json_out),
+    };
     while finals.len() < workers {
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(r) if r.last => finals.push(r),
-            Ok(r) => {
-                let k = r.interval;
-                let v = pending.entry(k).or_default();
-                v.push(r);
-                if v.len() == workers {
-                    let reports = pending.remove(&k).unwrap_or_default();
-                    print_interval(&mut out, o, k, &reports, json_out);
-                }
+            Ok(r) if r.last => {
+                done_at.push(r.interval);
+                finals.push(r);
             }
+            Ok(r) => pending.entry(r.interval).or_default().push(r),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        // Print every interval that has all its reports, in order.
+        while let Some((&k, v)) = pending.first_key_value() {
+            let gone = done_at.iter().filter(|&&d| d <= k).count();
+            if v.len() + gone < workers {
+                break;
+            }
+            let reports = pending.remove(&k).unwrap_or_default();
+            show(&mut out, k, &reports);
         }
         if let Some(pb) = &bar
             && last_tick.elapsed() >= Duration::from_millis(200)
@@ -601,6 +632,9 @@ pub fn run(o: &FloodOptions, json_out: bool, stop: &Stop) -> Result<Summary> {
     }
     for h in handles {
         let _ = h.join();
+    }
+    for (k, reports) in std::mem::take(&mut pending) {
+        show(&mut out, k, &reports);
     }
     if let Some(pb) = bar {
         pb.finish_and_clear();
@@ -644,8 +678,11 @@ pub fn run(o: &FloodOptions, json_out: bool, stop: &Stop) -> Result<Summary> {
         "max_us": cu.last(),
     });
     let lat = percentiles(&latency);
-    let clean =
-        counts.mismatched == 0 && counts.missing == 0 && errors.is_empty() && counts.sent > 0;
+    let clean = counts.mismatched == 0
+        && counts.missing == 0
+        && counts.unexpected == 0
+        && errors.is_empty()
+        && counts.sent > 0;
     let summary = json!({
         "type": "summary",
         "proto": o.proto.name(),
@@ -658,6 +695,8 @@ pub fn run(o: &FloodOptions, json_out: bool, stop: &Stop) -> Result<Summary> {
         "verified": counts.verified,
         "mismatched": counts.mismatched,
         "missing": counts.missing,
+        "late": counts.late,
+        "unexpected": counts.unexpected,
         "verify": o.verify,
         "bytes_out": counts.bytes_out,
         "bytes_in": counts.bytes_in,
@@ -687,17 +726,28 @@ pub fn run(o: &FloodOptions, json_out: bool, stop: &Stop) -> Result<Summary> {
         };
         t.add_row(row("sent", counts.sent, Some(counts.bytes_out)));
         t.add_row(row("echoed", counts.echoed, Some(counts.bytes_in)));
-        t.add_row(row(
-            if o.verify {
-                "verified"
-            } else {
-                "verified (--no-verify: not checked)"
-            },
-            counts.verified,
-            None,
-        ));
-        t.add_row(row("mismatched", counts.mismatched, None));
+        if o.verify {
+            t.add_row(row("verified", counts.verified, None));
+            t.add_row(row("mismatched", counts.mismatched, None));
+        } else {
+            t.add_row(vec![
+                "verified, mismatched".into(),
+                "not checked (--no-verify)".into(),
+                String::new(),
+                String::new(),
+            ]);
+        }
         t.add_row(row("missing", counts.missing, None));
+        if counts.late > 0 {
+            t.add_row(row("late (after counted missing)", counts.late, None));
+        }
+        if counts.unexpected > 0 {
+            t.add_row(row(
+                "unexpected (answering nothing sent)",
+                counts.unexpected,
+                None,
+            ));
+        }
         let _ = writeln!(
             out,
             "rc1 flood {} → {}: {} connection(s), {}, {:.2} s",
