@@ -203,6 +203,14 @@ fn connect_all(o: &FloodOptions) -> Connected {
                                 (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
                             };
                             UdpSocket::bind(local)
+                                .inspect(|u| {
+                                    // Room for echoes arriving in bursts:
+                                    // drops in our own queue would count as
+                                    // loss (the kernel caps this at
+                                    // net.core.rmem_max).
+                                    let s = socket2::SockRef::from(u);
+                                    let _ = s.set_recv_buffer_size(8 << 20);
+                                })
                                 .and_then(|u| u.connect(o.addr).map(|()| u))
                                 .and_then(|u| Link::udp(i, u, o.verify, p))
                         }
