@@ -48,20 +48,32 @@ fn log_for(o: &OutputArgs) -> Log {
     Log::stdio(format, o.quiet)
 }
 
+/// A stop handle that Ctrl+C triggers; a second Ctrl+C exits at once
+/// (the user does not want to wait).
+fn stop_on_ctrl_c() -> Result<Stop> {
+    let stop = Stop::new();
+    watch_ctrl_c(&stop)?;
+    Ok(stop)
+}
+
+/// Makes Ctrl+C trigger `stop` (twice: exit at once).
+fn watch_ctrl_c(stop: &Stop) -> Result<()> {
+    let s = stop.clone();
+    ctrlc::set_handler(move || {
+        if !s.stop() {
+            std::process::exit(130);
+        }
+    })?;
+    Ok(())
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Server(args) => {
             let opts = ServerOptions::try_from(&args)?;
             let server = Server::bind(opts)?;
-            let stop = Stop::new();
-            let s = stop.clone();
-            ctrlc::set_handler(move || {
-                if !s.stop() {
-                    // A second Ctrl+C: the user does not want to wait.
-                    std::process::exit(130);
-                }
-            })?;
+            let stop = stop_on_ctrl_c()?;
             server.run(Arc::new(log_for(&args.output)), stop)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -108,13 +120,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             if opts.connections > 500 {
                 let _ = rlimit::increase_nofile_limit((opts.connections as u64).saturating_add(64));
             }
-            let stop = Stop::new();
-            let s = stop.clone();
-            ctrlc::set_handler(move || {
-                if !s.stop() {
-                    std::process::exit(130);
-                }
-            })?;
+            let stop = stop_on_ctrl_c()?;
             let summary = flood::run(&opts, args.json, &stop)?;
             if summary.clean {
                 Ok(ExitCode::SUCCESS)
@@ -144,12 +150,7 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
     if let Some(handle) = source.break_handle() {
         // A read may block until a packet comes: Ctrl+C breaks it.
         stop.on_stop(move || handle.breakloop());
-        let s = stop.clone();
-        ctrlc::set_handler(move || {
-            if !s.stop() {
-                std::process::exit(130);
-            }
-        })?;
+        watch_ctrl_c(&stop)?;
     }
     let report = report::ReportOptions {
         json: args.output.json,

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -72,26 +72,13 @@ fn each_rc1_server_echoes_every_frame_of_a_bounded_flood() {
 #[test]
 fn a_corrupted_echo_and_a_dropped_echo_are_counted_exactly() {
     // A v2 server that flips a byte of echo 3 and never sends echo 5.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port().to_string();
-    let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        let mut n = 0;
-        let mut frame = [0u8; 29];
-        while s.read_exact(&mut frame).is_ok() {
-            n += 1;
-            match n {
-                3 => {
-                    let mut bad = frame;
-                    bad[12] ^= 0x20;
-                    s.write_all(&bad).unwrap();
-                }
-                5 => {}
-                _ => s.write_all(&frame).unwrap(),
-            }
+    let (port, server) = odd_server(|n, mut f| {
+        match n {
+            3 => f[12] ^= 0x20,
+            5 => return Some(Vec::new()),
+            _ => {}
         }
-        n
+        Some(f.to_vec())
     });
     let out = run(&[
         "flood", "-p", "v2", "--port", &port, "-n", "20", "--drain", "1s", "--json",
@@ -322,15 +309,7 @@ fn a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got() {
     let s = summary(&out);
     assert!(out.status.success(), "{s}");
     std::thread::sleep(Duration::from_millis(300));
-    Command::new("kill")
-        .args(["-INT", &cap.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while cap.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "capture did not stop on Ctrl+C");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::util::ctrl_c_and_wait(&mut cap);
     let status = cap.wait().unwrap();
     let bytes = reader.join().unwrap();
     assert!(status.success());

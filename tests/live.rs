@@ -6,9 +6,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::util::{Server, WAIT, have_prerequisite, json_lines, rc1, run, stderr};
+use crate::util::{Server, have_prerequisite, json_lines, rc1, run, stderr};
 
 /// Whether this process may open a live capture on lo.
 fn can_capture() -> bool {
@@ -55,15 +55,7 @@ fn live_capture_decodes_what_the_lab_sends_and_matches_its_file() {
         assert!(out.status.success(), "{}", stderr(&out));
     }
     std::thread::sleep(Duration::from_millis(300));
-    Command::new("kill")
-        .args(["-INT", &cap.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while cap.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "capture did not stop on Ctrl+C");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::util::ctrl_c_and_wait(&mut cap);
     let out = cap.wait_with_output().unwrap();
     assert!(out.status.success());
     let live = json_lines(&out);

@@ -273,3 +273,17 @@ pub fn tcp_pcap(port: u16, segments: &[(bool, &[u8])]) -> Vec<u8> {
     }
     out
 }
+
+/// Sends SIGINT (Ctrl+C) to `child` and waits, bounded by [`WAIT`], for it
+/// to exit.
+pub fn ctrl_c_and_wait(child: &mut Child) {
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    let deadline = Instant::now() + WAIT;
+    while child.try_wait().expect("try_wait").is_none() {
+        assert!(Instant::now() < deadline, "did not stop on Ctrl+C");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
