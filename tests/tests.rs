@@ -21,5 +21,7 @@ mod dissector;
 mod flood;
 // Live capture on lo (root or CAP_NET_RAW; fails under CI=true without).
 mod live;
+// Broken capture files: clear messages, documented exit status, no panic.
+mod broken;
 // Shared helpers.
 mod util;

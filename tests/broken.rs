@@ -1,0 +1,91 @@
+//! A corpus of broken capture files, made on the fly from a good fixture:
+//! each gives a clear message and a documented exit status (0 decoded, 1
+//! error with what could be decoded printed first), never a panic.
+
+use std::path::PathBuf;
+
+use crate::util::{run, stderr, stdout};
+
+const GOOD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/v2-echo.pcap");
+const GOOD_NG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/v2-echo.pcapng");
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+#[test]
+fn broken_capture_files_get_a_clear_message_and_never_a_panic() {
+    let good = std::fs::read(GOOD).unwrap();
+    let ng = std::fs::read(GOOD_NG).unwrap();
+    let dir = std::env::temp_dir().join(format!("rc1-broken-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut over_snaplen = good.clone();
+    over_snaplen[16..20].copy_from_slice(&64u32.to_le_bytes());
+    let mut huge_caplen = good[..200].to_vec();
+    huge_caplen[24 + 8..24 + 12].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+    // pcapng: an unknown block (type 0x0BADBEEF) after the section and
+    // interface blocks.
+    let (shb, idb) = (
+        u32_at(&ng, 4) as usize,
+        u32_at(&ng, u32_at(&ng, 4) as usize + 4) as usize,
+    );
+    let mut unknown = ng[..shb + idb].to_vec();
+    let body = b"hello!!!";
+    let len = (12 + body.len()) as u32;
+    unknown.extend_from_slice(&0x0BAD_BEEFu32.to_le_bytes());
+    unknown.extend_from_slice(&len.to_le_bytes());
+    unknown.extend_from_slice(body);
+    unknown.extend_from_slice(&len.to_le_bytes());
+    unknown.extend_from_slice(&ng[shb + idb..]);
+    let mut wrong_magic = good.clone();
+    wrong_magic[..4].copy_from_slice(&[0xDE, 0xAD, 0xBE, 0xEF]);
+    // (name, bytes, exit status, what stderr must say, frames decoded)
+    let cases: Vec<(&str, Vec<u8>, i32, &str, usize)> = vec![
+        ("zero-length.pcap", Vec::new(), 1, "not a capture file", 0),
+        (
+            "header-cut.pcap",
+            good[..10].to_vec(),
+            1,
+            "not a capture file",
+            0,
+        ),
+        ("wrong-magic.pcap", wrong_magic, 1, "unknown file format", 0),
+        (
+            "record-cut.pcap",
+            good[..24 + 16 + 20].to_vec(),
+            1,
+            "cut short after packet 0",
+            0,
+        ),
+        (
+            "huge-caplen.pcap",
+            huge_caplen,
+            1,
+            "invalid packet capture length",
+            0,
+        ),
+        // Records longer than the file's snap length are read cut to it:
+        // each one is reported, none decoded from a partial header.
+        ("over-snaplen.pcap", over_snaplen, 0, "", 0),
+        ("unknown-block.pcapng", unknown, 0, "", 10),
+    ];
+    for (name, bytes, code, says, frames) in cases {
+        let path: PathBuf = dir.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let out = run(&["capture", "-r", path.to_str().unwrap(), "--json"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+        if code == 1 {
+            assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
+            assert!(err.contains(name), "{name}: names the file: {err}");
+        }
+        let decoded = stdout(&out)
+            .lines()
+            .filter(|l| l.contains("\"type\":\"frame\""))
+            .count();
+        assert_eq!(decoded, frames, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
