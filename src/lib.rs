@@ -48,6 +48,33 @@ fn log_for(o: &OutputArgs) -> Log {
     Log::stdio(format, o.quiet)
 }
 
+/// Started as root through `sudo`, becomes the user who ran sudo
+/// (`SUDO_UID`/`SUDO_GID`), as `tcpdump -Z` does: a capture that decodes
+/// hostile packets should not do it as root. Call it once the capture
+/// handle and the `-w` file are open. Returns what it did, if anything.
+fn drop_root_to_sudo_user() -> Result<Option<String>> {
+    use nix::unistd::{Gid, Uid, geteuid, setgid, setgroups, setuid};
+    if !geteuid().is_root() {
+        return Ok(None);
+    }
+    let id = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    let (Some(uid), Some(gid)) = (id("SUDO_UID"), id("SUDO_GID")) else {
+        return Ok(None);
+    };
+    if uid == 0 {
+        return Ok(None);
+    }
+    let fail = |what: &str, e: nix::Error| {
+        anyhow::anyhow!("cannot drop root privileges ({what}: {e}); not capturing as root")
+    };
+    setgroups(&[Gid::from_raw(gid)]).map_err(|e| fail("setgroups", e))?;
+    setgid(Gid::from_raw(gid)).map_err(|e| fail("setgid", e))?;
+    setuid(Uid::from_raw(uid)).map_err(|e| fail("setuid", e))?;
+    Ok(Some(format!(
+        "started through sudo: now running as uid {uid}, gid {gid} (the capture is open)"
+    )))
+}
+
 /// A stop handle that Ctrl+C triggers; a second Ctrl+C exits at once
 /// (the user does not want to wait).
 fn stop_on_ctrl_c() -> Result<Stop> {
@@ -138,6 +165,13 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
     }
     let opts = capture::CaptureOptions::try_from(args)?;
     let mut source = capture::open(&opts)?;
+    // The handle (and any -w file) is open: root is no longer needed.
+    if source.is_live()
+        && let Some(said) = drop_root_to_sudo_user()?
+        && !args.output.quiet
+    {
+        eprintln!("rc1: {said}");
+    }
     let stop = Stop::new();
     if source.is_live() && !args.output.quiet {
         // Like tcpdump's "listening on …": says the capture is ready.

@@ -136,3 +136,74 @@ fn capture_without_privilege_says_what_to_do() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn started_through_sudo_the_capture_drops_root_once_it_is_open() {
+    let is_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    if !have_prerequisite(
+        is_root && can_capture(),
+        "started_through_sudo_the_capture_drops_root_once_it_is_open",
+        "root (to start as root and drop to SUDO_UID)",
+    ) {
+        return;
+    }
+    let server = Server::start(&["--proto", "v2", "-q"]);
+    let port = server.port();
+    let dir = std::env::temp_dir().join(format!("rc1-drop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("dropped.pcap");
+    let mut cap = rc1()
+        .args(["capture", "-i", "lo", "--port", &port, "--json", "-w"])
+        .arg(&pcap)
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(cap.stderr.take().unwrap());
+    let mut said = String::new();
+    for _ in 0..2 {
+        err.read_line(&mut said).unwrap();
+    }
+    assert!(said.contains("now running as uid 65534"), "{said}");
+    // The kernel agrees: real and effective uid are no longer 0.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", cap.id())).unwrap();
+    let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uids.split_whitespace().skip(1).all(|u| u == "65534"),
+        "{uids}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let out = run(&[
+        "client",
+        "-p",
+        "v2",
+        "--port",
+        &port,
+        "-q",
+        "-m",
+        "as nobody",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(300));
+    crate::util::ctrl_c_and_wait(&mut cap);
+    let out = cap.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let frames = json_lines(&out)
+        .into_iter()
+        .filter(|e| e["type"] == "frame" && e["message"] == "as nobody")
+        .count();
+    assert_eq!(frames, 2, "request and echo decoded after dropping root");
+    // The -w file was opened before the drop and is complete.
+    let offline = run(&[
+        "capture",
+        "-r",
+        pcap.to_str().unwrap(),
+        "--port",
+        &port,
+        "--json",
+    ]);
+    assert!(offline.status.success(), "{}", stderr(&offline));
+    let _ = std::fs::remove_dir_all(&dir);
+}
