@@ -205,5 +205,25 @@ fn started_through_sudo_the_capture_drops_root_once_it_is_open() {
         "--json",
     ]);
     assert!(offline.status.success(), "{}", stderr(&offline));
+    // After Ctrl+C the file is complete for Wireshark's tools too.
+    let have = Command::new("capinfos").arg("-h").output().is_ok();
+    if have_prerequisite(
+        have,
+        "capinfos after Ctrl+C",
+        "capinfos (Debian package tshark)",
+    ) {
+        let info = Command::new("capinfos")
+            .arg("-c")
+            .arg(&pcap)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&info.stdout);
+        assert!(
+            info.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&info.stderr)
+        );
+        assert!(text.contains("Number of packets"), "{text}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
