@@ -428,6 +428,10 @@ pub struct ServerArgs {
     /// allocated for the claim.
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_size)]
     pub max_frame: u32,
+    /// Thread-per-client servers (text, v2, v3): close a connection that
+    /// sends nothing for this long, with a log line (each holds a thread).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub output: OutputArgs,
@@ -531,6 +535,7 @@ impl TryFrom<&ServerArgs> for ServerOptions {
             echo: a.echo,
             max_conns,
             max_frame: a.max_frame,
+            idle_timeout: a.idle_timeout,
         })
     }
 }

@@ -21,6 +21,8 @@ mod dissector;
 mod flood;
 // Live capture on lo (root or CAP_NET_RAW; fails under CI=true without).
 mod live;
+// Servers under hostile clients.
+mod hostile;
 // Broken capture files: clear messages, documented exit status, no panic.
 mod broken;
 // Shared helpers.

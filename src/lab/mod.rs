@@ -73,6 +73,8 @@ pub struct ServerOptions {
     pub max_conns: usize,
     /// Largest v3 message accepted.
     pub max_frame: u32,
+    /// Thread-per-client servers close a connection silent this long.
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Raises the soft open-files limit as far as `--max-conns` needs (up to
@@ -151,6 +153,7 @@ impl Server {
             speaks,
             max_conns: o.max_conns,
             max_frame: o.max_frame,
+            idle_timeout: o.idle_timeout,
         };
         let served = match self.socket {
             Socket::Udp(s) => udp::run(s, o.echo, log.clone(), stop)?,

@@ -39,6 +39,8 @@ pub struct TcpOptions {
     pub max_conns: usize,
     /// Largest v3 message accepted.
     pub max_frame: u32,
+    /// Thread-per-client: close a connection silent this long.
+    pub idle_timeout: Duration,
 }
 
 /// How often a client thread blocked in `read` looks at the stop flag.
@@ -158,7 +160,7 @@ fn spawn_client(
         .stack_size(THREAD_STACK)
         .spawn(move || {
             let mut conn = Conn::new(id, peer, opts.speaks, opts.max_frame);
-            let reason = serve(&mut conn, stream, &log2, &stop);
+            let reason = serve(&mut conn, stream, &log2, &stop, opts.idle_timeout);
             // The slot is free before the close line says so: a client
             // that reacts to that line must not be refused.
             active2.slots.fetch_sub(1, Ordering::SeqCst);
@@ -175,8 +177,9 @@ fn spawn_client(
 }
 
 /// One client's loop; returns why it ended.
-fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop) -> String {
+fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop, idle: Duration) -> String {
     let mut out = Vec::new();
+    let mut last_heard = Instant::now();
     loop {
         if stop.is_stopped() {
             let _ = stream.shutdown(Shutdown::Both);
@@ -192,6 +195,13 @@ fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop) -> Stri
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
+                if last_heard.elapsed() >= idle {
+                    let _ = stream.shutdown(Shutdown::Both);
+                    return format!(
+                        "closed by the server: nothing received for {} s (--idle-timeout)",
+                        idle.as_secs_f64()
+                    );
+                }
                 continue;
             }
             Err(e) => {
@@ -205,6 +215,7 @@ fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop) -> Stri
                 return format!("read failed: {e}");
             }
         };
+        last_heard = Instant::now();
         if n == 0 {
             if stop.is_stopped() {
                 return "server stopping".into();
