@@ -252,7 +252,10 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
             interval,
             drain: a.drain,
             connect_timeout: a.timeout,
-            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            // Drawn on stderr, and only when the report goes to a terminal
+            // too (not when stdout is piped or redirected).
+            progress: std::io::IsTerminal::is_terminal(&std::io::stdout())
+                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         })
     }
 }
