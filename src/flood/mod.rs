@@ -583,8 +583,11 @@ pub fn run(o: &FloodOptions, json_out: bool, stop: &Stop) -> Result<Summary> {
         };
         let pb = indicatif::ProgressBar::new(total);
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(match o.limit {
+                Limit::Count(_) => "{bar:30} {pos}/{len} echoed  {msg}",
+                Limit::Duration(_) => "{bar:30} {pos}/{len} ms  {msg}",
+            })
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         pb
     });
