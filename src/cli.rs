@@ -431,8 +431,9 @@ pub struct ServerArgs {
     /// allocated for the claim.
     #[arg(long, value_name = "BYTES", default_value = "1M", value_parser = parse_size)]
     pub max_frame: u32,
-    /// Thread-per-client servers (text, v2, v3): close a connection that
-    /// sends nothing for this long, with a log line (each holds a thread).
+    /// TCP servers: close a connection that sends nothing for this long, or
+    /// that reads none of its echoes for this long (reading from it stops
+    /// as soon as its echoes back up, with a `pause` line), with a log line.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
     #[command(flatten)]

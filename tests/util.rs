@@ -131,24 +131,40 @@ impl Server {
         }
     }
 
-    /// Waits until `n` events match `pred`.
+    /// Waits until `n` events match `pred` (counted as they come: cheap for
+    /// tens of thousands of events).
     pub fn wait_count(&mut self, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.wait_count_or(n, pred, |seen| {
+            format!(
+                "last events seen: {:#?}",
+                seen.iter().rev().take(20).collect::<Vec<_>>()
+            )
+        })
+    }
+
+    /// [`Server::wait_count`], explaining a timeout with `why(seen)`.
+    pub fn wait_count_or(
+        &mut self,
+        n: usize,
+        pred: impl Fn(&Value) -> bool,
+        why: impl Fn(&[Value]) -> String,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + WAIT;
-        loop {
-            let got: Vec<Value> = self.seen.iter().filter(|v| pred(v)).cloned().collect();
-            if got.len() >= n {
-                return got;
-            }
+        let mut count = self.seen.iter().filter(|v| pred(v)).count();
+        while count < n {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
-                Ok(v) => self.seen.push(v),
+                Ok(v) => {
+                    count += usize::from(pred(&v));
+                    self.seen.push(v);
+                }
                 Err(_) => panic!(
-                    "wanted {n} matching events, got {}; seen: {:#?}",
-                    got.len(),
-                    self.seen
+                    "wanted {n} matching events within {WAIT:?}, got {count}; {}",
+                    why(&self.seen)
                 ),
             }
         }
+        self.seen.iter().filter(|v| pred(v)).cloned().collect()
     }
 
     /// Sends SIGINT (Ctrl+C) and waits (bounded) for the exit; returns the

@@ -133,6 +133,23 @@ impl Conn {
         }
     }
 
+    /// A read failed (the client reset the connection, or the socket broke):
+    /// logs a frame it cut and returns the close reason.
+    pub fn read_failed(&self, log: &Log, e: &io::Error) -> String {
+        let how = if e.kind() == io::ErrorKind::ConnectionReset {
+            "client reset the connection (RST)".to_string()
+        } else {
+            format!("read failed: {e}")
+        };
+        match self.finish() {
+            Ok(()) => how,
+            Err(d) => {
+                self.log_decode_error(log, &d, &format!("{how}: "));
+                format!("{how} mid-frame")
+            }
+        }
+    }
+
     /// Logs a decode error for this connection (it will be closed).
     pub fn log_decode_error(&self, log: &Log, e: &DecodeError, when: &str) {
         log.emit(&Event::Error {

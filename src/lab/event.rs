@@ -14,6 +14,7 @@
 //! | `datagram` | `peer`, `local`, `len`, `message`, `message_hex`*, `echoed` |
 //! | `text`     | `conn`, `peer`, `len`, `message`, `message_hex`*, `token` |
 //! | `frame`    | `conn`, `peer`, `framing`, `version`, `order`, `size`, `message`, `message_hex`*, `cut`, `diagnostics` |
+//! | `pause`    | `conn`, `peer`, `queued`, `token` (once per connection: reads stopped, its echoes unread) |
 //! | `close`    | `conn`, `peer`, `reason`, `bytes_in`, `bytes_out`, `messages`, `token` |
 //! | `error`    | `conn`, `peer`, `code`, `message` |
 //! | `stop`     | `served` |
@@ -107,6 +108,19 @@ pub enum Event<'a> {
         framing: Framing,
         /// The frame.
         frame: FrameRef<'a>,
+    },
+    /// The server stopped reading from a client because its echoes are
+    /// not being read (said once per connection; the close line counts
+    /// every pause).
+    Paused {
+        /// Connection number.
+        conn: u64,
+        /// Peer.
+        peer: SocketAddr,
+        /// Echo bytes waiting for the client to read them.
+        queued: usize,
+        /// Selector token (text-sel).
+        token: Option<usize>,
     },
     /// A connection ended.
     Closed {
@@ -221,6 +235,17 @@ impl Event<'_> {
                 framing,
                 frame,
             } => format!("#{conn} {peer} {} (echoed)", frame.describe(*framing)),
+            Event::Paused {
+                conn,
+                peer,
+                queued,
+                token,
+            } => format!(
+                "pause #{conn} {peer}{}: stopped reading from this client: {queued} bytes of its echoes wait unread \
+                 (it sends faster than it reads); reading resumes when it catches up, and it is closed if it \
+                 reads nothing for --idle-timeout",
+                tok(token)
+            ),
             Event::Closed {
                 conn,
                 peer,
@@ -291,6 +316,7 @@ impl Event<'_> {
             Event::Datagram { .. } => "datagram",
             Event::Text { .. } => "text",
             Event::Frame { .. } => "frame",
+            Event::Paused { .. } => "pause",
             Event::Closed { .. } => "close",
             Event::Error { .. } => "error",
             Event::Stopped { .. } => "stop",
@@ -357,6 +383,17 @@ impl Event<'_> {
                 put("conn", json!(conn));
                 put("peer", json!(peer.to_string()));
                 put_frame(&mut m, *framing, frame);
+            }
+            Event::Paused {
+                conn,
+                peer,
+                queued,
+                token: t,
+            } => {
+                put("conn", json!(conn));
+                put("peer", json!(peer.to_string()));
+                put("queued", json!(queued));
+                put("token", token(t));
             }
             Event::Closed {
                 conn,

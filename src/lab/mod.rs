@@ -73,7 +73,8 @@ pub struct ServerOptions {
     pub max_conns: usize,
     /// Largest v3 message accepted.
     pub max_frame: u32,
-    /// Thread-per-client servers close a connection silent this long.
+    /// TCP servers close a connection that sends nothing, or reads none of
+    /// its echoes, this long.
     pub idle_timeout: std::time::Duration,
 }
 

@@ -14,7 +14,7 @@ use super::event::{Event, Log};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Backlog of pending connections (the kernel caps it at `somaxconn`).
-const BACKLOG: i32 = 1024;
+const BACKLOG: i32 = 4096;
 
 /// A listening TCP socket with `SO_REUSEADDR`.
 pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {

@@ -39,7 +39,8 @@ pub struct TcpOptions {
     pub max_conns: usize,
     /// Largest v3 message accepted.
     pub max_frame: u32,
-    /// Thread-per-client: close a connection silent this long.
+    /// Close a connection that sends nothing, or reads none of its echoes,
+    /// this long.
     pub idle_timeout: Duration,
 }
 
@@ -176,8 +177,64 @@ fn spawn_client(
     Ok(())
 }
 
+/// Why an echo could not be written.
+enum WriteEnd {
+    /// A stop was asked for.
+    Stopping,
+    /// The client read nothing for the idle timeout.
+    Stuck,
+    /// The socket failed.
+    Failed(io::Error),
+}
+
+/// Flow control of one connection: how often its echo writes blocked.
+struct Pauses<'a> {
+    log: &'a Log,
+    count: u64,
+}
+
+impl Pauses<'_> {
+    /// An echo write blocked: the client is not reading, so this thread
+    /// stops reading from it too. Said once per connection, counted always.
+    fn blocked(&mut self, conn: &Conn, queued: usize) {
+        self.count = self.count.saturating_add(1);
+        if self.count == 1 {
+            self.log.emit(&Event::Paused {
+                conn: conn.id,
+                peer: conn.peer,
+                queued,
+                token: None,
+            });
+        }
+    }
+
+    /// The close reason, with the pauses counted.
+    fn explain(&self, reason: String) -> String {
+        if self.count == 0 {
+            return reason;
+        }
+        format!(
+            "{reason}; reads were paused {} time(s) while its echoes went unread (it read slower than it sent)",
+            self.count
+        )
+    }
+}
+
 /// One client's loop; returns why it ended.
 fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop, idle: Duration) -> String {
+    let mut pauses = Pauses { log, count: 0 };
+    let reason = serve_until_end(conn, &mut stream, log, stop, idle, &mut pauses);
+    pauses.explain(reason)
+}
+
+fn serve_until_end(
+    conn: &mut Conn,
+    stream: &mut TcpStream,
+    log: &Log,
+    stop: &Stop,
+    idle: Duration,
+    pauses: &mut Pauses<'_>,
+) -> String {
     let mut out = Vec::new();
     let mut last_heard = Instant::now();
     loop {
@@ -185,7 +242,7 @@ fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop, idle: D
             let _ = stream.shutdown(Shutdown::Both);
             return "server stopping".into();
         }
-        let n = match conn.read_from(&mut stream) {
+        let n = match conn.read_from(stream) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // The read timeout: only a chance to look at the stop flag.
@@ -208,11 +265,7 @@ fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop, idle: D
                 if stop.is_stopped() {
                     return "server stopping".into();
                 }
-                if let Err(d) = conn.finish() {
-                    conn.log_decode_error(log, &d, &format!("client vanished ({e}): "));
-                    return "client vanished mid-frame".into();
-                }
-                return format!("read failed: {e}");
+                return conn.read_failed(log, &e);
             }
         };
         last_heard = Instant::now();
@@ -230,14 +283,26 @@ fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop, idle: D
         }
         let result = conn.process(log, &mut out);
         if !out.is_empty() {
-            if let Err(e) = write_all_until_stop(&mut stream, &out, stop) {
-                if stop.is_stopped() {
+            let written = write_echo(stream, &out, stop, idle, &mut |queued| {
+                pauses.blocked(conn, queued)
+            });
+            conn.stats.bytes_out = conn.stats.bytes_out.saturating_add(written.0 as u64);
+            match written.1 {
+                Ok(()) => {}
+                Err(WriteEnd::Stopping) => {
                     return "server stopping (echo not fully sent: the client was not reading)"
                         .into();
                 }
-                return format!("echo failed: {e}");
+                Err(WriteEnd::Stuck) => {
+                    let _ = stream.shutdown(Shutdown::Both);
+                    return format!(
+                        "closed by the server: it read none of its echoes for {} s (--idle-timeout)",
+                        idle.as_secs_f64()
+                    );
+                }
+                Err(WriteEnd::Failed(e)) => return format!("echo failed: {e}"),
             }
-            conn.stats.bytes_out = conn.stats.bytes_out.saturating_add(out.len() as u64);
+            last_heard = Instant::now();
             out.clear();
         }
         if let Err(d) = result {
@@ -248,14 +313,37 @@ fn serve(conn: &mut Conn, mut stream: TcpStream, log: &Log, stop: &Stop, idle: D
     }
 }
 
-/// `write_all` that gives up when a stop is asked for: a client that stops
-/// reading must not keep its thread (and Ctrl+C) waiting forever. The write
-/// timeout is [`STOP_POLL`], so the flag is seen within that time.
-fn write_all_until_stop(stream: &mut TcpStream, mut data: &[u8], stop: &Stop) -> io::Result<()> {
+/// Writes an echo whole, unless a stop is asked for or the client takes
+/// nothing for `idle`: a client that stops reading must not keep its thread
+/// (and Ctrl+C) waiting forever. While the write is blocked this thread
+/// reads nothing more from the client, so the server holds at most one
+/// read's echo plus the kernel's socket buffers for it. `blocked(queued)`
+/// is called the first time the write blocks. The write timeout is
+/// [`STOP_POLL`], so the flag is seen within that time. Returns the bytes
+/// written and how it ended.
+fn write_echo(
+    stream: &mut TcpStream,
+    mut data: &[u8],
+    stop: &Stop,
+    idle: Duration,
+    blocked: &mut dyn FnMut(usize),
+) -> (usize, Result<(), WriteEnd>) {
+    let mut written = 0usize;
+    let mut progress = Instant::now();
+    let mut said = false;
     while !data.is_empty() {
         match stream.write(data) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => data = data.get(n..).unwrap_or_default(),
+            Ok(0) => {
+                return (
+                    written,
+                    Err(WriteEnd::Failed(io::ErrorKind::WriteZero.into())),
+                );
+            }
+            Ok(n) => {
+                data = data.get(n..).unwrap_or_default();
+                written = written.saturating_add(n);
+                progress = Instant::now();
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -263,12 +351,19 @@ fn write_all_until_stop(stream: &mut TcpStream, mut data: &[u8], stop: &Stop) ->
                 ) =>
             {
                 if stop.is_stopped() {
-                    return Err(e);
+                    return (written, Err(WriteEnd::Stopping));
+                }
+                if !said {
+                    said = true;
+                    blocked(data.len());
+                }
+                if progress.elapsed() >= idle {
+                    return (written, Err(WriteEnd::Stuck));
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return (written, Err(WriteEnd::Failed(e))),
         }
     }
-    Ok(())
+    (written, Ok(()))
 }
