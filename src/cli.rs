@@ -134,6 +134,11 @@ pub struct FloodArgs {
     /// Connect timeout.
     #[arg(long, short = 't', default_value = "3s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Keep the connections open this long after the last echo before
+    /// closing them (e.g. so a live capture that fell behind catches up
+    /// before the FINs). Default: close as soon as everything is sent.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub hold: Duration,
     /// Interval and final reports as JSON lines (the final object last).
     #[arg(long)]
     pub json: bool,
@@ -252,6 +257,7 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
             interval,
             drain: a.drain,
             connect_timeout: a.timeout,
+            hold: a.hold,
             // Drawn on stderr, and only when the report goes to a terminal
             // too (not when stdout is piped or redirected).
             progress: std::io::IsTerminal::is_terminal(&std::io::stdout())
@@ -359,6 +365,11 @@ pub struct CaptureArgs {
     /// Out-of-order bytes held per direction before a hole is declared a gap.
     #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
     pub max_buffered: u32,
+    /// Live capture: the kernel's buffer for packets not yet read (k, M, G
+    /// suffixes), as tcpdump's -B. When it fills, the kernel drops packets:
+    /// the summary gives the count and each lost stretch is a reported gap.
+    #[arg(short = 'B', long, value_name = "BYTES", value_parser = parse_size)]
+    pub buffer_size: Option<u32>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub output: OutputArgs,
@@ -496,6 +507,11 @@ impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
         if a.port == 0 {
             anyhow::bail!("--port 0 is not a server port");
         }
+        if a.buffer_size.is_some() && a.read.is_some() {
+            anyhow::bail!(
+                "-B/--buffer-size is the kernel's buffer of a live capture (-i); a file (-r) needs none"
+            );
+        }
         Ok(crate::capture::CaptureOptions {
             input,
             filter: a.filter.clone(),
@@ -508,6 +524,7 @@ impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
             count: a.count,
             tcp_events: a.tcp_events,
             write: a.write.clone(),
+            buffer: a.buffer_size.unwrap_or(crate::capture::source::LIVE_BUFFER),
             progress: !a.output.quiet,
         })
     }

@@ -14,7 +14,7 @@
 //! | `detected` | `time`, `session`, `framing`, `reason` |
 //! | `tcp` | `time`, `session`, `what` (`syn`, `syn-ack`, `established`, `fin`, `rst`, `retransmission`, `picked-up`), `dir`, `rtt_us` |
 //! | `diagnostic` | `time`, `session` (or null), `dir`, `code`, `message` |
-//! | `session` | the session summary (see [`SessionSummary`]) |
+//! | `session` | the session summary (see [`SessionSummary`]); per direction (`to_server`, `to_client`): `messages`, `bytes`, `gaps`, `missed_bytes`, `frames_in_gaps` (v2 only, else null), retransmission, overlap and out-of-order counts |
 //! | `totals` | `packets`, `unparsed`, `ignored`, `sessions`, `frames`, `diagnostics`, `kernel_received`, `kernel_dropped`, `interface_dropped` |
 //!
 //! (*) `message_hex` only when the bytes are not valid UTF-8; `message` is
@@ -424,6 +424,21 @@ fn put_where(m: &mut Map<String, Value>, at: &Where) {
     m.insert("server".into(), json!(at.server.to_string()));
 }
 
+/// The table's gaps cell: count (bytes), and for v2 the frames they took.
+fn gaps_cell(s: &SessionSummary) -> String {
+    let (r0, r1) = (&s.dirs[0].reassembly, &s.dirs[1].reassembly);
+    let mut cell = format!(
+        "{} ({})",
+        r0.gaps + r1.gaps,
+        r0.missed_bytes + r1.missed_bytes
+    );
+    let frames: Option<u64> = s.dirs.iter().map(|d| d.frames_in_gaps).sum();
+    if let Some(f) = frames.filter(|f| *f > 0) {
+        cell.push_str(&format!(", {f} frames"));
+    }
+    cell
+}
+
 /// The JSON object of a session summary.
 pub fn session_json(s: &SessionSummary) -> Value {
     let (p50, max) = (s.echo_latency_p50_us, s.echo_latency_max_us);
@@ -439,6 +454,7 @@ pub fn session_json(s: &SessionSummary) -> Value {
             "out_of_order_segments": r.out_of_order_segments,
             "gaps": r.gaps,
             "missed_bytes": r.missed_bytes,
+            "frames_in_gaps": d.frames_in_gaps,
         })
     };
     json!({
@@ -701,11 +717,7 @@ pub fn sessions_table(sessions: &[SessionSummary]) -> String {
             s.handshake_rtt_us.map_or("-".into(), micros),
             lat,
             (r0.retransmitted_segments + r1.retransmitted_segments).to_string(),
-            format!(
-                "{} ({})",
-                r0.gaps + r1.gaps,
-                r0.missed_bytes + r1.missed_bytes
-            ),
+            gaps_cell(s),
             s.state.to_string(),
             anomalies,
         ]);

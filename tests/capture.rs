@@ -243,6 +243,14 @@ fn user_errors_are_one_clear_line() {
     );
     assert!(err.contains("lo"), "lists the real interfaces: {err}");
 
+    let out = run(&["capture", "-r", &path, "-B", "1M"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("-B/--buffer-size is the kernel's buffer of a live capture"),
+        "{}",
+        stderr(&out)
+    );
+
     let out = run(&["capture"]);
     assert_eq!(
         out.status.code(),

@@ -272,6 +272,50 @@ fn can_capture() -> bool {
         .success()
 }
 
+/// `rc1 capture -i lo --json` for a server port, its output read as it
+/// comes (a full pipe would block it).
+struct Capture {
+    child: std::process::Child,
+    reader: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl Capture {
+    fn start(port: &str, extra: &[&str]) -> Capture {
+        let mut child = rc1()
+            .args(["capture", "-i", "lo", "--port", port, "--json"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(line.contains("capturing on lo"), "{line}");
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            stdout.read_to_end(&mut all).unwrap();
+            all
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        Capture { child, reader }
+    }
+
+    /// Ctrl+C; every JSON line it printed.
+    fn stop(mut self) -> Vec<Value> {
+        crate::util::ctrl_c_and_wait(&mut self.child);
+        let status = self.child.wait().unwrap();
+        let bytes = self.reader.join().unwrap();
+        assert!(status.success());
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
 #[test]
 fn a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got() {
     let test = "a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got";
@@ -284,24 +328,7 @@ fn a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got() {
     }
     let server = Server::start(&["--proto", "v2", "-q"]);
     let port = server.port();
-    let mut cap = rc1()
-        .args(["capture", "-i", "lo", "--port", &port, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(cap.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("capturing on lo"), "{line}");
-    // Read its output as it comes: a full pipe would block it.
-    let mut stdout = cap.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        stdout.read_to_end(&mut all).unwrap();
-        all
-    });
-    std::thread::sleep(Duration::from_millis(200));
+    let cap = Capture::start(&port, &[]);
     // Paced, so the kernel keeps every packet for the capture.
     let out = run(&[
         "flood", "-p", "v2", "--port", &port, "-c", "2", "--rate", "5000", "-n", "3000", "--json",
@@ -309,15 +336,7 @@ fn a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got() {
     let s = summary(&out);
     assert!(out.status.success(), "{s}");
     std::thread::sleep(Duration::from_millis(300));
-    crate::util::ctrl_c_and_wait(&mut cap);
-    let status = cap.wait().unwrap();
-    let bytes = reader.join().unwrap();
-    assert!(status.success());
-    let live: Vec<Value> = String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let live = cap.stop();
     let count = |dir: &str| {
         live.iter()
             .filter(|e| e["type"] == "frame" && e["dir"] == dir)
@@ -337,4 +356,71 @@ fn a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got() {
     assert_eq!(echoes_ok, s["verified"].as_u64().unwrap());
     let sessions: Vec<_> = live.iter().filter(|e| e["type"] == "session").collect();
     assert_eq!(sessions.len(), 2);
+}
+
+#[test]
+fn a_capture_overrun_by_a_flood_accounts_for_every_frame_in_its_gaps() {
+    let test = "a_capture_overrun_by_a_flood_accounts_for_every_frame_in_its_gaps";
+    if !have_prerequisite(
+        can_capture(),
+        test,
+        "capture privilege (root or CAP_NET_RAW)",
+    ) {
+        return;
+    }
+    let server = Server::start(&["--proto", "v2", "-q"]);
+    let port = server.port();
+    // A 1 MiB kernel buffer and a line per frame: the flood (millions of
+    // frames a second) overruns the capture, and the kernel drops.
+    let cap = Capture::start(&port, &["-B", "1M"]);
+    // The connections stay open 2 s after the last echo: the capture
+    // catches up before the FINs, so it knows where each stream ends.
+    let out = run(&[
+        "flood", "-p", "v2", "--port", &port, "-c", "2", "--max", "-n", "300000", "--hold", "2s",
+        "--json",
+    ]);
+    let s = summary(&out);
+    assert!(out.status.success(), "{s}");
+    assert_eq!(s["verified"], 300_000, "{s}");
+    std::thread::sleep(Duration::from_millis(300));
+    let live = cap.stop();
+    let totals = live.last().unwrap();
+    assert_eq!(totals["type"], "totals");
+    let dropped = totals["kernel_dropped"].as_u64().unwrap();
+    assert!(dropped > 0, "the capture kept up; nothing tested: {totals}");
+    let sessions: Vec<_> = live.iter().filter(|e| e["type"] == "session").collect();
+    assert_eq!(sessions.len(), 2, "{sessions:#?}");
+    let (mut gaps, mut frames) = (0, [0u64; 2]);
+    for x in &sessions {
+        // Each stream's end was seen, so every gap in it is known.
+        assert_eq!(x["state"], "SF", "{x}");
+        for (i, dir) in ["to_server", "to_client"].iter().enumerate() {
+            gaps += x[dir]["gaps"].as_u64().unwrap();
+            frames[i] +=
+                x[dir]["messages"].as_u64().unwrap() + x[dir]["frames_in_gaps"].as_u64().unwrap();
+        }
+    }
+    assert!(gaps > 0, "{dropped} packets dropped but no gap reported");
+    // Frames decoded plus frames in the reported gaps: every frame sent,
+    // and every echo.
+    assert_eq!(frames[0], s["sent"].as_u64().unwrap(), "{sessions:#?}");
+    assert_eq!(frames[1], s["echoed"].as_u64().unwrap(), "{sessions:#?}");
+    // And the frames it printed are the ones it counted.
+    let printed = live.iter().filter(|e| e["type"] == "frame").count() as u64;
+    let decoded: u64 = sessions
+        .iter()
+        .map(|x| {
+            x["to_server"]["messages"].as_u64().unwrap()
+                + x["to_client"]["messages"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(printed, decoded);
+    eprintln!(
+        "{test}: kernel dropped {dropped} packets; {gaps} gaps; {} of {} requests decoded",
+        sessions
+            .iter()
+            .map(|x| x["to_server"]["messages"].as_u64().unwrap())
+            .sum::<u64>(),
+        frames[0]
+    );
 }

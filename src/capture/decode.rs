@@ -109,6 +109,11 @@ pub struct StreamDecoder {
     next: u64,
     /// Offset where the reader's buffer starts.
     reader_base: u64,
+    /// v2: frames (29-byte slots of the stream) a gap touched, lost whole
+    /// or damaged; each counted once.
+    frames_in_gaps: u64,
+    /// v2: slots below this index are counted already.
+    counted_to: u64,
 }
 
 impl StreamDecoder {
@@ -126,7 +131,18 @@ impl StreamDecoder {
             unsync_bytes: 0,
             next: 0,
             reader_base: 0,
+            frames_in_gaps: 0,
+            counted_to: 0,
         }
+    }
+
+    /// v2 only: how many frames the gaps so far touched (lost whole, or
+    /// cut and so not decoded). v2 frames sit at multiples of 29 bytes, so
+    /// this is exact: frames decoded plus these are all the frames of the
+    /// stream. `None` for v3 (a lost header hides where frames were) and
+    /// text.
+    pub fn frames_in_gaps(&self) -> Option<u64> {
+        (self.carries == Carries::Framed(Framing::V2)).then_some(self.frames_in_gaps)
     }
 
     /// What this direction carries.
@@ -215,6 +231,15 @@ impl StreamDecoder {
     fn gap(&mut self, offset: u64, len: u64, out: &mut dyn FnMut(Decoded<'_>)) {
         out(Decoded::Gap { offset, len });
         let gap_end = offset.saturating_add(len);
+        if self.carries == Carries::Framed(Framing::V2) && len > 0 {
+            let len2 = v2::LEN as u64;
+            let first = offset.checked_div(len2).unwrap_or(0).max(self.counted_to);
+            let end = gap_end.div_ceil(len2);
+            self.frames_in_gaps = self
+                .frames_in_gaps
+                .saturating_add(end.saturating_sub(first));
+            self.counted_to = self.counted_to.max(end);
+        }
         self.next = gap_end;
         if self.unsync_from.is_some() {
             return;
@@ -445,6 +470,47 @@ mod tests {
                 "frame@87 order=4"
             ]
         );
+    }
+
+    proptest::proptest! {
+        /// v2: frames decoded plus frames the gaps touched are every frame
+        /// of the stream, wherever the gaps fall (the accounting a capture
+        /// with kernel drops relies on).
+        #[test]
+        fn v2_frames_decoded_plus_frames_in_gaps_are_all_frames(
+            n in 1usize..40,
+            cuts in proptest::collection::vec((0u64..1200, proptest::bool::ANY), 0..12),
+        ) {
+            let msgs: Vec<Vec<u8>> = (0..n).map(|i| format!("m{i}").into_bytes()).collect();
+            let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+            let s = frames(Framing::V2, &refs);
+            let total = s.len() as u64;
+            // Cut the stream at the given points; each piece is data or a gap.
+            let mut points: Vec<u64> = cuts.iter().map(|(p, _)| p % total).collect();
+            points.push(0);
+            points.push(total);
+            points.sort_unstable();
+            points.dedup();
+            let mut d = StreamDecoder::new(Carries::Framed(Framing::V2), 1 << 20);
+            let mut decoded = 0u64;
+            let mut count = |x: Decoded<'_>| {
+                if matches!(x, Decoded::Frame { .. }) {
+                    decoded += 1;
+                }
+            };
+            for (i, w) in points.windows(2).enumerate() {
+                let (a, b) = (w[0], w[1]);
+                let lost = cuts.get(i).is_some_and(|c| c.1);
+                let chunk = if lost {
+                    Chunk::Gap { offset: a, len: b - a }
+                } else {
+                    Chunk::Data { offset: a, bytes: &s[a as usize..b as usize] }
+                };
+                d.chunk(chunk, &mut count);
+            }
+            d.finish(&mut count);
+            proptest::prop_assert_eq!(decoded + d.frames_in_gaps().unwrap(), n as u64);
+        }
     }
 
     #[test]

@@ -166,6 +166,10 @@ pub struct DirSummary {
     pub bytes: u64,
     /// Reassembly counters (TCP).
     pub reassembly: ReassemblyStats,
+    /// v2 only: frames the gaps touched (lost whole, or cut): `messages`
+    /// plus these are all the frames sent (see
+    /// [`crate::capture::decode::StreamDecoder::frames_in_gaps`]).
+    pub frames_in_gaps: Option<u64>,
 }
 
 /// A session at its end.

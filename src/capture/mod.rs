@@ -51,6 +51,8 @@ pub struct CaptureOptions {
     pub tcp_events: bool,
     /// `-w`: write the packets read to this pcap file.
     pub write: Option<PathBuf>,
+    /// Kernel capture buffer of a live capture, in bytes.
+    pub buffer: u32,
     /// Show a progress bar on stderr while reading a file (only when stderr
     /// is a terminal).
     pub progress: bool,
@@ -69,7 +71,7 @@ pub struct Outcome {
 /// Opens the source; errors are the user-facing messages.
 pub fn open(opts: &CaptureOptions) -> Result<Source> {
     let mut source = match &opts.input {
-        Input::Live(iface) => Source::live(iface)?,
+        Input::Live(iface) => Source::live(iface, opts.buffer)?,
         Input::File(path) => Source::file(path)?,
     };
     let filter = match &opts.filter {

@@ -1143,6 +1143,11 @@ impl Session {
                 messages: self.halves[i].messages,
                 bytes: self.halves[i].bytes,
                 reassembly: self.halves[i].reasm.stats(),
+                frames_in_gaps: self
+                    .decoders
+                    .as_ref()
+                    .and_then(|d| d.get(i))
+                    .and_then(StreamDecoder::frames_in_gaps),
             }),
             handshake_rtt_us: self.rtt_us,
             echo_latency_p50_us: median(&self.latencies),

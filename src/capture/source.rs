@@ -17,10 +17,10 @@ use super::packet::{linktype_name, linktype_supported};
 /// Snap length for live captures: whole packets.
 pub const SNAPLEN: i32 = 65_535;
 
-/// The kernel's capture buffer for live captures (libpcap's default is
-/// 2 MiB): room for bursts while the decoder or its output is busy, as
-/// `tcpdump -B 32768` gives.
-const LIVE_BUFFER: i32 = 32 << 20;
+/// The kernel's capture buffer for live captures unless `-B` says
+/// otherwise (libpcap's default is 2 MiB): room for bursts while the
+/// decoder or its output is busy, as `tcpdump -B 32768` gives.
+pub const LIVE_BUFFER: u32 = 32 << 20;
 
 /// How long a live read waits before checking for a stop, in ms.
 const READ_TIMEOUT_MS: i32 = 100;
@@ -165,8 +165,9 @@ pub fn list_interfaces() -> Result<String> {
 }
 
 impl Source {
-    /// Opens interface `iface` live (set a filter with [`Source::set_filter`]).
-    pub fn live(iface: &str) -> Result<Source> {
+    /// Opens interface `iface` live with a kernel buffer of `buffer` bytes
+    /// (set a filter with [`Source::set_filter`]).
+    pub fn live(iface: &str, buffer: u32) -> Result<Source> {
         let names = interface_names();
         if !names.is_empty() && !names.iter().any(|n| n == iface) {
             return Err(anyhow!(
@@ -179,7 +180,7 @@ impl Source {
                 c.immediate_mode(true)
                     .snaplen(SNAPLEN)
                     .timeout(READ_TIMEOUT_MS)
-                    .buffer_size(LIVE_BUFFER)
+                    .buffer_size(i32::try_from(buffer).unwrap_or(i32::MAX))
                     .open()
             })
             .map_err(|e| {

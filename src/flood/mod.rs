@@ -74,6 +74,9 @@ pub struct FloodOptions {
     pub drain: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// Keep the connections open this long after the last echo, then
+    /// close them (zero: half-close as soon as everything is sent).
+    pub hold: Duration,
     /// Show a progress bar (a terminal on stderr).
     pub progress: bool,
 }
@@ -265,7 +268,8 @@ struct Shared {
     tx: mpsc::Sender<Report>,
 }
 
-fn worker(index: usize, mut links: Vec<Link>, plans: Vec<Plan>, sh: Shared) {
+/// One worker's connections; returns them (still open) when done.
+fn worker(index: usize, mut links: Vec<Link>, plans: Vec<Plan>, sh: Shared) -> Vec<Link> {
     let Shared {
         o,
         start,
@@ -278,7 +282,7 @@ fn worker(index: usize, mut links: Vec<Link>, plans: Vec<Plan>, sh: Shared) {
             l.failed = Some(("io.poll", "cannot create a poll instance".into()));
         }
         let _ = tx.send(final_report(index, u64::MAX, &links, histogram()));
-        return;
+        return links;
     };
     for (i, l) in links.iter_mut().enumerate() {
         if let Err(e) = poll.registry().register(
@@ -346,7 +350,7 @@ fn worker(index: usize, mut links: Vec<Link>, plans: Vec<Plan>, sh: Shared) {
             // Everything sent: wait for the last echoes, at most `drain`.
             drain_until = Some(now + o.drain);
         }
-        if drain_until.is_some() {
+        if drain_until.is_some() && o.hold.is_zero() {
             // Tell the server nothing more comes, once all is written.
             for l in &mut links {
                 if !l.has_output() {
@@ -454,6 +458,7 @@ fn worker(index: usize, mut links: Vec<Link>, plans: Vec<Plan>, sh: Shared) {
         l.expire(Instant::now(), true);
     }
     let _ = tx.send(final_report(index, interval_no, &links, latency));
+    links
 }
 
 fn minus(a: &Counts, b: &Counts) -> Counts {
@@ -641,16 +646,23 @@ pub fn run(o: &FloodOptions, json_out: bool, stop: &Stop) -> Result<Summary> {
             last_tick = Instant::now();
         }
     }
-    for h in handles {
-        let _ = h.join();
+    let elapsed = start.elapsed().as_secs_f64();
+    // The workers hand back their connections, still open when `--hold`
+    // asks for it: they close (FIN) once the hold is over.
+    let open: Vec<Vec<Link>> = handles.into_iter().filter_map(|h| h.join().ok()).collect();
+    if !o.hold.is_zero() {
+        let until = Instant::now() + o.hold;
+        while Instant::now() < until && !stop.is_stopped() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
+    drop(open);
     for (k, reports) in std::mem::take(&mut pending) {
         show(&mut out, k, &reports);
     }
     if let Some(pb) = bar {
         pb.finish_and_clear();
     }
-    let elapsed = start.elapsed().as_secs_f64();
     let mut counts = Counts::default();
     let mut latency = histogram();
     let mut per_conn: Vec<u64> = Vec::new();
