@@ -411,7 +411,8 @@ pub struct OutputArgs {
     /// Print one JSON object per event (for scripts) instead of text lines.
     #[arg(long)]
     pub json: bool,
-    /// Print only errors.
+    /// No line per event: only errors, a server's listening line, and a
+    /// capture's ready line and summary.
     #[arg(long, short)]
     pub quiet: bool,
 }

@@ -173,8 +173,9 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         eprintln!("rc1: {said}");
     }
     let stop = Stop::new();
-    if source.is_live() && !args.output.quiet {
-        // Like tcpdump's "listening on …": says the capture is ready.
+    if source.is_live() {
+        // Like tcpdump's "listening on …" (which -q keeps too): says the
+        // capture is ready, on stderr, so scripts can wait for it.
         eprintln!(
             "rc1: capturing on {} (filter \"{}\"); Ctrl+C stops and prints the summary",
             source.name,

@@ -840,7 +840,7 @@ fn clients_beyond_the_fd_limit_wait_and_are_served_later() {
 #[test]
 fn selector_resumes_a_paused_client_whose_fin_came_while_paused() {
     // The client sends 3 MB without reading (the server pauses reads at
-    // 1 MiB queued), closes its side while paused, then reads: it must get
+    // 256 KiB queued), closes its side while paused, then reads: it must get
     // every byte back and the server's close, not a stall.
     let server = Server::start(&["--proto", "text-sel"]);
     let mut s = connect(&server);

@@ -17,8 +17,23 @@ use std::io::{self, Read};
 
 use super::{DecodeError, FrameRef, Framing, Parse, parse};
 
-/// How much [`FrameReader::read_from`] asks the OS for per call.
+/// The most [`FrameReader::read_from`] asks the OS for per call (outside
+/// the rest of a large frame).
 pub const READ_CHUNK: usize = 64 * 1024;
+
+/// What a reader asks for at first: a connection that trickles bytes (or
+/// sends a few small messages) never holds more. Each read that fills what
+/// was asked makes the next ask four times larger, up to [`READ_CHUNK`].
+pub const FIRST_READ: usize = 4 * 1024;
+
+/// The next read size after a read of `n` bytes into room for `asked`.
+pub fn next_read_size(current: usize, n: usize, asked: usize) -> usize {
+    if n >= asked && current < READ_CHUNK {
+        current.saturating_mul(4).min(READ_CHUNK)
+    } else {
+        current
+    }
+}
 
 /// The most one read asks for (the rest of a large frame).
 const MAX_READ: usize = 4 << 20;
@@ -36,6 +51,8 @@ pub struct FrameReader {
     failed: Option<DecodeError>,
     /// Bytes consumed by whole frames so far (the stream offset of `start`).
     consumed: u64,
+    /// How much the next read asks for (see [`FIRST_READ`]).
+    read_size: usize,
 }
 
 impl FrameReader {
@@ -49,6 +66,7 @@ impl FrameReader {
             end: 0,
             failed: None,
             consumed: 0,
+            read_size: FIRST_READ,
         }
     }
 
@@ -94,9 +112,11 @@ impl FrameReader {
                 .min(MAX_READ),
             _ => 0,
         };
-        self.reserve(READ_CHUNK.max(rest));
+        self.reserve(self.read_size.max(rest));
         let spare = self.buf.get_mut(self.end..).unwrap_or_default();
+        let asked = spare.len();
         let n = r.read(spare)?;
+        self.read_size = next_read_size(self.read_size, n, asked);
         self.end = self.end.saturating_add(n).min(self.buf.len());
         Ok(n)
     }

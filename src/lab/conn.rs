@@ -15,7 +15,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 
 use super::event::{ConnStats, Event, Log};
-use crate::codec::stream::READ_CHUNK;
+use crate::codec::stream::{FIRST_READ, next_read_size};
 use crate::codec::{DecodeError, FrameReader, Framing};
 
 /// What a connection speaks.
@@ -50,7 +50,8 @@ impl Conn {
     pub fn new(id: u64, peer: SocketAddr, speaks: Speaks, max_frame: u32) -> Conn {
         let reader = match speaks {
             // Allocated at the first read: an idle connection (the selector
-            // holds thousands) costs no buffer.
+            // holds thousands) costs no buffer, and one that trickles bytes
+            // a small one; it grows for a client that sends a lot.
             Speaks::Text => Reader::Text {
                 buf: Vec::new(),
                 len: 0,
@@ -71,10 +72,14 @@ impl Conn {
         let n = match &mut self.reader {
             Reader::Text { buf, len } => {
                 if buf.is_empty() {
-                    buf.resize(READ_CHUNK, 0);
+                    buf.resize(FIRST_READ, 0);
                 }
                 let n = r.read(buf)?;
                 *len = n;
+                let size = next_read_size(buf.len(), n, buf.len());
+                if size > buf.len() {
+                    buf.resize(size, 0);
+                }
                 n
             }
             Reader::Framed(fr) => fr.read_from(r)?,

@@ -39,7 +39,7 @@ const WAKER: Token = Token(1);
 /// First token handed to a client.
 const FIRST_CLIENT: usize = 2;
 /// Queued echo bytes above which a connection's reads pause.
-pub const HIGH_WATER: usize = 1 << 20;
+pub const HIGH_WATER: usize = 256 * 1024;
 
 struct Client {
     stream: TcpStream,
