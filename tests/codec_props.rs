@@ -141,3 +141,65 @@ fn large_v3_frame_in_small_reads() {
     assert_eq!(got, vec![f]);
     assert_eq!(r.finish(), Ok(()));
 }
+
+/// A source that hands out one byte per read, like a trickling client.
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some((&b, rest)) = self.0.split_first() else {
+            return Ok(0);
+        };
+        if let Some(slot) = buf.first_mut() {
+            *slot = b;
+            self.0 = rest;
+            return Ok(1);
+        }
+        Ok(0)
+    }
+}
+
+#[test]
+fn read_buffers_start_small_and_grow_only_for_a_client_that_sends_a_lot() {
+    let mut stream = Vec::new();
+    for i in 0..10_000u32 {
+        stream.extend(
+            Frame::v2(1, i + 1, b"trickle")
+                .unwrap()
+                .to_bytes(Framing::V2),
+        );
+    }
+    // A byte per read: the buffer stays at its first size.
+    let mut r = FrameReader::new(Framing::V2, 1 << 20);
+    let mut src = Trickle(&stream[..4000]);
+    let mut frames = 0;
+    while r.read_from(&mut src).unwrap() > 0 {
+        while r.next_frame().unwrap().is_some() {
+            frames += 1;
+        }
+    }
+    assert_eq!(frames, 4000 / 29);
+    assert!(
+        r.capacity() <= rc1::codec::stream::FIRST_READ,
+        "{}",
+        r.capacity()
+    );
+    // Bulk: reads grow to READ_CHUNK, and every frame still comes out.
+    // (290 kB: more than a few reads' worth.)
+    let mut r = FrameReader::new(Framing::V2, 1 << 20);
+    let mut src = std::io::Cursor::new(&stream);
+    let (mut frames, mut largest) = (0, 0);
+    loop {
+        let n = r.read_from(&mut src).unwrap();
+        largest = largest.max(n);
+        while r.next_frame().unwrap().is_some() {
+            frames += 1;
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(frames, 10_000);
+    // (Less what a partial frame already holds.)
+    assert!(largest > rc1::codec::stream::READ_CHUNK - 29, "{largest}");
+}

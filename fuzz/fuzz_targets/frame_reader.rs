@@ -1,4 +1,5 @@
-//! The streaming frame decoder fed arbitrary bytes in arbitrary chunks:
+//! The streaming frame decoder fed arbitrary bytes in arbitrary chunks,
+//! pushed or read from a socket-like source (its read buffer sizes adapt):
 //! never a panic, and the frames (or the error) are the same as when the
 //! bytes come in one piece.
 #![no_main]
@@ -22,6 +23,41 @@ fn frames(framing: Framing, max: u32, chunks: &mut dyn Iterator<Item = &[u8]>) -
     (out, r.finish().is_err())
 }
 
+/// A source whose reads return at most `step` bytes.
+struct Steps<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Steps<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(buf.len()).min(self.data.len());
+        let (head, rest) = self.data.split_at(n);
+        buf[..n].copy_from_slice(head);
+        self.data = rest;
+        Ok(n)
+    }
+}
+
+fn frames_read(framing: Framing, max: u32, data: &[u8], step: usize) -> (Vec<Vec<u8>>, bool) {
+    let mut r = FrameReader::new(framing, max);
+    let mut src = Steps { data, step };
+    let mut out = Vec::new();
+    loop {
+        let n = r.read_from(&mut src).expect("reads from memory do not fail");
+        loop {
+            match r.next_frame() {
+                Ok(Some(f)) => out.push(f.raw.to_vec()),
+                Ok(None) => break,
+                Err(_) => return (out, true),
+            }
+        }
+        if n == 0 {
+            return (out, r.finish().is_err());
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&head, rest)) = data.split_first() else { return };
     let framing = if head & 1 == 0 { Framing::V2 } else { Framing::V3 };
@@ -31,4 +67,7 @@ fuzz_target!(|data: &[u8]| {
     let whole = frames(framing, max, &mut std::iter::once(rest));
     let chunked = frames(framing, max, &mut rest.chunks(step));
     assert_eq!(whole, chunked, "chunking changed the frames");
+    // Large steps too: reads of up to 64 kB.
+    let read = frames_read(framing, max, rest, step * step * step);
+    assert_eq!(whole, read, "reading in steps changed the frames");
 });

@@ -26,9 +26,10 @@ pub const READ_CHUNK: usize = 64 * 1024;
 /// was asked makes the next ask four times larger, up to [`READ_CHUNK`].
 pub const FIRST_READ: usize = 4 * 1024;
 
-/// The next read size after a read of `n` bytes into room for `asked`.
+/// The next read size after a read of `n` bytes into room for `asked`:
+/// larger when the read filled a room of at least half the current size.
 pub fn next_read_size(current: usize, n: usize, asked: usize) -> usize {
-    if n >= asked && current < READ_CHUNK {
+    if n >= asked && asked >= current / 2 && current < READ_CHUNK {
         current.saturating_mul(4).min(READ_CHUNK)
     } else {
         current
@@ -112,7 +113,14 @@ impl FrameReader {
                 .min(MAX_READ),
             _ => 0,
         };
-        self.reserve(self.read_size.max(rest));
+        // Room for a read of `read_size`, counting what is buffered: a
+        // partial frame does not make the buffer grow.
+        let room = self
+            .read_size
+            .saturating_sub(self.buffered())
+            .max(rest)
+            .max(1);
+        self.reserve(room);
         let spare = self.buf.get_mut(self.end..).unwrap_or_default();
         let asked = spare.len();
         let n = r.read(spare)?;
