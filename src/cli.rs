@@ -411,8 +411,9 @@ pub struct OutputArgs {
     /// Print one JSON object per event (for scripts) instead of text lines.
     #[arg(long)]
     pub json: bool,
-    /// No line per event: only errors, a server's listening line, and a
-    /// capture's ready line and summary.
+    /// No line per event: only errors, a server's listening, refuse and
+    /// pause lines and its idle-timeout closes, and a capture's ready line
+    /// and summary.
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -508,6 +509,13 @@ impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
         if a.port == 0 {
             anyhow::bail!("--port 0 is not a server port");
         }
+        if let Some(b) = a.buffer_size
+            && !(64 * 1024..=i32::MAX as u32).contains(&b)
+        {
+            anyhow::bail!(
+                "-B/--buffer-size {b} is out of range: give 64k to 2047M (the kernel buffer of a live capture)"
+            );
+        }
         if a.buffer_size.is_some() && a.read.is_some() {
             anyhow::bail!(
                 "-B/--buffer-size is the kernel's buffer of a live capture (-i); a file (-r) needs none"
@@ -550,6 +558,11 @@ impl TryFrom<&ServerArgs> for ServerOptions {
         let max_conns = a.max_conns.unwrap_or(proto.default_max_conns());
         if max_conns == 0 {
             anyhow::bail!("--max-conns 0 would refuse every client; give at least 1");
+        }
+        if a.idle_timeout.is_zero() {
+            anyhow::bail!(
+                "--idle-timeout 0 would close every connection at once; give a duration (e.g. 30s, 5m)"
+            );
         }
         Ok(ServerOptions {
             proto,

@@ -203,3 +203,38 @@ fn read_buffers_start_small_and_grow_only_for_a_client_that_sends_a_lot() {
     // (Less what a partial frame already holds.)
     assert!(largest > rc1::codec::stream::READ_CHUNK - 29, "{largest}");
 }
+
+#[test]
+fn a_v3_header_reserves_nothing_for_its_claim_and_a_large_frame_is_not_kept() {
+    use rc1::codec::stream::{FIRST_READ, SHRINK_ABOVE};
+    // struct.pack('!BLL', 1, 1, 1 << 20) and one byte of the message.
+    let mut bytes = vec![1, 0, 0, 0, 1, 0, 0x10, 0, 0, b'x'];
+    let mut r = FrameReader::new(Framing::V3, 1 << 20);
+    let mut src = std::io::Cursor::new(bytes.clone());
+    assert_eq!(r.read_from(&mut src).unwrap(), 10);
+    assert_eq!(r.next_frame().unwrap(), None);
+    let _ = r.read_from(&mut src).unwrap();
+    assert!(
+        r.capacity() <= FIRST_READ,
+        "a claim of 1 MiB with 1 byte sent holds {} bytes",
+        r.capacity()
+    );
+    // The rest of that frame arrives: it is decoded whole, and once it is
+    // out the buffer is given back.
+    bytes.resize(9 + (1 << 20), b'x');
+    bytes.extend(Frame::v3(1, 2, b"small").unwrap().to_bytes(Framing::V3));
+    let mut r = FrameReader::new(Framing::V3, 1 << 20);
+    let mut src = std::io::Cursor::new(bytes);
+    let mut sizes = Vec::new();
+    loop {
+        let n = r.read_from(&mut src).unwrap();
+        while let Some(f) = r.next_frame().unwrap() {
+            sizes.push(f.message.len());
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(sizes, [1 << 20, 5]);
+    assert!(r.capacity() <= SHRINK_ABOVE, "{}", r.capacity());
+}

@@ -276,7 +276,8 @@ fn can_capture() -> bool {
 /// comes (a full pipe would block it).
 struct Capture {
     child: std::process::Child,
-    reader: std::thread::JoinHandle<Vec<u8>>,
+    lines: std::sync::mpsc::Receiver<Value>,
+    seen: Vec<Value>,
 }
 
 impl Capture {
@@ -292,27 +293,60 @@ impl Capture {
         let mut line = String::new();
         err.read_line(&mut line).unwrap();
         assert!(line.contains("capturing on lo"), "{line}");
-        let mut stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            stdout.read_to_end(&mut all).unwrap();
-            all
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in stdout.lines() {
+                let Ok(l) = l else { break };
+                let v: Value = serde_json::from_str(&l).unwrap();
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
         });
         std::thread::sleep(Duration::from_millis(200));
-        Capture { child, reader }
+        Capture {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) until `n` lines match `pred`.
+    fn wait_for(&mut self, n: usize, what: &str, pred: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while self.seen.iter().filter(|e| pred(e)).count() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(_) => panic!("no {n} {what} within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// Waits (bounded) until `n` sessions have ended: the capture has
+    /// then read their last packets.
+    fn wait_sessions(&mut self, n: usize) {
+        self.wait_for(n, "ended sessions", |e| e["type"] == "session");
     }
 
     /// Ctrl+C; every JSON line it printed.
     fn stop(mut self) -> Vec<Value> {
         crate::util::ctrl_c_and_wait(&mut self.child);
         let status = self.child.wait().unwrap();
-        let bytes = self.reader.join().unwrap();
         assert!(status.success());
-        String::from_utf8(bytes)
+        self.seen.extend(self.lines.iter());
+        self.seen
+    }
+
+    /// Sends a signal to the capture (SIGSTOP, SIGCONT).
+    fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
             .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+            .success();
+        assert!(ok, "kill {sig}");
     }
 }
 
@@ -328,14 +362,14 @@ fn a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got() {
     }
     let server = Server::start(&["--proto", "v2", "-q"]);
     let port = server.port();
-    let cap = Capture::start(&port, &[]);
+    let mut cap = Capture::start(&port, &[]);
     // Paced, so the kernel keeps every packet for the capture.
     let out = run(&[
         "flood", "-p", "v2", "--port", &port, "-c", "2", "--rate", "5000", "-n", "3000", "--json",
     ]);
     let s = summary(&out);
     assert!(out.status.success(), "{s}");
-    std::thread::sleep(Duration::from_millis(300));
+    cap.wait_sessions(2);
     let live = cap.stop();
     let count = |dir: &str| {
         live.iter()
@@ -370,19 +404,31 @@ fn a_capture_overrun_by_a_flood_accounts_for_every_frame_in_its_gaps() {
     }
     let server = Server::start(&["--proto", "v2", "-q"]);
     let port = server.port();
-    // A 1 MiB kernel buffer and a line per frame: the flood (millions of
-    // frames a second) overruns the capture, and the kernel drops.
-    let cap = Capture::start(&port, &["-B", "1M"]);
-    // The connections stay open 2 s after the last echo: the capture
-    // catches up before the FINs, so it knows where each stream ends.
-    let out = run(&[
-        "flood", "-p", "v2", "--port", &port, "-c", "2", "--max", "-n", "300000", "--hold", "2s",
-        "--json",
-    ]);
+    // A 4 MiB kernel buffer, and the capture frozen (SIGSTOP) while the
+    // flood sends: the kernel keeps what fits and must drop the rest,
+    // however fast the machine. (v2 forced: the first bytes of a
+    // connection may be lost too, and with them what detection needs.)
+    let mut cap = Capture::start(&port, &["-B", "4M", "--proto", "v2", "--tcp-events"]);
+    cap.signal("-STOP");
+    // The connections stay open 3 s after the last echo: the capture,
+    // thawed after 1 s, catches up before the FINs, so it knows where each
+    // stream ends.
+    let flood = rc1()
+        .args([
+            "flood", "-p", "v2", "--port", &port, "-c", "2", "--max", "-n", "300000", "--hold",
+            "3s", "--json",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    cap.signal("-CONT");
+    let out = flood.wait_with_output().unwrap();
     let s = summary(&out);
     assert!(out.status.success(), "{s}");
     assert_eq!(s["verified"], 300_000, "{s}");
-    std::thread::sleep(Duration::from_millis(300));
+    // Both FINs of both connections read: the capture has caught up.
+    cap.wait_for(4, "FINs", |e| e["type"] == "tcp" && e["what"] == "fin");
     let live = cap.stop();
     let totals = live.last().unwrap();
     assert_eq!(totals["type"], "totals");
@@ -396,11 +442,18 @@ fn a_capture_overrun_by_a_flood_accounts_for_every_frame_in_its_gaps() {
         assert_eq!(x["state"], "SF", "{x}");
         for (i, dir) in ["to_server", "to_client"].iter().enumerate() {
             gaps += x[dir]["gaps"].as_u64().unwrap();
-            frames[i] +=
-                x[dir]["messages"].as_u64().unwrap() + x[dir]["frames_in_gaps"].as_u64().unwrap();
+            frames[i] += x[dir]["messages"].as_u64().unwrap()
+                + x[dir]["frames_in_gaps"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("{x}"));
         }
     }
     assert!(gaps > 0, "{dropped} packets dropped but no gap reported");
+    let decoded: u64 = sessions
+        .iter()
+        .map(|x| x["to_server"]["messages"].as_u64().unwrap())
+        .sum();
+    assert!(decoded > 0, "nothing decoded: {sessions:#?}");
     // Frames decoded plus frames in the reported gaps: every frame sent,
     // and every echo.
     assert_eq!(frames[0], s["sent"].as_u64().unwrap(), "{sessions:#?}");

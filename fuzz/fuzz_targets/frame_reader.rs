@@ -67,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
     let whole = frames(framing, max, &mut std::iter::once(rest));
     let chunked = frames(framing, max, &mut rest.chunks(step));
     assert_eq!(whole, chunked, "chunking changed the frames");
-    // Large steps too: reads of up to 64 kB.
+    // Large steps too: reads of up to 256 kB.
     let read = frames_read(framing, max, rest, step * step * step);
     assert_eq!(whole, read, "reading in steps changed the frames");
 });

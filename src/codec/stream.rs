@@ -26,6 +26,9 @@ pub const READ_CHUNK: usize = 64 * 1024;
 /// was asked makes the next ask four times larger, up to [`READ_CHUNK`].
 pub const FIRST_READ: usize = 4 * 1024;
 
+/// An empty buffer larger than this (grown by a large frame) is freed.
+pub const SHRINK_ABOVE: usize = 4 * READ_CHUNK;
+
 /// The next read size after a read of `n` bytes into room for `asked`:
 /// larger when the read filled a room of at least half the current size.
 pub fn next_read_size(current: usize, n: usize, asked: usize) -> usize {
@@ -93,6 +96,7 @@ impl FrameReader {
 
     /// Appends bytes from the stream.
     pub fn push(&mut self, data: &[u8]) {
+        self.release_if_large();
         self.reserve(data.len());
         let end = self.end.saturating_add(data.len());
         if let Some(dst) = self.buf.get_mut(self.end..end) {
@@ -104,22 +108,22 @@ impl FrameReader {
     /// Reads once from `r` straight into the buffer (no extra copy).
     /// Returns what `read` returned: `Ok(0)` is end of stream.
     pub fn read_from<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<usize> {
-        // Room for the rest of a large frame whose header is in (its size
-        // already checked against the maximum), so one read can take it.
-        let rest = match self.pending() {
+        self.release_if_large();
+        // How much the buffer should hold after this read: `read_size`, or
+        // for a large frame whose header is in (its size already checked
+        // against the maximum) up to the whole frame, but never more than
+        // twice the bytes that did arrive: a header alone reserves
+        // nothing, and a large frame's buffer doubles as its bytes come in.
+        let target = match self.pending() {
             (have, Some(need)) => usize::try_from(need)
                 .unwrap_or(usize::MAX)
-                .saturating_sub(have)
-                .min(MAX_READ),
-            _ => 0,
+                .min(have.saturating_add(MAX_READ))
+                .min(have.saturating_mul(2))
+                .max(self.read_size),
+            _ => self.read_size,
         };
-        // Room for a read of `read_size`, counting what is buffered: a
-        // partial frame does not make the buffer grow.
-        let room = self
-            .read_size
-            .saturating_sub(self.buffered())
-            .max(rest)
-            .max(1);
+        // Counting what is buffered: a partial frame does not grow it.
+        let room = target.saturating_sub(self.buffered()).max(1);
         self.reserve(room);
         let spare = self.buf.get_mut(self.end..).unwrap_or_default();
         let asked = spare.len();
@@ -127,6 +131,16 @@ impl FrameReader {
         self.read_size = next_read_size(self.read_size, n, asked);
         self.end = self.end.saturating_add(n).min(self.buf.len());
         Ok(n)
+    }
+
+    /// Frees a buffer that a large frame grew, once it is empty: a
+    /// connection keeps at most [`SHRINK_ABOVE`] between large frames.
+    fn release_if_large(&mut self) {
+        if self.start == self.end && self.buf.len() > SHRINK_ABOVE {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
     }
 
     /// Makes room for `n` more bytes after `end`: first by moving the

@@ -4,7 +4,9 @@
 //! human line (text mode) or one JSON object per line (`--json`, for
 //! scripts). Errors go to stderr in text mode and are never silenced;
 //! `--quiet` drops everything else but a server's `listening` line (which
-//! says the port, e.g. after `--port 0`). The JSON keys are stable:
+//! says the port, e.g. after `--port 0`), its `refuse` and `pause` lines,
+//! and the `close` lines of connections closed for `--idle-timeout` (what
+//! it did to protect itself). The JSON keys are stable:
 //!
 //! | `event`    | keys besides `event` and `time` (seconds since the Unix epoch) |
 //! |------------|-----------------------------------------------------------------|
@@ -34,6 +36,9 @@ use serde_json::{Map, Value, json};
 use crate::codec::escape::preview;
 use crate::codec::{FrameRef, Framing};
 use crate::report::put_message;
+
+/// How the close reason of a connection the server chose to close starts.
+pub const CLOSED_BY_SERVER: &str = "closed by the server";
 
 /// Per-connection byte and message counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -182,6 +187,25 @@ impl Event<'_> {
     /// Whether this is an error (printed even with `--quiet`).
     pub fn is_error(&self) -> bool {
         matches!(self, Event::Error { .. })
+    }
+
+    /// Whether `--quiet` still prints it: errors, a server's listening line,
+    /// and what a server does to protect itself (a refused connection, a
+    /// client whose reads were paused, a connection closed for
+    /// `--idle-timeout`).
+    pub fn survives_quiet(&self) -> bool {
+        match self {
+            Event::Error { .. }
+            | Event::Listening { .. }
+            | Event::Refused { .. }
+            | Event::Paused { .. } => true,
+            // Idle closes; a close for a decode error follows its error
+            // line, which is printed anyway.
+            Event::Closed { reason, .. } => {
+                reason.starts_with(CLOSED_BY_SERVER) && reason.contains("--idle-timeout")
+            }
+            _ => false,
+        }
     }
 
     /// The human line.
@@ -515,7 +539,7 @@ impl Log {
     /// must not take a server down); `main` handles a broken pipe.
     pub fn emit(&self, ev: &Event<'_>) {
         let error = ev.is_error();
-        if self.quiet && !error && !matches!(ev, Event::Listening { .. }) {
+        if self.quiet && !ev.survives_quiet() {
             return;
         }
         let line = match self.format {

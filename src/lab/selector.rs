@@ -30,8 +30,9 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::Conn;
-use super::event::{Event, Log};
+use super::event::{CLOSED_BY_SERVER, Event, Log};
 use super::threaded::TcpOptions;
+use crate::codec::stream::SHRINK_ABOVE;
 use crate::stop::Stop;
 
 const LISTENER: Token = Token(0);
@@ -40,6 +41,9 @@ const WAKER: Token = Token(1);
 const FIRST_CLIENT: usize = 2;
 /// Queued echo bytes above which a connection's reads pause.
 pub const HIGH_WATER: usize = 256 * 1024;
+/// Sent bytes at the front of a queue that are dropped once they are at
+/// least half of it.
+const COMPACT_AT: usize = 64 * 1024;
 
 struct Client {
     stream: TcpStream,
@@ -62,7 +66,10 @@ impl Client {
         self.out.len().saturating_sub(self.sent)
     }
 
-    /// Writes queued bytes until done or `WouldBlock`.
+    /// Writes queued bytes until done or `WouldBlock`. The bytes already
+    /// sent are dropped from the queue as it goes (not only when it
+    /// empties), so a client that reads steadily but a little behind does
+    /// not make it grow.
     fn flush(&mut self) -> io::Result<()> {
         while self.sent < self.out.len() {
             let chunk = self.out.get(self.sent..).unwrap_or_default();
@@ -73,13 +80,22 @@ impl Client {
                     self.sent = self.sent.saturating_add(n);
                     self.conn.stats.bytes_out = self.conn.stats.bytes_out.saturating_add(n as u64);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.sent >= COMPACT_AT && self.sent.saturating_mul(2) >= self.out.len() {
+                        self.out.drain(..self.sent);
+                        self.sent = 0;
+                    }
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         self.out.clear();
         self.sent = 0;
+        if self.out.capacity() > SHRINK_ABOVE {
+            self.out = Vec::new();
+        }
         Ok(())
     }
 
@@ -108,9 +124,9 @@ fn idle_reason(c: &Client, idle: Duration, now: Instant) -> Option<String> {
     }
     let secs = idle.as_secs_f64();
     Some(if c.pending() > 0 {
-        format!("closed by the server: it read none of its echoes for {secs} s (--idle-timeout)")
+        format!("{CLOSED_BY_SERVER}: it read none of its echoes for {secs} s (--idle-timeout)")
     } else {
-        format!("closed by the server: nothing received for {secs} s (--idle-timeout)")
+        format!("{CLOSED_BY_SERVER}: nothing received for {secs} s (--idle-timeout)")
     })
 }
 
@@ -204,13 +220,39 @@ pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
         if swept.elapsed() >= sweep {
             let now = Instant::now();
             swept = now;
-            let idle: Vec<(usize, String)> = clients
+            let idle: Vec<usize> = clients
                 .iter()
-                .filter_map(|(t, c)| idle_reason(c, opts.idle_timeout, now).map(|r| (*t, r)))
+                .filter(|(_, c)| idle_reason(c, opts.idle_timeout, now).is_some())
+                .map(|(t, _)| *t)
                 .collect();
-            for (t, reason) in idle {
-                if let Some(c) = clients.remove(&t) {
-                    let _ = c.stream.shutdown(std::net::Shutdown::Both);
+            for t in idle {
+                let Some(c) = clients.get_mut(&t) else {
+                    continue;
+                };
+                // Its data may wait behind events not served yet (a poll
+                // returns at most 1,024): read before calling it idle.
+                let next = match serve_event(c, true, &log) {
+                    Next::Keep => match idle_reason(c, opts.idle_timeout, Instant::now()) {
+                        Some(reason) => {
+                            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+                            Next::Close(reason)
+                        }
+                        None => {
+                            let interest = c.interest();
+                            match poll
+                                .registry()
+                                .reregister(&mut c.stream, Token(t), interest)
+                            {
+                                Ok(()) => Next::Keep,
+                                Err(e) => Next::Close(format!("cannot watch this connection: {e}")),
+                            }
+                        }
+                    },
+                    close => close,
+                };
+                if let Next::Close(reason) = next
+                    && let Some(c) = clients.remove(&t)
+                {
                     close(&poll, c, reason, &log);
                 }
             }
@@ -340,7 +382,7 @@ fn serve_once(c: &mut Client, readable: bool, log: &Log) -> Option<Next> {
                         c.conn.log_decode_error(log, &d, "");
                         let _ = c.flush();
                         return Some(Next::Close(format!(
-                            "closed by the server: {}",
+                            "{CLOSED_BY_SERVER}: {}",
                             d.diagnostic().code
                         )));
                     }

@@ -19,7 +19,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, Speaks};
-use super::event::{Event, Log};
+use super::event::{CLOSED_BY_SERVER, Event, Log};
+use crate::codec::stream::SHRINK_ABOVE;
 use crate::stop::Stop;
 
 const LISTENER: Token = Token(0);
@@ -255,7 +256,7 @@ fn serve_until_end(
                 if last_heard.elapsed() >= idle {
                     let _ = stream.shutdown(Shutdown::Both);
                     return format!(
-                        "closed by the server: nothing received for {} s (--idle-timeout)",
+                        "{CLOSED_BY_SERVER}: nothing received for {} s (--idle-timeout)",
                         idle.as_secs_f64()
                     );
                 }
@@ -296,7 +297,7 @@ fn serve_until_end(
                 Err(WriteEnd::Stuck) => {
                     let _ = stream.shutdown(Shutdown::Both);
                     return format!(
-                        "closed by the server: it read none of its echoes for {} s (--idle-timeout)",
+                        "{CLOSED_BY_SERVER}: it read none of its echoes for {} s (--idle-timeout)",
                         idle.as_secs_f64()
                     );
                 }
@@ -304,11 +305,15 @@ fn serve_until_end(
             }
             last_heard = Instant::now();
             out.clear();
+            if out.capacity() > SHRINK_ABOVE {
+                // A large echo went out: do not keep its buffer.
+                out = Vec::new();
+            }
         }
         if let Err(d) = result {
             conn.log_decode_error(log, &d, "");
             let _ = stream.shutdown(Shutdown::Both);
-            return format!("closed by the server: {}", d.diagnostic().code);
+            return format!("{CLOSED_BY_SERVER}: {}", d.diagnostic().code);
         }
     }
 }
