@@ -1143,9 +1143,12 @@ impl Session {
                 messages: self.halves[i].messages,
                 bytes: self.halves[i].bytes,
                 reassembly: self.halves[i].reasm.stats(),
+                // Not for a session picked up mid-stream: what came before
+                // its first captured byte is unknown.
                 frames_in_gaps: self
                     .decoders
                     .as_ref()
+                    .filter(|_| !self.picked_up)
                     .and_then(|d| d.get(i))
                     .and_then(StreamDecoder::frames_in_gaps),
             }),
