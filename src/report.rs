@@ -15,7 +15,7 @@
 //! | `tcp` | `time`, `session`, `what` (`syn`, `syn-ack`, `established`, `fin`, `rst`, `retransmission`, `picked-up`), `dir`, `rtt_us` |
 //! | `diagnostic` | `time`, `session` (or null), `dir`, `code`, `message` |
 //! | `session` | the session summary (see [`SessionSummary`]); per direction (`to_server`, `to_client`): `messages`, `bytes`, `gaps`, `missed_bytes`, `frames_in_gaps` (v2 only, else null), retransmission, overlap and out-of-order counts |
-//! | `totals` | `packets`, `unparsed`, `ignored`, `sessions`, `frames`, `diagnostics`, `kernel_received`, `kernel_dropped`, `interface_dropped` |
+//! | `totals` | `packets`, `unparsed`, `ignored`, `sessions`, `frames` (v2/v3), `text_messages`, `datagrams`, `diagnostics`, `kernel_received`, `kernel_dropped`, `interface_dropped` |
 //!
 //! (*) `message_hex` only when the bytes are not valid UTF-8; `message` is
 //! then the escaped form.
@@ -613,6 +613,8 @@ impl<W: Write> Sink for Printer<W> {
                 "ignored": t.ignored,
                 "sessions": t.sessions,
                 "frames": t.frames,
+                "text_messages": t.text_messages,
+                "datagrams": t.datagrams,
                 "diagnostics": t.diagnostics,
                 "kernel_received": r,
                 "kernel_dropped": d,
@@ -638,8 +640,8 @@ impl<W: Write> Sink for Printer<W> {
             self.line(&more);
         }
         let mut totals = format!(
-            "{} packets, {} sessions, {} frames, {} diagnostics",
-            t.packets, t.sessions, t.frames, t.diagnostics
+            "{} packets, {} sessions, {} frames, {} text messages, {} datagrams, {} diagnostics",
+            t.packets, t.sessions, t.frames, t.text_messages, t.datagrams, t.diagnostics
         );
         if t.unparsed > 0 {
             totals.push_str(&format!(", {} unparsed packets (see above)", t.unparsed));

@@ -308,3 +308,36 @@ fn an_echo_whose_request_was_not_captured_is_not_called_a_mismatch() {
     assert_eq!(s["echo_mismatches"], 0);
     assert_eq!(s["echoes_missing"], 1, "request 1 never got its echo: {s}");
 }
+
+#[test]
+fn totals_count_every_message_each_session_counts() {
+    let dir = format!("{}/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.display().to_string();
+        if !(name.ends_with(".pcap") || name.ends_with(".pcapng")) {
+            continue;
+        }
+        let out = run(&["capture", "-r", &name, "--json"]);
+        let lines = json_lines(&out);
+        let (mut frames, mut text, mut datagrams) = (0, 0, 0);
+        for s in lines.iter().filter(|e| e["type"] == "session") {
+            let n = s["to_server"]["messages"].as_u64().unwrap()
+                + s["to_client"]["messages"].as_u64().unwrap();
+            match s["framing"].as_str().unwrap() {
+                "v2" | "v3" => frames += n,
+                "text" => text += n,
+                "udp" => datagrams += n,
+                _ => assert_eq!(n, 0, "{name}: {s}"),
+            }
+        }
+        let t = lines.last().unwrap();
+        assert_eq!(t["type"], "totals", "{name}");
+        assert_eq!(t["frames"], frames, "{name}");
+        assert_eq!(t["text_messages"], text, "{name}");
+        assert_eq!(t["datagrams"], datagrams, "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} fixtures");
+}

@@ -224,6 +224,10 @@ pub struct Totals {
     pub sessions: u64,
     /// Frames decoded.
     pub frames: u64,
+    /// Text messages (reassembled chunks of text sessions).
+    pub text_messages: u64,
+    /// UDP datagrams.
+    pub datagrams: u64,
     /// Diagnostics reported.
     pub diagnostics: u64,
     /// Live only: (received, dropped by kernel, dropped by interface).

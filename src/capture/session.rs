@@ -416,6 +416,7 @@ impl Tracker {
         let h = &mut s.halves[dir.index()];
         h.messages = h.messages.saturating_add(1);
         h.bytes = h.bytes.saturating_add(data.len() as u64);
+        self.totals.datagrams = self.totals.datagrams.saturating_add(1);
         let at = Where {
             ts,
             session: s.id,
@@ -1034,6 +1035,7 @@ impl Session {
                 }
             }
             Decoded::Text { offset, data } => {
+                totals.text_messages = totals.text_messages.saturating_add(1);
                 let h = &mut self.halves[dir.index()];
                 h.messages = h.messages.saturating_add(1);
                 h.bytes = h.bytes.saturating_add(data.len() as u64);
