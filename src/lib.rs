@@ -94,18 +94,31 @@ fn watch_ctrl_c(stop: &Stop) -> Result<()> {
     Ok(())
 }
 
+/// Options that parse but do not make sense together: said on one line,
+/// and status 2, as clap's own usage errors.
+fn usage_error(command: &str, e: &anyhow::Error) -> ExitCode {
+    eprintln!("rc1 {command}: {e:#}");
+    ExitCode::from(2)
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Server(args) => {
-            let opts = ServerOptions::try_from(&args)?;
+            let opts = match ServerOptions::try_from(&args) {
+                Ok(o) => o,
+                Err(e) => return Ok(usage_error("server", &e)),
+            };
             let server = Server::bind(opts)?;
             let stop = stop_on_ctrl_c()?;
             server.run(Arc::new(log_for(&args.output)), stop)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Client(args) => {
-            let opts = ClientOptions::try_from(&args)?;
+            let opts = match ClientOptions::try_from(&args) {
+                Ok(o) => o,
+                Err(e) => return Ok(usage_error("client", &e)),
+            };
             let messages = if !args.message.is_empty() {
                 Messages::List(args.message.clone().into_iter())
             } else if std::io::stdin().is_terminal() {
@@ -138,11 +151,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Flood(args) => {
             let opts = match flood::FloodOptions::try_from(&args) {
                 Ok(o) => o,
-                Err(e) => {
-                    // A usage error, like clap's own: status 2.
-                    eprintln!("rc1 flood: {e:#}");
-                    return Ok(ExitCode::from(2));
-                }
+                Err(e) => return Ok(usage_error("flood", &e)),
             };
             if opts.connections > 500 {
                 let _ = rlimit::increase_nofile_limit((opts.connections as u64).saturating_add(64));
@@ -163,7 +172,10 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         print!("{}", capture::source::list_interfaces()?);
         return Ok(ExitCode::SUCCESS);
     }
-    let opts = capture::CaptureOptions::try_from(args)?;
+    let opts = match capture::CaptureOptions::try_from(args) {
+        Ok(o) => o,
+        Err(e) => return Ok(usage_error("capture", &e)),
+    };
     let mut source = capture::open(&opts)?;
     // The handle (and any -w file) is open: root is no longer needed.
     if source.is_live()

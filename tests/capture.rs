@@ -243,8 +243,9 @@ fn user_errors_are_one_clear_line() {
     );
     assert!(err.contains("lo"), "lists the real interfaces: {err}");
 
+    // Options that do not go together: a usage error, status 2.
     let out = run(&["capture", "-r", &path, "-B", "1M"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("-B/--buffer-size is the kernel's buffer of a live capture"),
         "{}",

@@ -865,3 +865,28 @@ fn selector_resumes_a_paused_client_whose_fin_came_while_paused() {
     writer.join().unwrap();
     assert_eq!(got, 3_000_000);
 }
+
+#[test]
+fn options_that_make_no_sense_are_usage_errors() {
+    for (args, says) in [
+        (
+            &["server", "-p", "v2", "--idle-timeout", "0"][..],
+            "--idle-timeout 0",
+        ),
+        (
+            &["server", "-p", "v2", "--max-conns", "0"][..],
+            "--max-conns 0",
+        ),
+        (&["client", "-p", "v2", "--port", "0"][..], "--port 0"),
+        (
+            &["capture", "-i", "lo", "-B", "1k"][..],
+            "-B/--buffer-size 1024",
+        ),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
