@@ -206,7 +206,10 @@ def main():
                 lag.sendall(block)
                 got = 0
                 while got < len(block):
-                    got += len(lag.recv(len(block) - got))
+                    chunk = lag.recv(len(block) - got)
+                    if not chunk:
+                        sys.exit(f"hostile: {proto} closed the reader that was behind")
+                    got += len(chunk)
             measure("a reader 3 MB behind", 8)
             lag.close()
             time.sleep(0.5)

@@ -509,16 +509,16 @@ impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
         if a.port == 0 {
             anyhow::bail!("--port 0 is not a server port");
         }
+        if a.buffer_size.is_some() && a.read.is_some() {
+            anyhow::bail!(
+                "-B/--buffer-size is the kernel's buffer of a live capture (-i); a file (-r) needs none"
+            );
+        }
         if let Some(b) = a.buffer_size
             && !(64 * 1024..=i32::MAX as u32).contains(&b)
         {
             anyhow::bail!(
                 "-B/--buffer-size {b} is out of range: give 64k to 2047M (the kernel buffer of a live capture)"
-            );
-        }
-        if a.buffer_size.is_some() && a.read.is_some() {
-            anyhow::bail!(
-                "-B/--buffer-size is the kernel's buffer of a live capture (-i); a file (-r) needs none"
             );
         }
         Ok(crate::capture::CaptureOptions {
@@ -559,9 +559,10 @@ impl TryFrom<&ServerArgs> for ServerOptions {
         if max_conns == 0 {
             anyhow::bail!("--max-conns 0 would refuse every client; give at least 1");
         }
-        if a.idle_timeout.is_zero() {
+        if a.idle_timeout < Duration::from_millis(100) {
             anyhow::bail!(
-                "--idle-timeout 0 would close every connection at once; give a duration (e.g. 30s, 5m)"
+                "--idle-timeout {} ms would close connections before they can say anything; give at least 100ms (e.g. 30s, 5m)",
+                a.idle_timeout.as_millis()
             );
         }
         Ok(ServerOptions {

@@ -206,7 +206,7 @@ fn read_buffers_start_small_and_grow_only_for_a_client_that_sends_a_lot() {
 
 #[test]
 fn a_v3_header_reserves_nothing_for_its_claim_and_a_large_frame_is_not_kept() {
-    use rc1::codec::stream::{FIRST_READ, SHRINK_ABOVE};
+    use rc1::codec::stream::{FIRST_READ, READ_CHUNK, SHRINK_ABOVE};
     // struct.pack('!BLL', 1, 1, 1 << 20) and one byte of the message.
     let mut bytes = vec![1, 0, 0, 0, 1, 0, 0x10, 0, 0, b'x'];
     let mut r = FrameReader::new(Framing::V3, 1 << 20);
@@ -225,9 +225,10 @@ fn a_v3_header_reserves_nothing_for_its_claim_and_a_large_frame_is_not_kept() {
     bytes.extend(Frame::v3(1, 2, b"small").unwrap().to_bytes(Framing::V3));
     let mut r = FrameReader::new(Framing::V3, 1 << 20);
     let mut src = std::io::Cursor::new(bytes);
-    let mut sizes = Vec::new();
+    let (mut sizes, mut most) = (Vec::new(), 0);
     loop {
         let n = r.read_from(&mut src).unwrap();
+        most = most.max(r.capacity());
         while let Some(f) = r.next_frame().unwrap() {
             sizes.push(f.message.len());
         }
@@ -236,5 +237,27 @@ fn a_v3_header_reserves_nothing_for_its_claim_and_a_large_frame_is_not_kept() {
         }
     }
     assert_eq!(sizes, [1 << 20, 5]);
+    // The buffer doubled up to the frame, not past it.
+    assert!(most <= 9 + (1 << 20) + READ_CHUNK, "{most}");
+    assert!(r.capacity() <= SHRINK_ABOVE, "{}", r.capacity());
+
+    // A large frame followed by the first byte of the next: the large
+    // buffer is not kept for that byte.
+    let mut bytes = vec![1, 0, 0, 0, 1, 0, 0x10, 0, 0];
+    bytes.resize(9 + (1 << 20), b'x');
+    bytes.push(1);
+    let mut r = FrameReader::new(Framing::V3, 1 << 20);
+    let mut src = std::io::Cursor::new(bytes);
+    let mut whole = 0;
+    loop {
+        let n = r.read_from(&mut src).unwrap();
+        while r.next_frame().unwrap().is_some() {
+            whole += 1;
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!((whole, r.buffered()), (1, 1));
     assert!(r.capacity() <= SHRINK_ABOVE, "{}", r.capacity());
 }

@@ -871,7 +871,11 @@ fn options_that_make_no_sense_are_usage_errors() {
     for (args, says) in [
         (
             &["server", "-p", "v2", "--idle-timeout", "0"][..],
-            "--idle-timeout 0",
+            "--idle-timeout 0 ms",
+        ),
+        (
+            &["server", "-p", "v2", "--idle-timeout", "50ms"][..],
+            "at least 100ms",
         ),
         (
             &["server", "-p", "v2", "--max-conns", "0"][..],
@@ -889,4 +893,27 @@ fn options_that_make_no_sense_are_usage_errors() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
+}
+
+#[test]
+fn a_flood_of_refused_connections_is_logged_once_a_second_and_counted() {
+    let mut server = Server::start(&["--proto", "text", "--max-conns", "1"]);
+    let _held = connect(&server);
+    server.wait_for(is("accept"));
+    for _ in 0..200 {
+        let mut c = connect(&server);
+        // Each is closed at once.
+        let mut b = [0u8; 1];
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        assert!(matches!(c.read(&mut b), Ok(0) | Err(_)));
+    }
+    let (status, events) = server.stop();
+    assert!(status.success());
+    let lines: Vec<_> = events.iter().filter(|e| e["event"] == "refuse").collect();
+    let said: u64 = lines.iter().map(|e| 1 + e["more"].as_u64().unwrap()).sum();
+    let stop = events.iter().find(|e| e["event"] == "stop").unwrap();
+    assert_eq!(stop["refused"], 200, "{stop}");
+    assert!(!lines.is_empty() && said <= 200, "{lines:#?}");
+    // 200 refusals in a few seconds at most: a handful of lines, not 200.
+    assert!(lines.len() <= 10, "{} refuse lines", lines.len());
 }

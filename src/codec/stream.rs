@@ -113,7 +113,8 @@ impl FrameReader {
         // for a large frame whose header is in (its size already checked
         // against the maximum) up to the whole frame, but never more than
         // twice the bytes that did arrive: a header alone reserves
-        // nothing, and a large frame's buffer doubles as its bytes come in.
+        // nothing, and a large frame's buffer doubles as its bytes come in,
+        // up to the frame's size.
         let target = match self.pending() {
             (have, Some(need)) => usize::try_from(need)
                 .unwrap_or(usize::MAX)
@@ -135,11 +136,17 @@ impl FrameReader {
 
     /// Frees a buffer that a large frame grew, once it is empty: a
     /// connection keeps at most [`SHRINK_ABOVE`] between large frames.
+    /// (The few bytes of a next frame already in are moved to a new,
+    /// small buffer.)
     fn release_if_large(&mut self) {
-        if self.start == self.end && self.buf.len() > SHRINK_ABOVE {
-            self.buf = Vec::new();
+        if self.buf.len() > SHRINK_ABOVE && self.buffered() <= READ_CHUNK {
+            let held = self.buf.get(self.start..self.end).unwrap_or_default();
+            let mut small = Vec::with_capacity(self.read_size.max(held.len()));
+            small.extend_from_slice(held);
+            small.resize(small.capacity(), 0);
+            self.end = held.len();
             self.start = 0;
-            self.end = 0;
+            self.buf = small;
         }
     }
 
@@ -157,10 +164,18 @@ impl FrameReader {
                 return;
             }
         }
+        // Double, but never past the whole of a large frame in progress
+        // (its size is known and checked): a 1 MiB frame fits in 1 MiB.
+        let cap = match self.pending() {
+            (_, Some(need)) => usize::try_from(need).unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        };
         let want = self
             .end
             .saturating_add(n)
-            .max(self.buf.len().saturating_mul(2));
+            .max(self.buf.len().saturating_mul(2).min(cap));
+        // Exactly: `Vec`'s own growth would double the capacity again.
+        self.buf.reserve_exact(want.saturating_sub(self.buf.len()));
         self.buf.resize(want, 0);
     }
 

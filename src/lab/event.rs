@@ -12,14 +12,14 @@
 //! |------------|-----------------------------------------------------------------|
 //! | `listening`| `proto`, `addr`, `max_conns` |
 //! | `accept`   | `conn`, `peer`, `active`, `token` (selector only) |
-//! | `refuse`   | `peer`, `limit` |
+//! | `refuse`   | `peer`, `limit`, `more` (refused since the last such line: at most one a second) |
 //! | `datagram` | `peer`, `local`, `len`, `message`, `message_hex`*, `echoed` |
 //! | `text`     | `conn`, `peer`, `len`, `message`, `message_hex`*, `token` |
 //! | `frame`    | `conn`, `peer`, `framing`, `version`, `order`, `size`, `message`, `message_hex`*, `cut`, `diagnostics` |
 //! | `pause`    | `conn`, `peer`, `queued`, `token` (once per connection: reads stopped, its echoes unread) |
 //! | `close`    | `conn`, `peer`, `reason`, `bytes_in`, `bytes_out`, `messages`, `token` |
 //! | `error`    | `conn`, `peer`, `code`, `message` |
-//! | `stop`     | `served` |
+//! | `stop`     | `served`, `refused` |
 //! | `connect`  | `local`, `remote`, `proto` (client) |
 //! | `sent`, `echo` | as `frame` or `text`, plus `ok` on `echo` (client) |
 //!
@@ -80,6 +80,9 @@ pub enum Event<'a> {
         peer: SocketAddr,
         /// The cap.
         limit: usize,
+        /// Refused since the last such line and not said (at most one
+        /// line a second is printed; see [`Refusals`]).
+        more: u64,
     },
     /// A UDP datagram arrived.
     Datagram {
@@ -155,6 +158,8 @@ pub enum Event<'a> {
     Stopped {
         /// Connections (or datagrams, for UDP) served in all.
         served: u64,
+        /// Connections refused in all (`--max-conns`).
+        refused: u64,
     },
     /// A client connected (or, for UDP, chose its address).
     Connected {
@@ -228,9 +233,16 @@ impl Event<'_> {
                 active,
                 token,
             } => format!("accept #{conn} from {peer}{} ({active} open)", tok(token)),
-            Event::Refused { peer, limit } => format!(
-                "refuse {peer}: connection limit {limit} reached (--max-conns); closed at once"
-            ),
+            Event::Refused { peer, limit, more } => {
+                let more = if *more > 0 {
+                    format!(" ({more} more refused since the last such line)")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "refuse {peer}: connection limit {limit} reached (--max-conns); closed at once{more}"
+                )
+            }
             Event::Datagram {
                 peer,
                 local,
@@ -298,7 +310,13 @@ impl Event<'_> {
                 }
                 format!("{s}: {code}: {message}")
             }
-            Event::Stopped { served } => format!("stopped ({served} served)"),
+            Event::Stopped { served, refused } => {
+                if *refused > 0 {
+                    format!("stopped ({served} served, {refused} refused)")
+                } else {
+                    format!("stopped ({served} served)")
+                }
+            }
             Event::Connected {
                 local,
                 remote,
@@ -372,9 +390,10 @@ impl Event<'_> {
                 put("active", json!(active));
                 put("token", token(t));
             }
-            Event::Refused { peer, limit } => {
+            Event::Refused { peer, limit, more } => {
                 put("peer", json!(peer.to_string()));
                 put("limit", json!(limit));
+                put("more", json!(more));
             }
             Event::Datagram {
                 peer,
@@ -445,7 +464,10 @@ impl Event<'_> {
                 put("code", json!(code));
                 put("message", json!(message));
             }
-            Event::Stopped { served } => put("served", json!(served)),
+            Event::Stopped { served, refused } => {
+                put("served", json!(served));
+                put("refused", json!(refused));
+            }
             Event::Connected {
                 local,
                 remote,
@@ -481,6 +503,39 @@ fn put_frame(m: &mut Map<String, Value>, framing: Framing, f: &FrameRef<'_>) {
     m.insert("cut".into(), json!(framing == Framing::V2 && f.is_cut()));
     let codes: Vec<_> = f.diagnostics(framing).iter().map(|d| d.code).collect();
     m.insert("diagnostics".into(), json!(codes));
+}
+
+/// Refused connections, said at most once a second: a connection flood
+/// beyond `--max-conns` must not become a log flood. Each line counts the
+/// refusals it stands for, and the server's `stop` line gives the total.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    last: Option<std::time::Instant>,
+    unsaid: u64,
+    /// Refused in all.
+    pub total: u64,
+}
+
+impl Refusals {
+    /// A connection from `peer` was refused.
+    pub fn refused(&mut self, log: &Log, peer: SocketAddr, limit: usize) {
+        self.total = self.total.saturating_add(1);
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(1))
+        {
+            self.unsaid = self.unsaid.saturating_add(1);
+            return;
+        }
+        log.emit(&Event::Refused {
+            peer,
+            limit,
+            more: self.unsaid,
+        });
+        self.unsaid = 0;
+        self.last = Some(now);
+    }
 }
 
 /// Output format.

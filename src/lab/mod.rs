@@ -156,8 +156,8 @@ impl Server {
             max_frame: o.max_frame,
             idle_timeout: o.idle_timeout,
         };
-        let served = match self.socket {
-            Socket::Udp(s) => udp::run(s, o.echo, log.clone(), stop)?,
+        let (served, refused) = match self.socket {
+            Socket::Udp(s) => (udp::run(s, o.echo, log.clone(), stop)?, 0),
             Socket::Tcp(l) => match o.proto {
                 ServerProto::TextSel => selector::run(l, tcp(Speaks::Text), log.clone(), stop)?,
                 ServerProto::Text => threaded::run(l, tcp(Speaks::Text), log.clone(), stop)?,
@@ -170,7 +170,7 @@ impl Server {
                 ServerProto::Udp => unreachable!("bind() opens a UDP socket for udp"),
             },
         };
-        log.emit(&Event::Stopped { served });
+        log.emit(&Event::Stopped { served, refused });
         Ok(served)
     }
 }

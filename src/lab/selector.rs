@@ -30,7 +30,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::Conn;
-use super::event::{CLOSED_BY_SERVER, Event, Log};
+use super::event::{CLOSED_BY_SERVER, Event, Log, Refusals};
 use super::threaded::TcpOptions;
 use crate::codec::stream::SHRINK_ABOVE;
 use crate::stop::Stop;
@@ -156,8 +156,14 @@ enum Next {
     Close(String),
 }
 
-/// Serves until `stop`; returns how many connections were accepted.
-pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -> io::Result<u64> {
+/// Serves until `stop`; returns how many connections were accepted and
+/// how many refused.
+pub fn run(
+    listener: StdListener,
+    opts: TcpOptions,
+    log: Arc<Log>,
+    stop: Stop,
+) -> io::Result<(u64, u64)> {
     listener.set_nonblocking(true)?;
     let mut listener = TcpListener::from_std(listener);
     let mut poll = Poll::new()?;
@@ -173,6 +179,7 @@ pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
     let mut clients: HashMap<usize, Client> = HashMap::new();
     let mut next_token = FIRST_CLIENT;
     let mut accepted: u64 = 0;
+    let mut refusals = Refusals::default();
     let mut events = Events::with_capacity(1024);
     let mut accept_retry = false;
     let sweep = sweep_every(opts.idle_timeout);
@@ -265,10 +272,7 @@ pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
                     break;
                 };
                 if clients.len() >= opts.max_conns {
-                    log.emit(&Event::Refused {
-                        peer,
-                        limit: opts.max_conns,
-                    });
+                    refusals.refused(&log, peer, opts.max_conns);
                     continue;
                 }
                 let token = Token(next_token);
@@ -320,7 +324,7 @@ pub fn run(listener: StdListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
             token: c.conn.token,
         });
     }
-    Ok(accepted)
+    Ok((accepted, refusals.total))
 }
 
 /// Serves one readiness event: reads while allowed, then writes.

@@ -19,7 +19,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, Speaks};
-use super::event::{CLOSED_BY_SERVER, Event, Log};
+use super::event::{CLOSED_BY_SERVER, Event, Log, Refusals};
 use crate::codec::stream::SHRINK_ABOVE;
 use crate::stop::Stop;
 
@@ -59,8 +59,14 @@ struct Counts {
 
 type Active = Arc<Counts>;
 
-/// Serves until `stop`; returns how many connections were accepted.
-pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -> io::Result<u64> {
+/// Serves until `stop`; returns how many connections were accepted and
+/// how many refused.
+pub fn run(
+    listener: TcpListener,
+    opts: TcpOptions,
+    log: Arc<Log>,
+    stop: Stop,
+) -> io::Result<(u64, u64)> {
     listener.set_nonblocking(true)?;
     let mut poll = Poll::new()?;
     let fd = listener.as_raw_fd();
@@ -76,6 +82,7 @@ pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
     }
     let mut events = Events::with_capacity(64);
     let mut accepted: u64 = 0;
+    let mut refusals = Refusals::default();
     // Set while accept fails (out of file descriptors): retry every 100 ms,
     // since an edge-triggered poll will not report the waiting clients again.
     let mut accept_retry = false;
@@ -97,10 +104,7 @@ pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
                 break;
             };
             if active.slots.load(Ordering::SeqCst) >= opts.max_conns {
-                log.emit(&Event::Refused {
-                    peer,
-                    limit: opts.max_conns,
-                });
+                refusals.refused(&log, peer, opts.max_conns);
                 drop(stream);
                 continue;
             }
@@ -126,7 +130,7 @@ pub fn run(listener: TcpListener, opts: TcpOptions, log: Arc<Log>, stop: Stop) -
     while active.threads.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    Ok(accepted)
+    Ok((accepted, refusals.total))
 }
 
 fn spawn_client(
