@@ -55,9 +55,8 @@ def request(proto, order, msg=b"hostile"):
     return msg
 
 
-def echo_ok(port, proto):
-    """One request and its echo, as a lab client does."""
-    req = request(proto, 1, b"still served?")
+def exchange(port, req):
+    """One connection: `req`, then its echo (what came back before a close)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(req)
         got = b""
@@ -66,28 +65,35 @@ def echo_ok(port, proto):
             if not chunk:
                 break
             got += chunk
-    return got == req
+    return got
+
+
+def echo_ok(port, proto):
+    """One request and its echo, as a lab client does."""
+    req = request(proto, 1, b"still served?")
+    return exchange(port, req) == req
 
 
 def storm(port, proto, n, threads=4):
     req = request(proto, 1)
 
+    errors = []
+
     def work(k):
-        for _ in range(k):
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-                s.sendall(req)
-                got = b""
-                while len(got) < len(req):
-                    chunk = s.recv(len(req) - len(got))
-                    if not chunk:
-                        raise RuntimeError("storm: connection closed before its echo")
-                    got += chunk
+        try:
+            for _ in range(k):
+                if exchange(port, req) != req:
+                    raise RuntimeError("no echo, or a wrong one")
+        except (OSError, RuntimeError) as e:
+            errors.append(e)
 
     ts = [threading.Thread(target=work, args=(n // threads,)) for _ in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
+    if errors:
+        sys.exit(f"hostile: {proto} storm: {errors[0]}")
 
 
 def main():

@@ -42,16 +42,7 @@ fn a_well_behaved_client_is_served_beside_a_thousand_idle_and_trickling_ones() {
             std::thread::sleep(Duration::from_millis(500));
         }
         // With all of them connected, a lab client gets its echo as usual.
-        let out = run(&[
-            "client",
-            "-p",
-            client,
-            "--port",
-            &server.port(),
-            "-m",
-            "still served?",
-        ]);
-        assert!(out.status.success(), "{proto}: {}", stderr(&out));
+        lab_client_ok(&server, proto, client, "still served?");
         drop(socks);
         let (status, _) = server.stop();
         assert!(status.success(), "{proto}");
@@ -168,6 +159,12 @@ const SERVERS: [(&str, &str); 4] = [
     ("v3", "v3"),
 ];
 
+/// A lab client sends `msg` and must get its echo.
+fn lab_client_ok(server: &Server, proto: &str, client: &str, msg: &str) {
+    let out = run(&["client", "-p", client, "--port", &server.port(), "-m", msg]);
+    assert!(out.status.success(), "{proto}: {}", stderr(&out));
+}
+
 /// A lab client gets its echo; returns the server's `accept` event for it.
 fn lab_client_served(server: &mut Server, proto: &str, client: &str) -> serde_json::Value {
     // A message no other client sent identifies the connection (ports are
@@ -179,16 +176,7 @@ fn lab_client_served(server: &mut Server, proto: &str, client: &str) -> serde_js
             .unwrap()
             .subsec_nanos()
     );
-    let out = run(&[
-        "client",
-        "-p",
-        client,
-        "--port",
-        &server.port(),
-        "-m",
-        &nonce,
-    ]);
-    assert!(out.status.success(), "{proto}: {}", stderr(&out));
+    lab_client_ok(server, proto, client, &nonce);
     let seen = server.wait_for(|e| {
         (e["event"] == "text" || e["event"] == "frame") && e["message"] == nonce.as_str()
     });
@@ -233,16 +221,7 @@ fn a_client_that_never_reads_its_echoes_is_paused_then_closed() {
         assert!(pause["queued"].as_u64().unwrap() > 0, "{proto}: {pause}");
         let conn = pause["conn"].clone();
         // Paused, the server still serves everyone else.
-        let out = run(&[
-            "client",
-            "-p",
-            client,
-            "--port",
-            &server.port(),
-            "-m",
-            "served?",
-        ]);
-        assert!(out.status.success(), "{proto}: {}", stderr(&out));
+        lab_client_ok(&server, proto, client, "served?");
         let closed = server.wait_for(|e| e["event"] == "close" && e["conn"] == conn);
         let reason = closed["reason"].as_str().unwrap();
         assert!(
