@@ -372,6 +372,7 @@ impl Capture {
 
 #[test]
 fn a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got() {
+    let _one_at_a_time = crate::util::live_capture_lock();
     let test = "a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got";
     if !have_prerequisite(
         can_capture(),
@@ -414,6 +415,7 @@ fn a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got() {
 
 #[test]
 fn a_capture_overrun_by_a_flood_accounts_for_every_frame_in_its_gaps() {
+    let _one_at_a_time = crate::util::live_capture_lock();
     let test = "a_capture_overrun_by_a_flood_accounts_for_every_frame_in_its_gaps";
     if !have_prerequisite(
         can_capture(),

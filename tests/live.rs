@@ -18,6 +18,7 @@ fn can_capture() -> bool {
 
 #[test]
 fn live_capture_decodes_what_the_lab_sends_and_matches_its_file() {
+    let _one_at_a_time = crate::util::live_capture_lock();
     if !have_prerequisite(
         can_capture(),
         "live_capture_on_lo",
@@ -139,6 +140,7 @@ fn capture_without_privilege_says_what_to_do() {
 
 #[test]
 fn started_through_sudo_the_capture_drops_root_once_it_is_open() {
+    let _one_at_a_time = crate::util::live_capture_lock();
     let is_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
     if !have_prerequisite(
         is_root && can_capture(),

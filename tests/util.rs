@@ -303,3 +303,11 @@ pub fn ctrl_c_and_wait(child: &mut Child) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Held by each test that captures live on lo, so two of them never run at
+/// once: a flood frozen under one capture must not starve the other.
+pub fn live_capture_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -3,9 +3,13 @@
 //! the same [`RawPacket`]s whether they are live or read from a file, so live
 //! and offline decoding agree by construction.
 //!
-//! Live captures use immediate mode (each packet is handed over as it
-//! arrives, not when a kernel buffer fills) and a short read timeout so a
-//! stop request is noticed. Offline reads accept pcap and pcapng.
+//! Live captures use libpcap's block mode, not immediate mode: packets are
+//! packed into the kernel ring's blocks (TPACKET_V3), so the default 32 MiB
+//! holds hundreds of thousands of small packets; with immediate mode each
+//! packet takes a whole snap-length slot and the ring holds a few hundred,
+//! which a short stall overruns. A block is handed over when full or after
+//! the read timeout (100 ms), which bounds the delay of a line
+//! and lets a stop request be noticed. Offline reads accept pcap and pcapng.
 
 use std::path::{Path, PathBuf};
 
@@ -177,7 +181,7 @@ impl Source {
         }
         let cap = Capture::from_device(iface)
             .and_then(|c| {
-                c.immediate_mode(true)
+                c.immediate_mode(false)
                     .snaplen(SNAPLEN)
                     .timeout(READ_TIMEOUT_MS)
                     .buffer_size(i32::try_from(buffer).unwrap_or(i32::MAX))
