@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{Server, WAIT, have_prerequisite, json_lines, rc1, run, stderr};
+use crate::util::{Server, WAIT, json_lines, rc1, run, stderr};
 
 /// The final JSON object of a flood.
 fn summary(out: &Output) -> Value {
@@ -265,13 +265,6 @@ fn rate_mode_paces_and_interval_reports_stream_as_json() {
     assert_eq!(s["mode"], "rate 2000/s");
 }
 
-/// Whether this process may open a live capture on lo.
-fn can_capture() -> bool {
-    run(&["capture", "-i", "lo", "-c", "0", "-q"])
-        .status
-        .success()
-}
-
 /// `rc1 capture -i lo --json` for a server port, its output read as it
 /// comes (a full pipe would block it).
 struct Capture {
@@ -372,15 +365,10 @@ impl Capture {
 
 #[test]
 fn a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got() {
-    let _one_at_a_time = crate::util::live_capture_lock();
     let test = "a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got";
-    if !have_prerequisite(
-        can_capture(),
-        test,
-        "capture privilege (root or CAP_NET_RAW)",
-    ) {
+    let Some(_one_at_a_time) = crate::util::live_capture(test) else {
         return;
-    }
+    };
     let server = Server::start(&["--proto", "v2", "-q"]);
     let port = server.port();
     let mut cap = Capture::start(&port, &[]);
@@ -415,15 +403,10 @@ fn a_live_capture_beside_a_flood_decodes_exactly_what_it_sent_and_got() {
 
 #[test]
 fn a_capture_overrun_by_a_flood_accounts_for_every_frame_in_its_gaps() {
-    let _one_at_a_time = crate::util::live_capture_lock();
     let test = "a_capture_overrun_by_a_flood_accounts_for_every_frame_in_its_gaps";
-    if !have_prerequisite(
-        can_capture(),
-        test,
-        "capture privilege (root or CAP_NET_RAW)",
-    ) {
+    let Some(_one_at_a_time) = crate::util::live_capture(test) else {
         return;
-    }
+    };
     let server = Server::start(&["--proto", "v2", "-q"]);
     let port = server.port();
     // A 4 MiB kernel buffer, and the capture frozen (SIGSTOP) three times

@@ -10,22 +10,11 @@ use std::time::Duration;
 
 use crate::util::{Server, have_prerequisite, json_lines, rc1, run, stderr};
 
-/// Whether this process may open a live capture on lo.
-fn can_capture() -> bool {
-    let out = run(&["capture", "-i", "lo", "-c", "0", "-q"]);
-    out.status.success()
-}
-
 #[test]
 fn live_capture_decodes_what_the_lab_sends_and_matches_its_file() {
-    let _one_at_a_time = crate::util::live_capture_lock();
-    if !have_prerequisite(
-        can_capture(),
-        "live_capture_on_lo",
-        "capture privilege (root or CAP_NET_RAW)",
-    ) {
+    let Some(_one_at_a_time) = crate::util::live_capture("live_capture_on_lo") else {
         return;
-    }
+    };
     let server = Server::start(&["--proto", "v3"]);
     let port = server.port();
     let dir = std::env::temp_dir().join(format!("rc1-live-{}", std::process::id()));
@@ -143,7 +132,7 @@ fn started_through_sudo_the_capture_drops_root_once_it_is_open() {
     let _one_at_a_time = crate::util::live_capture_lock();
     let is_root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
     if !have_prerequisite(
-        is_root && can_capture(),
+        is_root && crate::util::can_capture(),
         "started_through_sudo_the_capture_drops_root_once_it_is_open",
         "root (to start as root and drop to SUDO_UID)",
     ) {

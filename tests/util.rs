@@ -311,3 +311,23 @@ pub fn live_capture_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// Whether this process may open a live capture on lo.
+pub fn can_capture() -> bool {
+    run(&["capture", "-i", "lo", "-c", "0", "-q"])
+        .status
+        .success()
+}
+
+/// For a test that captures live on lo: the lock that runs such tests one
+/// at a time, or `None` (said loudly; a failure under `CI=true`) when this
+/// process may not capture.
+pub fn live_capture(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    let lock = live_capture_lock();
+    have_prerequisite(
+        can_capture(),
+        test,
+        "capture privilege (root or CAP_NET_RAW)",
+    )
+    .then_some(lock)
+}
