@@ -3,14 +3,17 @@
 
 frame_reader: each TCP direction's payload bytes, with a first byte
 choosing v2/v3 and the chunk size; packet_pipeline: every packet of a
-file, in the target's format (link type byte, then length + bytes);
-reassembler: each direction's segments as (offset, flags, length, bytes).
+file, in the target's format (a first byte of options, then per packet a
+link type index, length and bytes); reassembler: each direction's segments
+as (offset, flags, length, bytes); savefile: the files themselves.
 """
 import os, struct, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "..", "fixtures")
-LINKTYPES = [1, 0, 108, 101, 12, 113, 276]  # the target's order
+# rc1::capture::packet::linktype::ALL, in its order.
+LINKTYPES = [0, 1, 9, 12, 14, 50, 51, 101, 104, 105, 108, 113, 117, 127, 129, 149,
+             192, 228, 229, 239, 242, 258, 276]
 
 def records(path):
     d = open(path, "rb").read()
@@ -43,11 +46,13 @@ def write(target, name, data):
     open(os.path.join(d, name), "wb").write(data)
 
 for f in sorted(os.listdir(FIX)):
+    if f.endswith((".pcap", ".pcapng")):
+        write("savefile", f, open(os.path.join(FIX, f), "rb").read()[:1 << 16])
     lt, recs = records(os.path.join(FIX, f))
     if lt is None or lt not in LINKTYPES:
         continue
     sel = LINKTYPES.index(lt)
-    blob = bytes([sel]) + b"".join(struct.pack("<H", len(r)) + r for r in recs)
+    blob = bytes([0x40]) + b"".join(bytes([sel]) + struct.pack("<H", len(r)) + r for r in recs)
     write("packet_pipeline", f, blob[:1 << 16])
     streams, segs = {}, {}
     for r in recs:

@@ -27,7 +27,9 @@ use std::net::SocketAddr;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Map, Value, json};
 
-use crate::capture::event::{Dir, EchoMatch, Event, SessionSummary, Sink, TcpWhat, Totals, Where};
+use crate::capture::event::{
+    Dir, EchoMatch, Event, Fact, SessionSummary, Sink, TcpWhat, Totals, Where,
+};
 use crate::capture::source::Timestamp;
 use crate::codec::escape::{escape, escape_into, hex, preview_into, push_u64};
 
@@ -338,7 +340,9 @@ fn json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// `"message"` (and `"message_hex"` for bytes that are not UTF-8).
+/// `"message"` (the text; escaped as `\xNN` where the bytes are not
+/// UTF-8) and `"message_hex"` (the bytes themselves, always: a script
+/// never has to undo an escape).
 fn json_message(out: &mut String, data: &[u8]) {
     out.push_str(",\"message\":");
     match std::str::from_utf8(data) {
@@ -347,8 +351,20 @@ fn json_message(out: &mut String, data: &[u8]) {
             let mut esc = String::with_capacity(data.len().saturating_mul(2));
             escape_into(&mut esc, data);
             json_str(out, &esc);
-            let _ = write!(out, ",\"message_hex\":\"{}\"", hex(data));
         }
+    }
+    out.push_str(",\"message_hex\":\"");
+    push_hex(out, data);
+    out.push('"');
+}
+
+/// Lowercase hex of `data`, appended.
+fn push_hex(out: &mut String, data: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(data.len().saturating_mul(2));
+    for b in data {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0F)]));
     }
 }
 
@@ -402,8 +418,7 @@ fn push_micros(out: &mut String, us: u64) {
     };
 }
 
-/// Adds `len`, `message` and, for bytes that are not UTF-8, the escaped
-/// `message` plus a lossless `message_hex`.
+/// Adds `len`, `message` (escaped where not UTF-8) and `message_hex`.
 pub fn put_message(m: &mut Map<String, Value>, data: &[u8]) {
     m.insert("len".into(), json!(data.len()));
     match std::str::from_utf8(data) {
@@ -412,9 +427,9 @@ pub fn put_message(m: &mut Map<String, Value>, data: &[u8]) {
         }
         Err(_) => {
             m.insert("message".into(), json!(escape(data)));
-            m.insert("message_hex".into(), json!(hex(data)));
         }
     }
+    m.insert("message_hex".into(), json!(hex(data)));
 }
 
 fn put_where(m: &mut Map<String, Value>, at: &Where) {
@@ -446,6 +461,7 @@ pub fn session_json(s: &SessionSummary) -> Value {
         let d = &s.dirs[i];
         let r = &d.reassembly;
         json!({
+            "packets": d.packets,
             "messages": d.messages,
             "bytes": d.bytes,
             "retransmitted_segments": r.retransmitted_segments,
@@ -467,6 +483,8 @@ pub fn session_json(s: &SessionSummary) -> Value {
         "server_port": s.server.port(),
         "framing": s.framing,
         "state": s.state,
+        "picked_up": s.picked_up,
+        "via": s.via,
         "first": s.first.as_secs_f64(),
         "last": s.last.as_secs_f64(),
         "to_server": dir(0),
@@ -478,6 +496,7 @@ pub fn session_json(s: &SessionSummary) -> Value {
         "echo_latency_p50_us": p50,
         "echo_latency_max_us": max,
         "anomalies": s.anomalies,
+        "anomaly_counts": s.anomaly_counts.iter().map(|(c, n)| (c.to_string(), json!(n))).collect::<Map<String, Value>>(),
     })
 }
 
@@ -526,6 +545,7 @@ impl<W: Write> Sink for Printer<W> {
                     dir,
                     code,
                     message,
+                    facts,
                 } => {
                     m.insert("type".into(), json!("diagnostic"));
                     m.insert("time".into(), json!(ts.as_secs_f64()));
@@ -533,6 +553,13 @@ impl<W: Write> Sink for Printer<W> {
                     m.insert("dir".into(), json!(dir.map(Dir::arrow)));
                     m.insert("code".into(), json!(code));
                     m.insert("message".into(), json!(message));
+                    for (k, v) in facts {
+                        let v = match v {
+                            Fact::Num(n) => json!(n),
+                            Fact::Text(t) => json!(t),
+                        };
+                        m.insert((*k).into(), v);
+                    }
                 }
             }
             let line = Value::Object(m).to_string();
@@ -573,6 +600,7 @@ impl<W: Write> Sink for Printer<W> {
                 dir,
                 code,
                 message,
+                ..
             } => {
                 let place = match (at, dir) {
                     (Some(a), Some(d)) => format!("{} ", arrow(a, *d)),
@@ -606,15 +634,22 @@ impl<W: Write> Sink for Printer<W> {
                 Some((r, d, i)) => (json!(r), json!(d), json!(i)),
                 None => (Value::Null, Value::Null, Value::Null),
             };
+            let causes: Map<String, Value> = t
+                .causes()
+                .iter()
+                .map(|(k, n)| (k.to_string(), json!(n)))
+                .collect();
             let line = json!({
                 "type": "totals",
                 "packets": t.packets,
-                "unparsed": t.unparsed,
-                "ignored": t.ignored,
+                "filtered": t.filtered,
+                "in_sessions": t.in_sessions,
+                "not_in_sessions": causes,
                 "sessions": t.sessions,
                 "frames": t.frames,
                 "text_messages": t.text_messages,
                 "datagrams": t.datagrams,
+                "reassembled": t.reassembled,
                 "diagnostics": t.diagnostics,
                 "kernel_received": r,
                 "kernel_dropped": d,
@@ -631,6 +666,11 @@ impl<W: Write> Sink for Printer<W> {
             let table = sessions_table(&sessions);
             self.line("");
             self.line(&table);
+            for s in &sessions {
+                for note in session_notes(s) {
+                    self.line(&note);
+                }
+            }
         }
         if self.sessions_not_shown > 0 {
             let more = format!(
@@ -643,22 +683,75 @@ impl<W: Write> Sink for Printer<W> {
             "{} packets, {} sessions, {} frames, {} text messages, {} datagrams, {} diagnostics",
             t.packets, t.sessions, t.frames, t.text_messages, t.datagrams, t.diagnostics
         );
-        if t.unparsed > 0 {
-            totals.push_str(&format!(", {} unparsed packets (see above)", t.unparsed));
-        }
-        if t.ignored > 0 {
-            totals.push_str(&format!(
-                ", {} packets outside any session (not TCP/UDP, or ACK/FIN/RST after their session ended)",
-                t.ignored
-            ));
-        }
         if let Some((r, d, i)) = t.kernel {
             totals.push_str(&format!(
                 "; kernel: {r} received, {d} dropped by the kernel, {i} dropped by the interface"
             ));
         }
         self.line(&totals);
+        let mut line = format!("packets: {} in sessions", t.in_sessions);
+        for (cause, n) in t.causes() {
+            if n > 0 {
+                line.push_str(&format!(", {n} {}", cause_words(cause)));
+            }
+        }
+        if t.filtered > 0 {
+            line.push_str(&format!("; {} more rejected by the filter", t.filtered));
+        }
+        if t.reassembled > 0 {
+            line.push_str(&format!(
+                "; {} datagram(s) reassembled from IP fragments",
+                t.reassembled
+            ));
+        }
+        self.line(&line);
         let _ = self.out.flush();
+    }
+}
+
+/// Lines under the sessions table: what a session came through, and its
+/// anomalies by code.
+fn session_notes(s: &SessionSummary) -> Vec<String> {
+    let mut out = Vec::new();
+    if s.picked_up {
+        out.push(format!(
+            "#{} picked up mid-stream: the capture began after the connection did (no handshake)",
+            s.id
+        ));
+    }
+    if let Some(via) = &s.via {
+        out.push(format!("#{} via {via}", s.id));
+    }
+    if !s.anomaly_counts.is_empty() {
+        let list: Vec<String> = s
+            .anomaly_counts
+            .iter()
+            .map(|(c, n)| {
+                if *n == 1 {
+                    c.to_string()
+                } else {
+                    format!("{c} ×{n}")
+                }
+            })
+            .collect();
+        out.push(format!("#{} anomalies: {}", s.id, list.join(", ")));
+    }
+    out
+}
+
+/// A cause of [`Totals::causes`] in words.
+fn cause_words(cause: &str) -> &'static str {
+    match cause {
+        "not_ip" => "not IP (ARP, STP, 802.11 management, ...)",
+        "encrypted" => "encrypted below TCP/UDP (802.11, MACsec, ESP)",
+        "not_tcp_udp" => "IP but not TCP/UDP (ICMP, ...)",
+        "unparsed" => "unparsed (see above)",
+        "unsupported_link" => "of a link type rc1 does not read",
+        "other_port" => "TCP/UDP on other ports (-f \"\" keeps them)",
+        "fragments" => "IP fragments of reassembled datagrams",
+        "fragments_dropped" => "IP fragments of datagrams not reassembled (see above)",
+        "after_session" => "after their session ended (late ACK/FIN/RST)",
+        _ => "other",
     }
 }
 
@@ -670,6 +763,7 @@ fn tcp_what(w: TcpWhat) -> (&'static str, Option<Dir>, Option<u64>) {
         TcpWhat::Fin(d) => ("fin", Some(d), None),
         TcpWhat::Rst(d) => ("rst", Some(d), None),
         TcpWhat::Retransmission(d) => ("retransmission", Some(d), None),
+        TcpWhat::OutOfOrder(d) => ("out-of-order", Some(d), None),
         TcpWhat::PickedUp => ("picked-up", None, None),
     }
 }

@@ -376,9 +376,60 @@ pub const TCP_OUT_OF_WINDOW: Diagnostic = Diagnostic {
     summary: "segments or ACKs with implausible sequence numbers were ignored",
 };
 
+/// A TCP segment that repeats bytes already seen (Wireshark's
+/// `[TCP Retransmission]`).
+pub const TCP_RETRANSMISSION: Diagnostic = Diagnostic {
+    code: "tcp.retransmission",
+    summary: "a TCP segment repeated bytes already seen",
+};
+
+/// A TCP segment that arrived ahead of a hole (Wireshark's
+/// `[TCP Out-Of-Order]` / `[TCP Previous segment not captured]`).
+pub const TCP_OUT_OF_ORDER: Diagnostic = Diagnostic {
+    code: "tcp.out_of_order",
+    summary: "a TCP segment arrived ahead of bytes not yet seen",
+};
+
+/// IP fragments that overlap with different bytes.
+pub const IP_FRAGMENT_OVERLAP: Diagnostic = Diagnostic {
+    code: "ip.fragment_overlap",
+    summary: "IP fragments overlap with different bytes; the datagram was dropped",
+};
+
+/// An IP datagram whose fragments did not all come.
+pub const IP_FRAGMENT_INCOMPLETE: Diagnostic = Diagnostic {
+    code: "ip.fragment_incomplete",
+    summary: "an IP datagram's fragments did not all come; what came is reported",
+};
+
+/// IP fragments describing more than 65,535 bytes.
+pub const IP_FRAGMENT_TOO_LONG: Diagnostic = Diagnostic {
+    code: "ip.fragment_too_long",
+    summary: "IP fragments describe a datagram over 65,535 bytes; dropped",
+};
+
+/// Packets of an interface whose link type rc1 does not read.
+pub const LINK_UNSUPPORTED: Diagnostic = Diagnostic {
+    code: "link.unsupported",
+    summary: "packets of a link type rc1 does not read were counted, not decoded",
+};
+
+/// A session picked up mid-stream began inside a frame.
+pub const FRAME_PARTIAL: Diagnostic = Diagnostic {
+    code: "frame.partial",
+    summary: "the first captured bytes are the end of a frame sent before the capture began",
+};
+
 /// Every diagnostic code, in one place.
 pub const DIAGNOSTICS: &[Diagnostic] = &[
     TCP_OUT_OF_WINDOW,
+    TCP_RETRANSMISSION,
+    TCP_OUT_OF_ORDER,
+    IP_FRAGMENT_OVERLAP,
+    IP_FRAGMENT_INCOMPLETE,
+    IP_FRAGMENT_TOO_LONG,
+    LINK_UNSUPPORTED,
+    FRAME_PARTIAL,
     SESSION_EVICTED,
     TCP_GAP,
     TCP_OVERLAP_CONFLICT,

@@ -61,7 +61,7 @@ fn broken_capture_files_get_a_clear_message_and_never_a_panic() {
             "huge-caplen.pcap",
             huge_caplen,
             1,
-            "invalid packet capture length",
+            "claims a captured length of 2147483647 bytes, over the 262144-byte maximum",
             0,
         ),
         // Records longer than the file's snap length are read cut to it:

@@ -162,11 +162,15 @@ fn a_file_cut_short_decodes_what_came_before_and_fails() {
     let (code, ev, err) = decode("truncated.pcap", &[]);
     assert_eq!(code, Some(1));
     assert_eq!(messages(&ev, "c>s"), ["one", "two"]);
-    assert!(err.contains("cut short after packet 9"), "{err}");
+    // Record 10 starts at byte 770 (24 + nine records); the file holds 76
+    // of its 16 + 83 bytes.
     assert!(
-        err.contains("everything before the cut was decoded"),
+        err.contains(
+            "cut short after packet 9: the record at byte 770 needs 99 bytes, the file has 76 left"
+        ),
         "{err}"
     );
+    assert!(err.contains("everything before it was decoded"), "{err}");
 }
 
 #[test]

@@ -14,6 +14,13 @@
 //!   frame; otherwise the rest of the direction is reported
 //!   **unsynchronised**, with its byte count at the end;
 //! * **text** just notes the gap and goes on.
+//!
+//! A direction picked up mid-stream (the capture began after the
+//! connection did) may begin inside a frame: [`StreamDecoder::midstream`]
+//! holds its first bytes until [`crate::codec::detect::align`] finds where
+//! whole frames begin, reports the bytes before as a [`Decoded::Partial`]
+//! frame, and decodes from there (v2's boundaries are then that offset plus
+//! multiples of 29).
 
 #![warn(
     clippy::indexing_slicing,
@@ -22,6 +29,7 @@
 )]
 
 use super::reassembly::Chunk;
+use crate::codec::detect::{MIDSTREAM_SEARCH, align};
 use crate::codec::{DecodeError, FrameReader, FrameRef, Framing, v2};
 
 /// What one direction carries, once known.
@@ -91,6 +99,14 @@ pub enum Decoded<'a> {
         /// The error, with counts.
         error: DecodeError,
     },
+    /// The first bytes of a direction picked up mid-stream: the end of a
+    /// frame sent before the capture began; decoding starts after them.
+    Partial {
+        /// Stream offset (where the capture's bytes begin).
+        offset: u64,
+        /// Bytes before the first whole frame.
+        len: u64,
+    },
 }
 
 /// Decoder state of one direction.
@@ -114,6 +130,13 @@ pub struct StreamDecoder {
     frames_in_gaps: u64,
     /// v2: slots below this index are counted already.
     counted_to: u64,
+    /// Offset of the first frame boundary: v2 frames sit at this plus
+    /// multiples of 29 (0 unless picked up mid-stream).
+    phase: u64,
+    /// Picked up mid-stream: bytes held (from offset `.0`) until a frame
+    /// boundary is found.
+    aligning: Option<(u64, Vec<u8>)>,
+    max_frame: u32,
 }
 
 impl StreamDecoder {
@@ -133,7 +156,20 @@ impl StreamDecoder {
             reader_base: 0,
             frames_in_gaps: 0,
             counted_to: 0,
+            phase: 0,
+            aligning: None,
+            max_frame,
         }
+    }
+
+    /// A decoder for a direction picked up mid-stream: it looks for the
+    /// first frame boundary before decoding (text needs none).
+    pub fn midstream(carries: Carries, max_frame: u32) -> StreamDecoder {
+        let mut d = StreamDecoder::new(carries, max_frame);
+        if matches!(carries, Carries::Framed(_)) {
+            d.aligning = Some((0, Vec::new()));
+        }
+        d
     }
 
     /// v2 only: how many frames the gaps so far touched (lost whole, or
@@ -158,7 +194,51 @@ impl StreamDecoder {
         }
     }
 
+    /// Picked up mid-stream: holds bytes until a frame boundary is found
+    /// (`complete`: no more will come), then decodes from it.
+    fn align_data(
+        &mut self,
+        offset: u64,
+        bytes: &[u8],
+        complete: bool,
+        out: &mut dyn FnMut(Decoded<'_>),
+    ) {
+        let Some((base, mut buf)) = self.aligning.take() else {
+            return;
+        };
+        let Carries::Framed(framing) = self.carries else {
+            return;
+        };
+        let base = if buf.is_empty() { offset } else { base };
+        buf.extend_from_slice(bytes);
+        match align(framing, &buf, complete, self.max_frame) {
+            Some(skip) => {
+                let skip64 = skip as u64;
+                if skip > 0 {
+                    out(Decoded::Partial {
+                        offset: base,
+                        len: skip64,
+                    });
+                }
+                self.phase = base.saturating_add(skip64);
+                let start = base.saturating_add(skip64);
+                self.data(start, buf.get(skip..).unwrap_or_default(), out);
+            }
+            None if complete || buf.len() > MIDSTREAM_SEARCH => {
+                // No boundary: nothing here can be trusted.
+                self.next = base.saturating_add(buf.len() as u64);
+                self.unsync_from = Some(base);
+                self.unsync_bytes = buf.len() as u64;
+            }
+            None => self.aligning = Some((base, buf)),
+        }
+    }
+
     fn data(&mut self, offset: u64, bytes: &[u8], out: &mut dyn FnMut(Decoded<'_>)) {
+        if self.aligning.is_some() {
+            self.align_data(offset, bytes, false, out);
+            return;
+        }
         self.next = offset.saturating_add(bytes.len() as u64);
         if self.unsync_from.is_some() {
             self.unsync_bytes = self.unsync_bytes.saturating_add(bytes.len() as u64);
@@ -231,10 +311,28 @@ impl StreamDecoder {
     fn gap(&mut self, offset: u64, len: u64, out: &mut dyn FnMut(Decoded<'_>)) {
         out(Decoded::Gap { offset, len });
         let gap_end = offset.saturating_add(len);
-        if self.carries == Carries::Framed(Framing::V2) && len > 0 {
+        if let Some((base, buf)) = self.aligning.take() {
+            // Bytes held while looking for a boundary, then a hole: they
+            // cannot be aligned now; look again after the hole.
+            if !buf.is_empty() {
+                out(Decoded::Damaged {
+                    offset: base,
+                    captured: buf.len() as u64,
+                    reason: "before a gap, and no frame boundary found in them".into(),
+                });
+            }
+            self.next = gap_end;
+            self.aligning = Some((gap_end, Vec::new()));
+            return;
+        }
+        if self.carries == Carries::Framed(Framing::V2) && len > 0 && self.aligning.is_none() {
             let len2 = v2::LEN as u64;
-            let first = offset.checked_div(len2).unwrap_or(0).max(self.counted_to);
-            let end = gap_end.div_ceil(len2);
+            let (o, e) = (
+                offset.saturating_sub(self.phase),
+                gap_end.saturating_sub(self.phase),
+            );
+            let first = o.checked_div(len2).unwrap_or(0).max(self.counted_to);
+            let end = e.div_ceil(len2);
             self.frames_in_gaps = self
                 .frames_in_gaps
                 .saturating_add(end.saturating_sub(first));
@@ -255,7 +353,13 @@ impl StreamDecoder {
         let resume = match framing {
             Framing::V2 => {
                 let len2 = v2::LEN as u64;
-                gap_end.div_ceil(len2).saturating_mul(len2)
+                let phase = self.phase.min(gap_end);
+                phase.saturating_add(
+                    gap_end
+                        .saturating_sub(phase)
+                        .div_ceil(len2)
+                        .saturating_mul(len2),
+                )
             }
             Framing::V3 => match need {
                 // The cut frame's header was seen: skip to its end, if the
@@ -301,6 +405,9 @@ impl StreamDecoder {
 
     /// End of the direction.
     pub fn finish(&mut self, out: &mut dyn FnMut(Decoded<'_>)) {
+        if self.aligning.as_ref().is_some_and(|(_, b)| !b.is_empty()) {
+            self.align_data(self.next, &[], true, out);
+        }
         if let Some(offset) = self.unsync_from {
             if self.unsync_bytes > 0 || self.next > offset {
                 out(Decoded::Unsynchronised {
@@ -367,6 +474,7 @@ mod tests {
                 }
                 Decoded::Unsynchronised { offset, bytes } => format!("unsync@{offset} {bytes}"),
                 Decoded::Truncated { offset, .. } => format!("truncated@{offset}"),
+                Decoded::Partial { offset, len } => format!("partial@{offset} {len}"),
             })
         };
         for c in chunks {
@@ -374,6 +482,66 @@ mod tests {
         }
         d.finish(&mut push);
         trace
+    }
+
+    /// Runs chunks through a decoder for a direction picked up mid-stream.
+    fn run_midstream(carries: Carries, chunks: &[Chunk<'_>]) -> Vec<String> {
+        let mut d = StreamDecoder::midstream(carries, 1 << 20);
+        let mut trace = Vec::new();
+        let mut push = |x: Decoded<'_>| {
+            trace.push(match x {
+                Decoded::Frame { offset, frame, .. } => {
+                    format!("frame@{offset} order={}", frame.order)
+                }
+                Decoded::Partial { offset, len } => format!("partial@{offset} {len}"),
+                Decoded::Gap { offset, len } => format!("gap@{offset}+{len}"),
+                Decoded::Damaged {
+                    offset, captured, ..
+                } => format!("damaged@{offset} {captured}"),
+                other => format!("{other:?}"),
+            })
+        };
+        for c in chunks {
+            d.chunk(c.clone(), &mut push);
+        }
+        d.finish(&mut push);
+        trace
+    }
+
+    #[test]
+    fn midstream_v2_aligns_and_resumes_on_its_own_boundaries() {
+        let s = frames(Framing::V2, &[b"zero", b"one", b"two", b"three", b"four"]);
+        // The capture starts 12 bytes before the end of frame 1 (offset 0
+        // here is byte 17 of the real stream); frame 3 loses 10 bytes.
+        let s = &s[17..];
+        let t = run_midstream(
+            Carries::Framed(Framing::V2),
+            &[
+                Chunk::Data {
+                    offset: 0,
+                    bytes: &s[..70],
+                },
+                Chunk::Gap {
+                    offset: 70,
+                    len: 10,
+                },
+                Chunk::Data {
+                    offset: 80,
+                    bytes: &s[80..],
+                },
+            ],
+        );
+        assert_eq!(
+            t,
+            [
+                "partial@0 12",
+                "frame@12 order=2",
+                "frame@41 order=3",
+                "gap@70+10",
+                "damaged@80 19",
+                "frame@99 order=5"
+            ]
+        );
     }
 
     #[test]

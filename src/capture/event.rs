@@ -82,6 +82,10 @@ pub enum TcpWhat {
     Rst(Dir),
     /// A segment that repeated bytes already seen.
     Retransmission(Dir),
+    /// A segment that arrived ahead of a hole in the stream (Wireshark's
+    /// `[TCP Out-Of-Order]` or `[TCP Previous segment not captured]`): held
+    /// until the hole fills, or reported as a gap.
+    OutOfOrder(Dir),
     /// First packet of a connection whose SYN was not captured.
     PickedUp,
 }
@@ -154,12 +158,30 @@ pub enum Event<'a> {
         code: &'static str,
         /// The sentence.
         message: String,
+        /// The numbers in the sentence, as fields (`offset`, `length`, ...),
+        /// so a script never parses English.
+        facts: Facts,
     },
 }
+
+/// One fact of a diagnostic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    /// A number.
+    Num(u64),
+    /// A text (an address, a name).
+    Text(String),
+}
+
+/// A diagnostic's facts, by name (names never `type`, `time`, `session`,
+/// `dir`, `code` or `message`).
+pub type Facts = Vec<(&'static str, Fact)>;
 
 /// Per-direction counters of a session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DirSummary {
+    /// Packets (Zeek's `orig_pkts` / `resp_pkts`).
+    pub packets: u64,
     /// Frames (or text chunks, or datagrams).
     pub messages: u64,
     /// Payload bytes.
@@ -207,19 +229,50 @@ pub struct SessionSummary {
     /// Zeek-like state: `SF` closed by FIN both ways, `RST` reset, `S0` SYN
     /// only, `EST` still open at the end, `OTH` picked up without a SYN.
     pub state: &'static str,
-    /// Diagnostics reported in this session.
+    /// The capture began after the connection did: no handshake seen.
+    pub picked_up: bool,
+    /// Diagnostics reported in this session, plus retransmitted,
+    /// out-of-order and snapped segments.
     pub anomalies: u64,
+    /// The same, by code, in code order.
+    pub anomaly_counts: Vec<(&'static str, u64)>,
+    /// VLAN tags, labels and tunnels its first packet came through, if any.
+    pub via: Option<String>,
 }
 
-/// Totals at the end of a run.
+/// Totals at the end of a run. Every packet read is either in a session or
+/// counted under exactly one cause: `packets` equals `in_sessions` plus
+/// [`Totals::not_in_sessions`].
 #[derive(Debug, Clone, Default)]
 pub struct Totals {
-    /// Packets read from the source.
+    /// Packets read from the source (that the BPF filter let through).
     pub packets: u64,
-    /// Packets that could not be parsed (reported individually).
+    /// Packets a file's BPF filter rejected (not in `packets`).
+    pub filtered: u64,
+    /// Packets counted in a session.
+    pub in_sessions: u64,
+    /// Frames with no IP in them (ARP, STP, LLDP, 802.11 management, ...).
+    pub not_ip: u64,
+    /// Frames encrypted below IP or TCP/UDP (802.11 protected, MACsec, ESP).
+    pub encrypted: u64,
+    /// IP packets of another protocol (ICMP, OSPF, ...).
+    pub not_tcp_udp: u64,
+    /// Packets that could not be parsed (reported one by one).
     pub unparsed: u64,
-    /// Packets that were not TCP/UDP or outside any session.
-    pub ignored: u64,
+    /// Packets of a pcapng interface whose link type rc1 does not read.
+    pub unsupported_link: u64,
+    /// TCP/UDP packets on neither side of `--port` (only when no `-f`
+    /// filter is given: `-f` selects instead).
+    pub other_port: u64,
+    /// IP fragments that went into a reassembled datagram (the fragment
+    /// that completed it is counted where the datagram went), and
+    /// duplicate fragments.
+    pub fragments: u64,
+    /// Fragments of datagrams that could not be reassembled (reported).
+    pub fragments_dropped: u64,
+    /// TCP packets of a session that had already ended (a late
+    /// retransmission or ACK after FIN or RST).
+    pub after_session: u64,
     /// Sessions seen.
     pub sessions: u64,
     /// Frames decoded.
@@ -228,10 +281,35 @@ pub struct Totals {
     pub text_messages: u64,
     /// UDP datagrams.
     pub datagrams: u64,
+    /// Datagrams reassembled from IP fragments.
+    pub reassembled: u64,
     /// Diagnostics reported.
     pub diagnostics: u64,
     /// Live only: (received, dropped by kernel, dropped by interface).
     pub kernel: Option<(u32, u32, u32)>,
+}
+
+impl Totals {
+    /// Packets not in any session, by cause, in a fixed order (the JSON
+    /// keys of `not_in_sessions`).
+    pub fn causes(&self) -> [(&'static str, u64); 9] {
+        [
+            ("not_ip", self.not_ip),
+            ("encrypted", self.encrypted),
+            ("not_tcp_udp", self.not_tcp_udp),
+            ("unparsed", self.unparsed),
+            ("unsupported_link", self.unsupported_link),
+            ("other_port", self.other_port),
+            ("fragments", self.fragments),
+            ("fragments_dropped", self.fragments_dropped),
+            ("after_session", self.after_session),
+        ]
+    }
+
+    /// Packets read that are in no session.
+    pub fn not_in_sessions(&self) -> u64 {
+        self.causes().iter().map(|(_, n)| n).sum()
+    }
 }
 
 /// Receives events as they happen.

@@ -1,18 +1,23 @@
 //! Capture and offline analysis: one pipeline for live and saved traffic.
 //!
 //! ```text
-//! source (pcap -i / -r) -> packet (link, IP, TCP/UDP) -> session (flows,
-//! handshake, reassembly, framing, echoes) -> decode (frames across gaps)
-//! -> event::Sink (report: text lines, JSON lines, sessions table)
+//! source (pcap -i / savefile -r) -> packet (link, tunnels, IP, TCP/UDP)
+//! -> defrag (IP fragments) -> session (flows, handshake, reassembly,
+//! framing, echoes) -> decode (frames across gaps) -> event::Sink (report:
+//! text lines, JSON lines, sessions table)
 //! ```
 //!
 //! Live and offline differ only in [`source`]: everything after it sees
-//! the same packets, so the same packets give the same output.
+//! the same packets, so the same packets give the same output. The
+//! [`Pipeline`] is everything after the source, in one place: every
+//! packet ends in a session or under a named cause in [`event::Totals`].
 
 pub mod decode;
+pub mod defrag;
 pub mod event;
 pub mod packet;
 pub mod reassembly;
+pub mod savefile;
 pub mod session;
 pub mod source;
 pub mod streams;
@@ -21,11 +26,13 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use crate::spec;
 use crate::stop::Stop;
-use event::Sink;
-use packet::PacketError;
+use defrag::{Defrag, Failure, Problem, Step};
+use event::{Fact, Sink, Totals};
+use packet::{Packet, PacketError, Parsed};
 use session::{Tracker, TrackerOptions};
-use source::{Next, ReadError, Source};
+use source::{Next, RawPacket, ReadError, Source, Timestamp};
 
 /// Where packets come from.
 #[derive(Debug, Clone)]
@@ -41,7 +48,10 @@ pub enum Input {
 pub struct CaptureOptions {
     /// The source.
     pub input: Input,
-    /// BPF filter; `None`: the lab's port, TCP and UDP, VLAN-tagged too.
+    /// BPF filter (`-f`); `None`: sessions on the lab's port only, chosen
+    /// after tunnels are opened and fragments put together (a live capture
+    /// also has the kernel keep only what may be that: see
+    /// [`default_filter`]).
     pub filter: Option<String>,
     /// Session tracking settings.
     pub tracker: TrackerOptions,
@@ -74,9 +84,12 @@ pub fn open(opts: &CaptureOptions) -> Result<Source> {
         Input::Live(iface) => Source::live(iface, opts.buffer)?,
         Input::File(path) => Source::file(path)?,
     };
-    let filter = match &opts.filter {
-        Some(f) => f.clone(),
-        None => default_filter(source.linktype(), opts.tracker.port),
+    let filter = match (&opts.filter, &opts.input) {
+        (Some(f), _) => f.clone(),
+        (None, Input::Live(_)) => default_filter(source.linktype(), opts.tracker.port),
+        // A file: every packet is read and rc1 chooses (so fragments and
+        // tunnels are seen, and what is left out is counted).
+        (None, Input::File(_)) => String::new(),
     };
     source.set_filter(&filter)?;
     if let Some(path) = &opts.write {
@@ -110,14 +123,244 @@ fn progress_bar(opts: &CaptureOptions, source: &Source) -> Option<indicatif::Pro
     Some(bar)
 }
 
-/// `port P`, and on Ethernet also `vlan and port P`: a plain `port` filter
-/// does not look past an 802.1Q tag.
+/// The kernel filter of a live capture without `-f`: the lab's port (also
+/// behind one or two VLAN tags on Ethernet), and what may hide it from a
+/// port filter: IP fragments (only the first has ports), IPv6 extension
+/// headers, and the tunnels rc1 opens. rc1 then keeps the sessions on the
+/// port itself.
 pub fn default_filter(linktype: i32, port: u16) -> String {
+    let hidden = "(ip[6:2] & 0x3fff != 0) or (ip6 and (ip6[6] == 0 or ip6[6] == 43 \
+                  or ip6[6] == 44 or ip6[6] == 60)) or udp port 4789 or udp port 6081 \
+                  or ip proto 47 or ip proto 4 or ip proto 41";
     if linktype == packet::linktype::ETHERNET {
-        format!("port {port} or (vlan and port {port})")
+        format!(
+            "port {port} or (vlan and port {port}) or (vlan and vlan and port {port}) or {hidden}"
+        )
     } else {
-        format!("port {port}")
+        format!("port {port} or {hidden}")
     }
+}
+
+/// Everything after the source: parsing, IP reassembly, choosing the
+/// sessions, and the tracker. One packet in, events out; every packet is
+/// counted once, in a session or under a cause.
+pub struct Pipeline {
+    tracker: Tracker,
+    defrag: Defrag,
+    /// Without `-f`: only sessions on this port.
+    select: Option<u16>,
+    /// Interfaces whose link type was reported as not read.
+    unsupported: Vec<u32>,
+    problems: Vec<Problem>,
+    last_ts: Timestamp,
+    last_sweep: Timestamp,
+}
+
+impl Pipeline {
+    /// A pipeline; `select`: keep only sessions on this port.
+    pub fn new(opts: TrackerOptions, tcp_events: bool, select: Option<u16>) -> Pipeline {
+        let mut tracker = Tracker::new(opts);
+        tracker.tcp_events = tcp_events;
+        Pipeline {
+            tracker,
+            defrag: Defrag::default(),
+            select,
+            unsupported: Vec::new(),
+            problems: Vec::new(),
+            last_ts: Timestamp::default(),
+            last_sweep: Timestamp::default(),
+        }
+    }
+
+    /// Totals so far.
+    pub fn totals(&self) -> &Totals {
+        &self.tracker.totals
+    }
+
+    /// One captured packet, the `number`th read.
+    pub fn packet(&mut self, raw: &RawPacket<'_>, number: u64, sink: &mut dyn Sink) {
+        let ts = raw.ts;
+        self.last_ts = ts;
+        if ts.micros_since(self.last_sweep) > 1_000_000 {
+            self.sweep(ts, sink);
+        }
+        match packet::parse(raw.linktype, raw.data) {
+            Ok(Parsed::Packet(p)) => accept(&mut self.tracker, self.select, ts, &p, sink),
+            Ok(Parsed::Fragment(f)) => {
+                let mut evicted = std::mem::take(&mut self.problems);
+                let step = self.defrag.fragment(ts, &f, &mut evicted);
+                for p in evicted.drain(..) {
+                    problem(&mut self.tracker, &p, sink);
+                }
+                self.problems = evicted;
+                let t = &mut self.tracker.totals;
+                match step {
+                    Step::Held => {}
+                    Step::Duplicate => t.fragments = t.fragments.saturating_add(1),
+                    Step::Dropped(p) => problem(&mut self.tracker, &p, sink),
+                    Step::Complete {
+                        protocol,
+                        fragments,
+                        encap,
+                        conflict,
+                    } => {
+                        t.fragments = t
+                            .fragments
+                            .saturating_add(u64::from(fragments).saturating_sub(1));
+                        t.reassembled = t.reassembled.saturating_add(1);
+                        if let Some(c) = conflict {
+                            report_problem(&mut self.tracker, &c, sink);
+                        }
+                        let data = self.defrag.datagram();
+                        match packet::transport(protocol, data, f.src, f.dst, false, encap, 0) {
+                            Ok(Parsed::Packet(p)) => {
+                                accept(&mut self.tracker, self.select, ts, &p, sink)
+                            }
+                            Ok(Parsed::Fragment(_)) => self.tracker.unparsed(
+                                ts,
+                                number,
+                                "a fragment inside a reassembled datagram (nested fragmentation is not reassembled)",
+                                sink,
+                            ),
+                            Err(e) => self.cause(ts, number, raw.interface, e, sink),
+                        }
+                    }
+                }
+            }
+            Err(e) => self.cause(ts, number, raw.interface, e, sink),
+        }
+    }
+
+    /// A packet that is not TCP/UDP: counted under its cause.
+    fn cause(
+        &mut self,
+        ts: Timestamp,
+        number: u64,
+        interface: u32,
+        e: PacketError,
+        sink: &mut dyn Sink,
+    ) {
+        let t = &mut self.tracker.totals;
+        match e {
+            PacketError::NotIp => t.not_ip = t.not_ip.saturating_add(1),
+            PacketError::Encrypted(_) => t.encrypted = t.encrypted.saturating_add(1),
+            PacketError::NotTcpUdp(_) => t.not_tcp_udp = t.not_tcp_udp.saturating_add(1),
+            PacketError::UnsupportedLinktype(lt) => {
+                t.unsupported_link = t.unsupported_link.saturating_add(1);
+                if !self.unsupported.contains(&interface) {
+                    self.unsupported.push(interface);
+                    self.tracker.diag(
+                        ts,
+                        spec::LINK_UNSUPPORTED.code,
+                        format!(
+                            "packet {number}: interface {interface}: {}; its packets are counted, not decoded",
+                            source::unsupported(lt)
+                        ),
+                        vec![
+                            ("interface", Fact::Num(interface.into())),
+                            ("linktype", Fact::Num(u64::try_from(lt).unwrap_or(0))),
+                        ],
+                        sink,
+                    );
+                }
+            }
+            PacketError::Malformed { .. } => {
+                self.tracker.unparsed(ts, number, &e.to_string(), sink)
+            }
+        }
+    }
+
+    fn sweep(&mut self, now: Timestamp, sink: &mut dyn Sink) {
+        self.last_sweep = now;
+        for p in self.defrag.expire(now) {
+            problem(&mut self.tracker, &p, sink);
+        }
+        self.tracker.tick(now, sink);
+    }
+
+    /// A live capture with nothing to read: time still passes, so sessions
+    /// and fragments that waited too long are ended.
+    pub fn idle(&mut self, sink: &mut dyn Sink) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let now = Timestamp {
+            sec: i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+            usec: now.subsec_micros(),
+        };
+        if now.micros_since(self.last_sweep) > 1_000_000 {
+            self.sweep(now, sink);
+        }
+    }
+
+    /// End of input: datagrams still in pieces are reported, every session
+    /// ends, and the totals go to the sink.
+    pub fn finish(
+        mut self,
+        packets: u64,
+        filtered: u64,
+        kernel: Option<(u32, u32, u32)>,
+        sink: &mut dyn Sink,
+    ) -> Totals {
+        for p in self.defrag.finish(self.last_ts) {
+            problem(&mut self.tracker, &p, sink);
+        }
+        self.tracker.totals.packets = packets;
+        self.tracker.totals.filtered = filtered;
+        self.tracker.totals.kernel = kernel;
+        self.tracker.finish(sink);
+        self.tracker.totals
+    }
+}
+
+/// A TCP/UDP packet: to the tracker, or counted when not on the port.
+fn accept(
+    tracker: &mut Tracker,
+    select: Option<u16>,
+    ts: Timestamp,
+    p: &Packet<'_>,
+    sink: &mut dyn Sink,
+) {
+    if let Some(port) = select {
+        let (a, b) = p.transport.ports();
+        if a != port && b != port {
+            tracker.totals.other_port = tracker.totals.other_port.saturating_add(1);
+            return;
+        }
+    }
+    tracker.packet(ts, p, sink);
+}
+
+/// A datagram given up on: its fragments counted, the reason reported.
+fn problem(tracker: &mut Tracker, p: &Problem, sink: &mut dyn Sink) {
+    let t = &mut tracker.totals;
+    t.fragments_dropped = t.fragments_dropped.saturating_add(p.fragments.into());
+    report_problem(tracker, p, sink);
+}
+
+/// The diagnostic of a fragment problem.
+fn report_problem(tracker: &mut Tracker, p: &Problem, sink: &mut dyn Sink) {
+    let code = match p.failure {
+        Failure::Overlap { .. } => spec::IP_FRAGMENT_OVERLAP.code,
+        Failure::TooLong { .. } => spec::IP_FRAGMENT_TOO_LONG.code,
+        _ => spec::IP_FRAGMENT_INCOMPLETE.code,
+    };
+    let mut facts = vec![
+        ("src", Fact::Text(p.src.to_string())),
+        ("dst", Fact::Text(p.dst.to_string())),
+        ("ip_id", Fact::Num(p.id.into())),
+        ("protocol", Fact::Num(p.protocol.into())),
+        ("fragments", Fact::Num(p.fragments.into())),
+        ("captured", Fact::Num(p.captured)),
+    ];
+    if let Some(total) = p.total {
+        facts.push(("total", Fact::Num(total.into())));
+    }
+    if let Failure::Overlap { from, to } = p.failure {
+        facts.push(("from", Fact::Num(from.into())));
+        facts.push(("to", Fact::Num(to.into())));
+    }
+    tracker.diag(p.ts, code, p.message(), facts, sink);
 }
 
 /// Reads every packet from `source` (until the end, `-c`, or `stop`) and
@@ -128,9 +371,8 @@ pub fn run(
     stop: &Stop,
     sink: &mut dyn Sink,
 ) -> Result<Outcome> {
-    let mut tracker = Tracker::new(opts.tracker);
-    tracker.tcp_events = opts.tcp_events;
-    let linktype = source.linktype();
+    let select = opts.filter.is_none().then_some(opts.tracker.port);
+    let mut pipeline = Pipeline::new(opts.tracker, opts.tcp_events, select);
     let bar = progress_bar(opts, &source);
     let mut truncated = None;
     loop {
@@ -144,12 +386,8 @@ pub fn run(
             b.set_position(source.bytes_read);
         }
         match source.read() {
-            Ok(Next::Packet(raw)) => match packet::parse(linktype, raw.data) {
-                Ok(p) => tracker.packet(raw.ts, &p, sink),
-                Err(PacketError::NotIp | PacketError::NotTcpUdp(_)) => tracker.ignored(),
-                Err(e) => tracker.unparsed(raw.ts, number, &e.to_string(), sink),
-            },
-            Ok(Next::Idle) => continue,
+            Ok(Next::Packet(raw)) => pipeline.packet(&raw, number, sink),
+            Ok(Next::Idle) => pipeline.idle(sink),
             Ok(Next::End) => break,
             // The file stops making sense here: report everything decoded
             // before it (summary included), then the error.
@@ -162,12 +400,28 @@ pub fn run(
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    source.finish_writing()?;
-    tracker.totals.packets = source.packets();
-    tracker.totals.kernel = source.stats();
-    tracker.finish(sink);
+    let note = source.finish_writing()?;
+    let kernel = source.stats();
+    let totals = pipeline.finish(source.packets(), source.filtered, kernel, sink);
+    if let Some(note) = note {
+        eprintln!("rc1: {note}");
+    }
+    // A file whose packets are all of link types rc1 does not read is an
+    // error, as a pcap file of one such link type is.
+    if truncated.is_none() && totals.packets > 0 && totals.unsupported_link == totals.packets {
+        let lts: Vec<String> = source
+            .interfaces()
+            .iter()
+            .map(|i| source::unsupported(i.linktype))
+            .collect();
+        truncated = Some(ReadError::Other(format!(
+            "{}: no packet could be decoded: {}",
+            source.name,
+            lts.first().cloned().unwrap_or_default()
+        )));
+    }
     Ok(Outcome {
-        packets: source.packets(),
+        packets: totals.packets,
         truncated,
     })
 }

@@ -129,6 +129,9 @@ pub struct Reassembler {
     /// End of the highest segment seen.
     seen_end: u64,
     stats: ReassemblyStats,
+    /// Stream offsets `[from, to)` of the differing bytes of the last
+    /// overlap conflict.
+    last_conflict: Option<(u64, u64)>,
 }
 
 impl Reassembler {
@@ -145,12 +148,19 @@ impl Reassembler {
             acked: None,
             seen_end: 0,
             stats: ReassemblyStats::default(),
+            last_conflict: None,
         }
     }
 
     /// Counters so far.
     pub fn stats(&self) -> ReassemblyStats {
         self.stats
+    }
+
+    /// Stream offsets `[from, to)` spanning the differing bytes of the last
+    /// overlap conflict.
+    pub fn last_conflict(&self) -> Option<(u64, u64)> {
+        self.last_conflict
     }
 
     /// Next stream offset to be delivered.
@@ -282,13 +292,14 @@ impl Reassembler {
             .max(start.saturating_add(payload.len() as u64));
         let mut dup = 0u64;
         let mut conflict = 0u64;
+        let mut range: Option<(u64, u64)> = None;
         // 1. The part before `next` duplicates delivered bytes.
         let (start, payload) = if start < self.next {
             let old = usize::try_from(self.next.saturating_sub(start))
                 .unwrap_or(usize::MAX)
                 .min(payload.len());
             let (before, after) = payload.split_at(old);
-            let diff = self.compare_history(start, before);
+            let diff = self.compare_history(start, before, &mut range);
             dup = dup.saturating_add(before.len() as u64);
             conflict = conflict.saturating_add(diff);
             (self.next, after)
@@ -325,7 +336,7 @@ impl Reassembler {
                         .map(|(v, _)| slice(v, k, lo, hi))
                         .unwrap_or_default();
                     dup = dup.saturating_add(mine.len() as u64);
-                    conflict = conflict.saturating_add(count_diff(mine, theirs));
+                    conflict = conflict.saturating_add(count_diff(mine, theirs, lo, &mut range));
                 }
                 cur = cur.max(kend);
             }
@@ -341,6 +352,7 @@ impl Reassembler {
                 .saturating_add(dup.saturating_sub(conflict));
         }
         if conflict > 0 {
+            self.last_conflict = range;
             self.stats.overlap_conflicts = self.stats.overlap_conflicts.saturating_add(1);
             self.stats.conflicting_bytes = self.stats.conflicting_bytes.saturating_add(conflict);
         }
@@ -451,7 +463,7 @@ impl Reassembler {
     /// Number of bytes of `old` (at stream offset `start`, all before
     /// `next`) that differ from the delivered history; bytes older than the
     /// history cannot be checked and count as equal.
-    fn compare_history(&self, start: u64, old: &[u8]) -> u64 {
+    fn compare_history(&self, start: u64, old: &[u8], range: &mut Option<(u64, u64)>) -> u64 {
         let hist_start = self.next.saturating_sub(self.history.len() as u64);
         let mut diff = 0u64;
         for (i, b) in old.iter().enumerate() {
@@ -462,6 +474,7 @@ impl Reassembler {
             let idx = usize::try_from(off.saturating_sub(hist_start)).unwrap_or(usize::MAX);
             if self.history.get(idx).is_some_and(|h| h != b) {
                 diff = diff.saturating_add(1);
+                widen(range, off);
             }
         }
         diff
@@ -485,8 +498,26 @@ fn slice(bytes: &[u8], base: u64, lo: u64, hi: u64) -> &[u8] {
     bytes.get(a..b.min(bytes.len())).unwrap_or_default()
 }
 
-fn count_diff(a: &[u8], b: &[u8]) -> u64 {
-    a.iter().zip(b).filter(|(x, y)| x != y).count() as u64
+/// Bytes that differ between `a` and `b` (both at stream offset `base`),
+/// widening `range` to cover them.
+fn count_diff(a: &[u8], b: &[u8], base: u64, range: &mut Option<(u64, u64)>) -> u64 {
+    let mut n = 0u64;
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        if x != y {
+            n = n.saturating_add(1);
+            widen(range, base.saturating_add(i as u64));
+        }
+    }
+    n
+}
+
+/// `range` grown to cover offset `off`.
+fn widen(range: &mut Option<(u64, u64)>, off: u64) {
+    let end = off.saturating_add(1);
+    *range = Some(match *range {
+        Some((a, b)) => (a.min(off), b.max(end)),
+        None => (off, end),
+    });
 }
 
 #[cfg(test)]

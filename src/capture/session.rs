@@ -1,21 +1,28 @@
-//! Sessions: the TCP connections and UDP flows on the lab's port, each
-//! with its handshake, reassembly per direction, framing, and echo
-//! matching. The [`Tracker`] takes parsed packets in capture order and
-//! pushes [`Event`]s to a [`Sink`].
+//! Sessions: the TCP connections and UDP flows, each with its handshake,
+//! reassembly per direction, framing, and echo matching. The [`Tracker`]
+//! takes parsed packets in capture order and pushes [`Event`]s to a
+//! [`Sink`].
 //!
 //! * The **client** is the side that sent the SYN; without a SYN, the side
 //!   not on the server port (`--port`), else the higher port.
-//! * A new TCP session starts only at a SYN or at a segment with payload
-//!   (stray ACKs after a close are counted, not turned into sessions).
+//! * Every TCP packet belongs to a session: one seen only through its
+//!   ACKs, its FINs or one RST is a session too (as Zeek makes a
+//!   connection record of each), picked up mid-stream. Only a late packet
+//!   of a session that already ended (within [`ENDED_MEMORY_US`]) is not,
+//!   and is counted as such.
 //! * **Framing** is decided once per session, from the client's first bytes
 //!   ([`crate::codec::detect`]), unless forced with `--proto`; both
-//!   directions are held back until then (bounded by [`DETECT_LIMIT`]).
-//! * **Echoes** are matched in order: each server frame is compared with the
-//!   oldest unanswered request (`order` and bytes); text echoes are compared
-//!   byte for byte with what the client sent.
-//! * A session ends at RST, once both FINs are in and both directions are
-//!   delivered, when idle for [`IDLE_EXPIRY_US`], or at end of input; its
-//!   memory is freed then.
+//!   directions are held back until then (bounded by [`DETECT_LIMIT`]). A
+//!   session picked up mid-stream is judged at every alignment, in both
+//!   directions, and each direction is decoded from its first frame
+//!   boundary.
+//! * **Echoes** (on the lab's port only) are matched in order: each server
+//!   frame is compared with the request of the same `order` (and bytes);
+//!   text echoes are compared byte for byte with what the client sent.
+//! * A session ends at RST; once both FINs are in, both directions are
+//!   delivered and the last FIN is acknowledged (that final ACK belongs to
+//!   it; [`LINGER_US`] at most without it); when idle for
+//!   [`IDLE_EXPIRY_US`]; or at end of input. Its memory is freed then.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -24,10 +31,11 @@ use super::decode::{Carries, Decoded, StreamDecoder};
 use super::event::{
     Dir, DirSummary, EchoMatch, Event, SessionSummary, Sink, TcpWhat, Totals, Where,
 };
-use super::packet::{Packet, Tcp, Transport};
+use super::event::{Fact, Facts};
+use super::packet::{Encap, Packet, Tcp, Transport};
 use super::reassembly::{Chunk, Reassembler};
 use super::source::Timestamp;
-use crate::codec::detect::{Detected, Stage, detect};
+use crate::codec::detect::{Aligned, Detected, Stage, detect, detect_midstream};
 use crate::codec::{Framing, escape::escape};
 use crate::spec;
 
@@ -191,7 +199,27 @@ struct Session {
     fed_ts: [Timestamp; 2],
     /// A gap was seen in each direction.
     gap_seen: [bool; 2],
-    anomalies: u64,
+    /// Packets per direction.
+    packets: [u64; 2],
+    /// Anomalies by code (few kinds: a short list).
+    codes: Vec<(&'static str, u64)>,
+    /// Sequence number of each direction's FIN, once seen.
+    fin_seq: [Option<u32>; 2],
+    /// Each direction's FIN was acknowledged by the other side.
+    fin_acked: [bool; 2],
+    /// Closed (both FINs in and delivered) but waiting for the last ACK,
+    /// which belongs to the session: since when.
+    closing: Option<Timestamp>,
+    /// The layers its first packet came through.
+    encap: Encap,
+    /// Each direction's sequence number of stream offset 0, once known
+    /// (the reassembler's, kept here while it is lent out).
+    origin: [Option<u32>; 2],
+    /// Picked up mid-stream: held bytes at which to judge the framing
+    /// again while they stream in.
+    next_judgement: usize,
+    /// The server is on the lab's port: its bytes are echoes to check.
+    echoes: bool,
 }
 
 /// Follows every session of a capture.
@@ -204,7 +232,22 @@ pub struct Tracker {
     /// Whether TCP control events are wanted (they are built only then).
     pub tcp_events: bool,
     last_sweep: Timestamp,
+    /// TCP sessions that ended recently, with when: their late packets
+    /// (a retransmitted FIN, an ACK after a RST) are counted, not taken
+    /// for new connections.
+    ended: HashMap<Key, Timestamp>,
+    ended_order: VecDeque<(Key, Timestamp)>,
 }
+
+/// A closed session waits this long (capture time) for the ACK of the
+/// last FIN before it ends anyway.
+pub const LINGER_US: u64 = 2_000_000;
+
+/// An ended TCP session's packets are recognised this long after its end.
+pub const ENDED_MEMORY_US: u64 = 60_000_000;
+
+/// Ended sessions remembered at most.
+pub const MAX_ENDED: usize = 65_536;
 
 /// One call on a reassembler, given where its chunks go.
 type Step<'a> = dyn FnMut(&mut Reassembler, &mut dyn FnMut(Chunk<'_>, u64)) + 'a;
@@ -243,6 +286,8 @@ impl Tracker {
             totals: Totals::default(),
             tcp_events: false,
             last_sweep: Timestamp::default(),
+            ended: HashMap::new(),
+            ended_order: VecDeque::new(),
         }
     }
 
@@ -251,49 +296,50 @@ impl Tracker {
         self.sessions.len()
     }
 
-    /// A packet that could not be parsed.
+    /// A packet that could not be parsed: counted and reported.
     pub fn unparsed(&mut self, ts: Timestamp, number: u64, why: &str, sink: &mut dyn Sink) {
         self.totals.unparsed = self.totals.unparsed.saturating_add(1);
         self.diag(
             ts,
-            None,
-            None,
             spec::PACKET_UNPARSED.code,
             format!("packet {number}: {why}"),
+            vec![("packet", Fact::Num(number))],
             sink,
         );
     }
 
-    /// A packet that is not ours (ARP, ICMP, ...): counted only.
-    pub fn ignored(&mut self) {
-        self.totals.ignored = self.totals.ignored.saturating_add(1);
-    }
-
-    fn diag(
+    /// A diagnostic about no session (a packet, the capture).
+    pub fn diag(
         &mut self,
         ts: Timestamp,
-        at: Option<Where>,
-        dir: Option<Dir>,
         code: &'static str,
         message: String,
+        facts: Facts,
         sink: &mut dyn Sink,
     ) {
         self.totals.diagnostics = self.totals.diagnostics.saturating_add(1);
         sink.event(&Event::Diagnostic {
             ts,
-            at,
-            dir,
+            at: None,
+            dir: None,
             code,
             message,
+            facts,
         });
+    }
+
+    /// Runs the periodic sweeps at capture time `now` (a live capture
+    /// calls it when idle, so sessions end on time without traffic).
+    pub fn tick(&mut self, now: Timestamp, sink: &mut dyn Sink) {
+        if now.micros_since(self.last_sweep) > 1_000_000 {
+            self.expire(now, sink);
+            self.last_sweep = now;
+        }
     }
 
     /// One parsed packet.
     pub fn packet(&mut self, ts: Timestamp, p: &Packet<'_>, sink: &mut dyn Sink) {
-        if ts.micros_since(self.last_sweep) > 1_000_000 {
-            self.expire(ts, sink);
-            self.last_sweep = ts;
-        }
+        self.tick(ts, sink);
         match p.transport {
             Transport::Udp {
                 src_port,
@@ -302,12 +348,12 @@ impl Tracker {
             } => {
                 let src = SocketAddr::new(p.src, src_port);
                 let dst = SocketAddr::new(p.dst, dst_port);
-                self.udp(ts, src, dst, payload, sink);
+                self.udp(ts, src, dst, payload, p.encap, sink);
             }
             Transport::Tcp(t) => {
                 let src = SocketAddr::new(p.src, t.src_port);
                 let dst = SocketAddr::new(p.dst, t.dst_port);
-                self.tcp(ts, src, dst, &t, p.truncated, sink);
+                self.tcp(ts, src, dst, &t, p, sink);
             }
         }
     }
@@ -323,10 +369,9 @@ impl Tracker {
         let n = MAX_SESSIONS / 16;
         self.diag(
             ts,
-            None,
-            None,
             spec::SESSION_EVICTED.code,
             format!("{MAX_SESSIONS} sessions open: ending the {n} least recently active early"),
+            vec![("ended", Fact::Num(n as u64))],
             sink,
         );
         for (_, k) in by_age.into_iter().take(n) {
@@ -342,6 +387,7 @@ impl Tracker {
         client: SocketAddr,
         server: SocketAddr,
         ts: Timestamp,
+        encap: Encap,
     ) -> Session {
         self.next_id = self.next_id.saturating_add(1);
         self.totals.sessions = self.totals.sessions.saturating_add(1);
@@ -370,10 +416,20 @@ impl Tracker {
             echoes_ok: 0,
             mismatches: 0,
             server_echoed: false,
+            // Only the lab's servers echo: a session on another port (with
+            // `-f`) has no echoes to check.
+            echoes: server.port() == self.opts.port,
             gap_seen: [false; 2],
             fed_ts: [Timestamp::default(); 2],
             untracked: 0,
-            anomalies: 0,
+            packets: [0; 2],
+            codes: Vec::new(),
+            fin_seq: [None; 2],
+            fin_acked: [false; 2],
+            closing: None,
+            encap,
+            origin: [None; 2],
+            next_judgement: 0,
         }
     }
 
@@ -395,6 +451,7 @@ impl Tracker {
         src: SocketAddr,
         dst: SocketAddr,
         data: &[u8],
+        encap: Encap,
         sink: &mut dyn Sink,
     ) {
         let k = key(src, dst);
@@ -405,7 +462,7 @@ impl Tracker {
                 (dst, src)
             };
             self.make_room(ts, sink);
-            let s = self.new_session(true, client, server, ts);
+            let s = self.new_session(true, client, server, ts, encap);
             self.sessions.insert(k, s);
         }
         let Some(s) = self.sessions.get_mut(&k) else {
@@ -413,6 +470,8 @@ impl Tracker {
         };
         s.last = ts;
         let dir = s.dir_of(src);
+        s.packets[dir.index()] = s.packets[dir.index()].saturating_add(1);
+        self.totals.in_sessions = self.totals.in_sessions.saturating_add(1);
         let h = &mut s.halves[dir.index()];
         h.messages = h.messages.saturating_add(1);
         h.bytes = h.bytes.saturating_add(data.len() as u64);
@@ -432,11 +491,13 @@ impl Tracker {
         src: SocketAddr,
         dst: SocketAddr,
         t: &Tcp<'_>,
-        truncated: bool,
+        p: &Packet<'_>,
         sink: &mut dyn Sink,
     ) {
+        let (truncated, encap) = (p.truncated, p.encap);
         let k = key(src, dst);
         let tcp_events = self.tcp_events;
+        let pure_syn = t.syn && !t.ack;
         // A new SYN on the addresses of a session that already carried data
         // or closed is a new connection (the client reused its port).
         if t.syn
@@ -448,12 +509,18 @@ impl Tracker {
             self.end(old, ts, sink);
         }
         if !self.sessions.contains_key(&k) {
-            let pure_syn = t.syn && !t.ack;
-            if !pure_syn && t.payload.is_empty() && !t.syn {
-                // A stray ACK/FIN/RST outside any session we follow.
-                self.ignored();
-                return;
+            // A late packet of a session that ended (a retransmitted FIN,
+            // an ACK after a RST): counted, not a new connection. A SYN is
+            // one.
+            if let Some(&ended) = self.ended.get(&k) {
+                if !pure_syn && ts.micros_since(ended) <= ENDED_MEMORY_US {
+                    self.totals.after_session = self.totals.after_session.saturating_add(1);
+                    return;
+                }
+                self.ended.remove(&k);
             }
+            // Anything else starts a session, even a lone ACK, FIN or RST
+            // (as Zeek makes a connection record of each).
             let dst_is_server = if t.syn {
                 !t.ack
             } else {
@@ -465,7 +532,7 @@ impl Tracker {
                 (dst, src)
             };
             self.make_room(ts, sink);
-            let mut s = self.new_session(false, client, server, ts);
+            let mut s = self.new_session(false, client, server, ts, encap);
             if !pure_syn {
                 s.picked_up = true;
                 if tcp_events {
@@ -494,7 +561,28 @@ impl Tracker {
         };
         s.last = ts;
         let dir = s.dir_of(src);
+        s.packets[dir.index()] = s.packets[dir.index()].saturating_add(1);
+        self.totals.in_sessions = self.totals.in_sessions.saturating_add(1);
         let at = s.at(ts);
+        if t.ack {
+            // The other side's FIN acknowledged: the close is complete.
+            let other = 1 - dir.index();
+            if let Some(f) = s.fin_seq[other]
+                && t.ack_no.wrapping_sub(f.wrapping_add(1)) as i32 >= 0
+            {
+                s.fin_acked[other] = true;
+            }
+        }
+        if s.closing.is_some() {
+            // The last ACK (or a repeat of the close): part of the session.
+            if s.fin_acked[0]
+                && s.fin_acked[1]
+                && let Some(s) = self.sessions.remove(&k)
+            {
+                self.end(s, ts, sink);
+            }
+            return;
+        }
         // Handshake.
         if t.syn {
             s.halves[dir.index()].reasm.syn(t.seq);
@@ -540,16 +628,18 @@ impl Tracker {
             });
         }
         if truncated {
-            s.anomalies = s.anomalies.saturating_add(1);
-            self.totals.diagnostics = self.totals.diagnostics.saturating_add(1);
-            sink.event(&Event::Diagnostic {
+            s.report(
                 ts,
-                at: Some(at),
-                dir: Some(dir),
-                code: spec::PACKET_SNAPPED.code,
-                message: "segment cut by the snap length: its missing bytes will show as a gap"
-                    .into(),
-            });
+                dir,
+                spec::PACKET_SNAPPED.code,
+                "segment cut by the snap length: its missing bytes will show as a gap".into(),
+                vec![
+                    ("seq", Fact::Num(t.seq.into())),
+                    ("captured", Fact::Num(t.payload.len() as u64)),
+                ],
+                &mut self.totals,
+                sink,
+            );
         }
         // Payload through reassembly.
         let before = s.halves[dir.index()].reasm.stats();
@@ -561,24 +651,48 @@ impl Tracker {
             });
         }
         let after = s.halves[dir.index()].reasm.stats();
-        if after.retransmitted_segments > before.retransmitted_segments && tcp_events {
-            sink.event(&Event::Tcp {
-                at,
-                what: TcpWhat::Retransmission(dir),
-            });
+        if after.retransmitted_segments > before.retransmitted_segments {
+            s.count(spec::TCP_RETRANSMISSION.code);
+            if tcp_events {
+                sink.event(&Event::Tcp {
+                    at,
+                    what: TcpWhat::Retransmission(dir),
+                });
+            }
+        }
+        if after.out_of_order_segments > before.out_of_order_segments {
+            s.count(spec::TCP_OUT_OF_ORDER.code);
+            if tcp_events {
+                sink.event(&Event::Tcp {
+                    at,
+                    what: TcpWhat::OutOfOrder(dir),
+                });
+            }
         }
         if after.overlap_conflicts > before.overlap_conflicts {
             let n = after
                 .conflicting_bytes
                 .saturating_sub(before.conflicting_bytes);
+            let (from, to) = s.halves[dir.index()]
+                .reasm
+                .last_conflict()
+                .unwrap_or((0, 0));
             s.report(ts, dir, spec::TCP_OVERLAP_CONFLICT.code, format!(
-                "a retransmitted segment (seq {}) carries {n} byte(s) different from the first copy; the first copy was kept",
+                "a retransmitted segment (seq {}) carries {n} byte(s) different from the first copy, at stream offsets {from}..{to}; the first copy was kept",
                 t.seq
-            ), &mut self.totals, sink);
+            ), vec![
+                ("seq", Fact::Num(t.seq.into())),
+                ("bytes", Fact::Num(n)),
+                ("from", Fact::Num(from)),
+                ("to", Fact::Num(to)),
+            ], &mut self.totals, sink);
         }
         // Control.
         if t.fin && !s.fin[dir.index()] {
             s.fin[dir.index()] = true;
+            let len = u32::try_from(t.payload.len()).unwrap_or(0);
+            let start = if t.syn { t.seq.wrapping_add(1) } else { t.seq };
+            s.fin_seq[dir.index()] = Some(start.wrapping_add(len));
             if tcp_events {
                 sink.event(&Event::Tcp {
                     at,
@@ -595,24 +709,45 @@ impl Tracker {
                 });
             }
         }
-        let done = s.rst
-            || (s.fin[0]
-                && s.fin[1]
-                && s.halves[0].reasm.is_finished()
-                && s.halves[1].reasm.is_finished());
-        if done && let Some(s) = self.sessions.remove(&k) {
+        let closed = s.fin[0]
+            && s.fin[1]
+            && s.halves[0].reasm.is_finished()
+            && s.halves[1].reasm.is_finished();
+        if closed && !(s.fin_acked[0] && s.fin_acked[1]) && !s.rst {
+            // Wait (briefly) for the last ACK: it belongs to the session.
+            s.closing = Some(ts);
+            return;
+        }
+        if (s.rst || closed)
+            && let Some(s) = self.sessions.remove(&k)
+        {
             self.end(s, ts, sink);
         }
     }
 
-    /// Ends sessions idle for [`IDLE_EXPIRY_US`].
+    /// Ends sessions idle for [`IDLE_EXPIRY_US`], and closed ones whose
+    /// last ACK did not come within [`LINGER_US`].
     fn expire(&mut self, now: Timestamp, sink: &mut dyn Sink) {
-        let old: Vec<_> = self
+        let mut old: Vec<_> = self
             .sessions
             .iter()
-            .filter(|(_, s)| now.micros_since(s.last) > IDLE_EXPIRY_US)
-            .map(|(k, _)| *k)
+            .filter(|(_, s)| {
+                let idle = now.micros_since(s.last);
+                idle > IDLE_EXPIRY_US || (s.closing.is_some() && idle > LINGER_US)
+            })
+            .map(|(k, s)| (s.id, *k))
             .collect();
+        old.sort_unstable();
+        let old: Vec<Key> = old.into_iter().map(|(_, k)| k).collect();
+        while let Some(&(k, t)) = self.ended_order.front() {
+            if now.micros_since(t) <= ENDED_MEMORY_US && self.ended_order.len() <= MAX_ENDED {
+                break;
+            }
+            self.ended_order.pop_front();
+            if self.ended.get(&k) == Some(&t) {
+                self.ended.remove(&k);
+            }
+        }
         for k in old {
             if let Some(s) = self.sessions.remove(&k) {
                 self.end(s, now, sink);
@@ -634,6 +769,9 @@ impl Tracker {
     fn end(&mut self, mut s: Session, ts: Timestamp, sink: &mut dyn Sink) {
         let max_frame = self.opts.max_frame;
         if !s.udp {
+            let k = key(s.client, s.server);
+            self.ended.insert(k, ts);
+            self.ended_order.push_back((k, ts));
             for dir in [Dir::ToServer, Dir::ToClient] {
                 s.reassemble(dir, max_frame, &mut self.totals, sink, &mut |r, out| {
                     r.flush_at(ts.tag(), out)
@@ -660,6 +798,10 @@ impl Tracker {
                             "{} segment(s) starting over 256 MiB ahead and {} ACK(s) for over 16 MiB more than was seen were ignored",
                             st.out_of_window_segments, st.implausible_acks
                         ),
+                        vec![
+                            ("segments", Fact::Num(st.out_of_window_segments)),
+                            ("acks", Fact::Num(st.implausible_acks)),
+                        ],
                         &mut self.totals,
                         sink,
                     );
@@ -674,6 +816,7 @@ impl Tracker {
                         "{} request(s) waited so long for an echo that they were no longer tracked (at most {MAX_PENDING} are)",
                         s.untracked
                     ),
+                    vec![("requests", Fact::Num(s.untracked))],
                     &mut self.totals,
                     sink,
                 );
@@ -693,6 +836,14 @@ impl Tracker {
                     Dir::ToServer,
                     spec::ECHO_MISSING.code,
                     format!("{missing} {what} never echoed"),
+                    vec![(
+                        if matches!(s.pending, Pending::Text(_)) {
+                            "bytes"
+                        } else {
+                            "requests"
+                        },
+                        Fact::Num(missing),
+                    )],
                     &mut self.totals,
                     sink,
                 );
@@ -741,16 +892,29 @@ impl Session {
         }
     }
 
+    /// Counts an anomaly under `code` (no event of its own).
+    fn count(&mut self, code: &'static str) {
+        match self.codes.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n = n.saturating_add(1),
+            None => self.codes.push((code, 1)),
+        }
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "a diagnostic's parts, then where it goes"
+    )]
     fn report(
         &mut self,
         ts: Timestamp,
         dir: Dir,
         code: &'static str,
         message: String,
+        facts: Facts,
         totals: &mut Totals,
         sink: &mut dyn Sink,
     ) {
-        self.anomalies = self.anomalies.saturating_add(1);
+        self.count(code);
         totals.diagnostics = totals.diagnostics.saturating_add(1);
         sink.event(&Event::Diagnostic {
             ts,
@@ -758,16 +922,21 @@ impl Session {
             dir: Some(dir),
             code,
             message,
+            facts,
         });
     }
 
     /// Sets the framing and replays what was held.
     fn decide(&mut self, carries: Carries, reason: String, max_frame: u32, sink: &mut dyn Sink) {
         self.framing = Some(carries);
-        self.decoders = Some([
-            StreamDecoder::new(carries, max_frame),
-            StreamDecoder::new(carries, max_frame),
-        ]);
+        // Picked up mid-stream, each direction finds its own first frame
+        // boundary.
+        let new = if self.picked_up {
+            StreamDecoder::midstream
+        } else {
+            StreamDecoder::new
+        };
+        self.decoders = Some([new(carries, max_frame), new(carries, max_frame)]);
         self.pending = match carries {
             Carries::Text => Pending::Text(VecDeque::new()),
             Carries::Framed(_) => Pending::Frames(VecDeque::new()),
@@ -780,9 +949,13 @@ impl Session {
     }
 
     /// Tries to decide the framing from the held client bytes (the
-    /// server's when the client sent nothing yet).
+    /// server's when the client sent nothing yet). A session picked up
+    /// mid-stream is judged at every alignment, in both directions.
     fn detect(&mut self, stage: Stage, max_frame: u32, sink: &mut dyn Sink) -> bool {
         let client = self.halves[0].prefix();
+        if self.picked_up {
+            return self.detect_midstream(client, stage, max_frame, sink);
+        }
         let sample = if client.is_empty() {
             self.halves[1].prefix()
         } else {
@@ -804,6 +977,65 @@ impl Session {
             Detected::Text => Carries::Text,
         };
         self.decide(carries, d.reason, max_frame, sink);
+        true
+    }
+
+    fn detect_midstream(
+        &mut self,
+        client: Vec<u8>,
+        stage: Stage,
+        max_frame: u32,
+        sink: &mut dyn Sink,
+    ) -> bool {
+        let server = self.halves[1].prefix();
+        if client.is_empty() && server.is_empty() {
+            return false;
+        }
+        // While the bytes stream in, judge again only as they double: each
+        // judgement tries every offset.
+        let held = client.len().saturating_add(server.len());
+        if stage == Stage::Streaming && held < self.next_judgement {
+            return false;
+        }
+        self.next_judgement = held.saturating_mul(2).max(64);
+        let stage_of = |b: &[u8]| {
+            if b.len() >= DETECT_LIMIT {
+                Stage::Ended
+            } else {
+                stage
+            }
+        };
+        let judge = |b: &[u8]| {
+            (!b.is_empty())
+                .then(|| detect_midstream(b, stage_of(b), max_frame))
+                .flatten()
+        };
+        let (c, s) = (judge(&client), judge(&server));
+        let framed = |a: &Option<Aligned>| {
+            a.as_ref()
+                .is_some_and(|a| a.detection.detected != Detected::Text)
+        };
+        let pick = if framed(&c) {
+            c
+        } else if framed(&s) {
+            s.map(|mut a| {
+                a.detection.reason = format!("from the server's bytes: {}", a.detection.reason);
+                a
+            })
+        } else if (client.is_empty() || c.is_some()) && (server.is_empty() || s.is_some()) {
+            // Both directions (that have bytes) are text for sure.
+            c.or(s)
+        } else {
+            None
+        };
+        let Some(a) = pick else {
+            return false;
+        };
+        let carries = match a.detection.detected {
+            Detected::Framed(f) => Carries::Framed(f),
+            Detected::Text => Carries::Text,
+        };
+        self.decide(carries, a.detection.reason, max_frame, sink);
         true
     }
 
@@ -849,6 +1081,9 @@ impl Session {
             return; // not reached: calls do not nest
         };
         let mut r = std::mem::replace(&mut self.halves[dir.index()].reasm, stand_in);
+        // Known before any gap can be declared (a gap follows the first
+        // segment, which sets it).
+        self.origin[dir.index()] = r.origin();
         step(&mut r, &mut |chunk, tag| {
             self.feed_one(
                 dir,
@@ -859,6 +1094,7 @@ impl Session {
                 sink,
             )
         });
+        self.origin[dir.index()] = r.origin();
         self.stand_in = Some(std::mem::replace(&mut self.halves[dir.index()].reasm, r));
     }
 
@@ -900,9 +1136,14 @@ impl Session {
     ) {
         if let Chunk::Gap { offset, len } = chunk {
             self.gap_seen[dir.index()] = true;
+            let seq = self.origin[dir.index()].map(|o| o.wrapping_add(offset as u32));
+            let mut facts = vec![("offset", Fact::Num(offset)), ("length", Fact::Num(len))];
+            if let Some(seq) = seq {
+                facts.push(("seq", Fact::Num(seq.into())));
+            }
             self.report(ts, dir, spec::TCP_GAP.code, format!(
                 "{len} byte(s) at stream offset {offset} were never captured (lost, or dropped by the capture); not zero-filled"
-            ), totals, sink);
+            ), facts, totals, sink);
         }
         if self.decoders.is_none() {
             let h = &mut self.halves[dir.index()];
@@ -967,6 +1208,7 @@ impl Session {
                 h.messages = h.messages.saturating_add(1);
                 h.bytes = h.bytes.saturating_add(frame.raw.len() as u64);
                 let echo = match (dir, &mut self.pending) {
+                    _ if !self.echoes => None,
                     (Dir::ToServer, Pending::Frames(q)) => {
                         let item = (frame.order, Fingerprint::of(frame.raw), ts);
                         push_bounded(q, item, &mut self.untracked);
@@ -1008,6 +1250,10 @@ impl Session {
                         dir,
                         diag.code,
                         format!("{} (frame at offset {offset})", diag.summary),
+                        vec![
+                            ("offset", Fact::Num(offset)),
+                            ("order", Fact::Num(frame.order.into())),
+                        ],
                         totals,
                         sink,
                     );
@@ -1029,6 +1275,10 @@ impl Session {
                             "echo order={} differs from the request it answers",
                             frame.order
                         ),
+                        vec![
+                            ("offset", Fact::Num(offset)),
+                            ("order", Fact::Num(frame.order.into())),
+                        ],
                         totals,
                         sink,
                     );
@@ -1040,6 +1290,7 @@ impl Session {
                 h.messages = h.messages.saturating_add(1);
                 h.bytes = h.bytes.saturating_add(data.len() as u64);
                 let echo = match (dir, &mut self.pending) {
+                    _ if !self.echoes => None,
                     (Dir::ToServer, Pending::Text(q)) => {
                         push_bounded(q, (data.to_vec(), ts), &mut self.untracked);
                         None
@@ -1077,12 +1328,25 @@ impl Session {
                             "text echo \"{}\" differs from what the client sent",
                             escape(data)
                         ),
+                        vec![
+                            ("offset", Fact::Num(offset)),
+                            ("length", Fact::Num(data.len() as u64)),
+                        ],
                         totals,
                         sink,
                     );
                 }
             }
             Decoded::Gap { .. } => {}
+            Decoded::Partial { offset, len } => {
+                self.report(ts, dir, spec::FRAME_PARTIAL.code, format!(
+                    "the first {len} byte(s) captured (from offset {offset}) end a frame sent before the capture began; decoding starts at offset {}",
+                    offset.saturating_add(len)
+                ), vec![
+                    ("offset", Fact::Num(offset)),
+                    ("length", Fact::Num(len)),
+                ], totals, sink);
+            }
             Decoded::Damaged {
                 offset,
                 captured,
@@ -1090,7 +1354,10 @@ impl Session {
             } => {
                 self.report(ts, dir, spec::FRAME_DAMAGED.code, format!(
                     "frame at offset {offset}: {captured} captured byte(s) not decoded: {reason}"
-                ), totals, sink);
+                ), vec![
+                    ("offset", Fact::Num(offset)),
+                    ("length", Fact::Num(captured)),
+                ], totals, sink);
             }
             Decoded::Error { offset, error } | Decoded::Truncated { offset, error } => {
                 self.report(
@@ -1098,6 +1365,7 @@ impl Session {
                     dir,
                     error.diagnostic().code,
                     format!("at offset {offset}: {error}"),
+                    vec![("offset", Fact::Num(offset))],
                     totals,
                     sink,
                 );
@@ -1105,7 +1373,10 @@ impl Session {
             Decoded::Unsynchronised { offset, bytes } => {
                 self.report(ts, dir, spec::FRAME_UNSYNCHRONISED.code, format!(
                     "from offset {offset}, {bytes} byte(s) not decoded: no frame header could be trusted after the problem above"
-                ), totals, sink);
+                ), vec![
+                    ("offset", Fact::Num(offset)),
+                    ("length", Fact::Num(bytes)),
+                ], totals, sink);
             }
         }
     }
@@ -1142,6 +1413,7 @@ impl Session {
             first: self.first,
             last: self.last,
             dirs: [0, 1].map(|i| DirSummary {
+                packets: self.packets[i],
                 messages: self.halves[i].messages,
                 bytes: self.halves[i].bytes,
                 reassembly: self.halves[i].reasm.stats(),
@@ -1161,7 +1433,14 @@ impl Session {
             echo_mismatches: self.mismatches,
             echoes_missing: if self.server_echoed { missing } else { 0 },
             state,
-            anomalies: self.anomalies,
+            picked_up: self.picked_up,
+            anomalies: self.codes.iter().map(|(_, n)| n).sum(),
+            anomaly_counts: {
+                let mut c = self.codes.clone();
+                c.sort_unstable();
+                c
+            },
+            via: (!self.encap.is_empty()).then(|| self.encap.to_string()),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Where packets come from: a live interface or a saved file, through
-//! libpcap. This is the only module that uses pcap; everything after it sees
+//! Where packets come from: a live interface through libpcap, or a saved
+//! file. This is the only module that uses pcap; everything after it sees
 //! the same [`RawPacket`]s whether they are live or read from a file, so live
 //! and offline decoding agree by construction.
 //!
@@ -9,14 +9,19 @@
 //! packet takes a whole snap-length slot and the ring holds a few hundred,
 //! which a short stall overruns. A block is handed over when full or after
 //! the read timeout (100 ms), which bounds the delay of a line
-//! and lets a stop request be noticed. Offline reads accept pcap and pcapng.
+//! and lets a stop request be noticed.
+//!
+//! Files are read by [`super::savefile`] (pcap and pcapng, every interface
+//! with its own link type), and filtered here packet by packet with the
+//! BPF filter compiled for that packet's link type.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
-use pcap::{Active, Capture, Device, Offline};
+use pcap::{Active, BpfProgram, Capture, Device};
 
 use super::packet::{linktype_name, linktype_supported};
+use super::savefile::{FileError, Interface, Reader, Writer};
 
 /// Snap length for live captures: whole packets.
 pub const SNAPLEN: i32 = 65_535;
@@ -78,6 +83,11 @@ pub struct RawPacket<'a> {
     pub len: u32,
     /// The captured bytes.
     pub data: &'a [u8],
+    /// Its link type (`LINKTYPE_*`): a pcapng file may mix several.
+    pub linktype: i32,
+    /// The interface it was captured on (pcapng: numbered from 0 across
+    /// the file; pcap and live: 0).
+    pub interface: u32,
 }
 
 /// What one read gave.
@@ -92,8 +102,8 @@ pub enum Next<'a> {
 }
 
 enum Handle {
-    Live(Capture<Active>),
-    File(Capture<Offline>),
+    Live(Box<Capture<Active>>),
+    File(Box<Reader>),
 }
 
 /// An open capture.
@@ -102,41 +112,38 @@ pub struct Source {
     linktype: i32,
     /// What was opened, for messages.
     pub name: String,
-    file: Option<PathBuf>,
     packets: u64,
-    /// Bytes of the file consumed so far (pcap: header + records), for
-    /// progress and for saying where a cut file ends.
+    /// Packets of a file that the BPF filter rejected (a live capture's
+    /// kernel filters them before rc1 can count them).
+    pub filtered: u64,
+    /// Bytes of the file consumed so far, for progress.
     pub bytes_read: u64,
     /// The file's size, if a file.
     pub file_size: Option<u64>,
     /// `-w`: every packet read is also written here.
-    savefile: Option<pcap::Savefile>,
+    writer: Option<Writer>,
+    /// Where `-w` writes, for messages.
+    write_path: Option<PathBuf>,
     filter: String,
+    /// Files: the filter compiled per link type, as met (a pcapng file may
+    /// have several); `None` for no filter.
+    programs: Vec<(i32, BpfProgram)>,
 }
 
 /// Why reading stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// The file ends inside a record.
-    #[error(
-        "{file}: cut short after packet {packets} (about byte {offset} of {size}): {reason}; \
-         everything before the cut was decoded"
-    )]
-    Truncated {
+    /// The file stops making sense here.
+    #[error("{file}: {error}")]
+    File {
         /// The file.
         file: String,
-        /// Packets read before the cut.
-        packets: u64,
-        /// Approximate byte offset of the cut record.
-        offset: u64,
-        /// File size.
-        size: u64,
-        /// libpcap's words.
-        reason: String,
+        /// What is wrong, where.
+        error: FileError,
     },
-    /// Any other libpcap error.
+    /// Any other error (libpcap's, a filter that cannot apply, -w).
     #[error("{0}")]
-    Pcap(String),
+    Other(String),
 }
 
 fn permission_hint(iface: &str) -> String {
@@ -200,18 +207,23 @@ impl Source {
                     anyhow!("cannot capture on {iface}: {text}")
                 }
             })?;
+        let linktype = dlt_to_linktype(cap.get_datalink().0);
         let s = Source {
-            linktype: cap.get_datalink().0,
-            handle: Handle::Live(cap),
+            linktype,
+            handle: Handle::Live(Box::new(cap)),
             name: iface.to_string(),
-            file: None,
             packets: 0,
+            filtered: 0,
             bytes_read: 0,
             file_size: None,
-            savefile: None,
+            writer: None,
+            write_path: None,
             filter: String::new(),
+            programs: Vec::new(),
         };
-        s.check_linktype()?;
+        if !linktype_supported(linktype) {
+            return Err(anyhow!("{}: {}", s.name, unsupported(linktype)));
+        }
         Ok(s)
     }
 
@@ -220,38 +232,28 @@ impl Source {
         let size = std::fs::metadata(path)
             .with_context(|| format!("cannot read {}", path.display()))?
             .len();
-        let cap = Capture::from_file(path).map_err(|e| {
-            anyhow!(
-                "{}: not a capture file libpcap can read ({e}); rc1 reads pcap and pcapng",
-                path.display()
-            )
-        })?;
+        let reader = Reader::open(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        // pcap: the file's one link type; pcapng: each interface has its
+        // own, checked per packet.
+        let linktype = reader.interfaces().first().map_or(-1, |i| i.linktype);
+        let pcapng = reader.is_pcapng();
         let s = Source {
-            linktype: cap.get_datalink().0,
-            handle: Handle::File(cap),
+            linktype,
+            handle: Handle::File(Box::new(reader)),
             name: path.display().to_string(),
-            file: Some(path.to_path_buf()),
             packets: 0,
-            // The pcap global header.
-            bytes_read: 24,
+            filtered: 0,
+            bytes_read: 0,
             file_size: Some(size),
-            savefile: None,
+            writer: None,
+            write_path: None,
             filter: String::new(),
+            programs: Vec::new(),
         };
-        s.check_linktype()?;
-        Ok(s)
-    }
-
-    fn check_linktype(&self) -> Result<()> {
-        if linktype_supported(self.linktype) {
-            return Ok(());
+        if !pcapng && !linktype_supported(linktype) {
+            return Err(anyhow!("{}: {}", s.name, unsupported(linktype)));
         }
-        Err(anyhow!(
-            "{}: link type {} ({}) is not supported; rc1 reads Ethernet, Linux SLL/SLL2, BSD NULL/LOOP and raw IP",
-            self.name,
-            self.linktype,
-            linktype_name(self.linktype)
-        ))
+        Ok(s)
     }
 
     /// The BPF filter in force ("" for none).
@@ -260,19 +262,37 @@ impl Source {
     }
 
     /// Applies a BPF filter (tcpdump syntax); libpcap's message on error.
+    /// A live capture filters in the kernel; a file is filtered here,
+    /// packet by packet, with the filter compiled for each packet's link
+    /// type (`pcap_offline_filter`), so rejected packets are counted.
     pub fn set_filter(&mut self, filter: &str) -> Result<()> {
         self.filter = filter.to_string();
         if filter.is_empty() {
             return Ok(());
         }
-        let r = match &mut self.handle {
-            Handle::Live(c) => c.filter(filter, true),
-            Handle::File(c) => c.filter(filter, true),
-        };
-        r.map_err(|e| anyhow!("invalid capture filter {filter:?}: {e}"))
+        match &mut self.handle {
+            Handle::Live(c) => c
+                .filter(filter, true)
+                .map_err(|e| anyhow!("invalid capture filter {filter:?}: {e}")),
+            Handle::File(_) => {
+                // Checked now against the file's first link type (pcapng:
+                // Ethernet, until its interfaces are read), so a typo is
+                // reported before anything is decoded.
+                let lt = if self.linktype >= 0 {
+                    self.linktype
+                } else {
+                    super::packet::linktype::ETHERNET
+                };
+                let p = compile(filter, lt)
+                    .map_err(|e| anyhow!("invalid capture filter {filter:?}: {e}"))?;
+                self.programs.push((lt, p));
+                Ok(())
+            }
+        }
     }
 
-    /// The link type of every packet.
+    /// The link type of a live capture or pcap file (a pcapng file's first
+    /// interface's, -1 before it is known).
     pub fn linktype(&self) -> i32 {
         self.linktype
     }
@@ -291,7 +311,7 @@ impl Source {
         matches!(self.handle, Handle::Live(_))
     }
 
-    /// Packets read so far.
+    /// Packets read so far (those the filter let through).
     pub fn packets(&self) -> u64 {
         self.packets
     }
@@ -299,45 +319,99 @@ impl Source {
     /// Reads once: a packet, [`Next::Idle`] when a live read timed out (so
     /// the caller can look at its stop flag), or [`Next::End`].
     pub fn read(&mut self) -> Result<Next<'_>, ReadError> {
-        let r = match &mut self.handle {
-            Handle::Live(c) => c.next_packet(),
-            Handle::File(c) => c.next_packet(),
-        };
-        match r {
-            Ok(p) => {
-                if let Some(out) = &mut self.savefile {
-                    out.write(&p);
+        match &mut self.handle {
+            Handle::Live(c) => match c.next_packet() {
+                Ok(p) => {
+                    let ts = Timestamp {
+                        sec: p.header.ts.tv_sec,
+                        usec: u32::try_from(p.header.ts.tv_usec).unwrap_or(0),
+                    };
+                    let raw = RawPacket {
+                        ts,
+                        len: p.header.len,
+                        data: p.data,
+                        linktype: self.linktype,
+                        interface: 0,
+                    };
+                    self.packets = self.packets.saturating_add(1);
+                    write(&mut self.writer, &self.write_path, &raw)?;
+                    Ok(Next::Packet(raw))
                 }
-                self.packets = self.packets.saturating_add(1);
-                self.bytes_read = self
-                    .bytes_read
-                    .saturating_add(16)
-                    .saturating_add(u64::from(p.header.caplen));
-                let ts = Timestamp {
-                    sec: p.header.ts.tv_sec,
-                    usec: u32::try_from(p.header.ts.tv_usec).unwrap_or(0),
-                };
-                Ok(Next::Packet(RawPacket {
-                    ts,
-                    len: p.header.len,
-                    data: p.data,
-                }))
-            }
-            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
-            Err(pcap::Error::NoMorePackets) => Ok(Next::End),
-            Err(e) => {
-                let reason = e.to_string();
-                match &self.file {
-                    Some(file) if reason.contains("truncated") => Err(ReadError::Truncated {
-                        file: file.display().to_string(),
-                        packets: self.packets,
-                        offset: self.bytes_read,
-                        size: self.file_size.unwrap_or(0),
-                        reason,
+                Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
+                Err(pcap::Error::NoMorePackets) => Ok(Next::End),
+                Err(e) => Err(ReadError::Other(format!("{}: {e}", self.name))),
+            },
+            Handle::File(r) => {
+                let (filter, programs, filtered) =
+                    (&self.filter, &mut self.programs, &mut self.filtered);
+                let mut failure = None;
+                let got = r.next_packet_where(&mut |p| {
+                    if filter.is_empty() {
+                        return true;
+                    }
+                    let at = match programs.iter().position(|(lt, _)| *lt == p.linktype) {
+                        Some(at) => at,
+                        None => match compile(filter, p.linktype) {
+                            Ok(prog) => {
+                                programs.push((p.linktype, prog));
+                                programs.len().saturating_sub(1)
+                            }
+                            Err(e) => {
+                                failure = Some(format!(
+                                    "the filter {filter:?} cannot apply to packets of link type \
+                                     {} ({}) from interface {}: {e}",
+                                    p.linktype,
+                                    linktype_name(p.linktype),
+                                    p.interface
+                                ));
+                                return true;
+                            }
+                        },
+                    };
+                    let pass = programs
+                        .get(at)
+                        .is_some_and(|(_, prog)| prog.filter(p.data));
+                    if !pass {
+                        *filtered = filtered.saturating_add(1);
+                    }
+                    pass
+                });
+                if let Some(f) = failure {
+                    return Err(ReadError::Other(format!("{}: {f}", self.name)));
+                }
+                match got {
+                    Ok(Some(p)) => {
+                        self.bytes_read = p.end;
+                        let raw = RawPacket {
+                            ts: p.ts,
+                            len: p.len,
+                            data: p.data,
+                            linktype: p.linktype,
+                            interface: p.interface,
+                        };
+                        self.packets = self.packets.saturating_add(1);
+                        write(&mut self.writer, &self.write_path, &raw)?;
+                        Ok(Next::Packet(raw))
+                    }
+                    Ok(None) => {
+                        self.bytes_read = self.file_size.unwrap_or(self.bytes_read);
+                        Ok(Next::End)
+                    }
+                    Err(error) => Err(ReadError::File {
+                        file: self.name.clone(),
+                        error,
                     }),
-                    _ => Err(ReadError::Pcap(format!("{}: {reason}", self.name))),
                 }
             }
+        }
+    }
+
+    /// The interfaces a pcapng file described so far (name, link type,
+    /// snap length), for messages; empty for live captures.
+    pub fn interfaces(&self) -> &[Interface] {
+        match &self.handle {
+            Handle::File(r) => r.interfaces(),
+            Handle::Live(_) => &[],
         }
     }
 
@@ -353,23 +427,87 @@ impl Source {
         }
     }
 
-    /// `-w`: also write every packet read to a pcap file (this capture's
-    /// link type), flushed by [`Source::finish_writing`] and when dropped.
+    /// `-w`: also write every packet read to a capture file (pcapng if its
+    /// name ends in `.pcapng`, else pcap), flushed by
+    /// [`Source::finish_writing`].
     pub fn write_to(&mut self, path: &Path) -> Result<()> {
-        let r = match &self.handle {
-            Handle::Live(c) => c.savefile(path),
-            Handle::File(c) => c.savefile(path),
-        };
-        self.savefile = Some(r.map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?);
+        let hint = (self.linktype >= 0).then_some(self.linktype);
+        let w = Writer::create(path, hint)
+            .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+        self.writer = Some(w);
+        self.write_path = Some(path.to_path_buf());
         Ok(())
     }
 
-    /// Flushes the `-w` file.
-    pub fn finish_writing(&mut self) -> Result<()> {
-        if let Some(out) = &mut self.savefile {
-            out.flush()
-                .map_err(|e| anyhow!("cannot finish writing the capture file: {e}"))?;
-        }
-        Ok(())
+    /// Flushes the `-w` file; says how many packets a pcap file could not
+    /// hold (another link type).
+    pub fn finish_writing(&mut self) -> Result<Option<String>> {
+        let (Some(w), Some(path)) = (&mut self.writer, &self.write_path) else {
+            return Ok(None);
+        };
+        w.flush()
+            .map_err(|e| anyhow!("cannot finish writing {}: {e}", path.display()))?;
+        Ok((w.skipped > 0).then(|| {
+            format!(
+                "{} packet(s) of another link type were not written to {}: a pcap file holds \
+                 one link type; name it .pcapng to keep them all",
+                w.skipped,
+                path.display()
+            )
+        }))
     }
+}
+
+/// `-w` for one packet.
+fn write(
+    writer: &mut Option<Writer>,
+    path: &Option<PathBuf>,
+    p: &RawPacket<'_>,
+) -> Result<(), ReadError> {
+    if let Some(w) = writer {
+        w.write(p.ts, p.len, p.data, p.linktype).map_err(|e| {
+            let path = path.as_deref().unwrap_or(Path::new("-w file"));
+            ReadError::Other(format!("cannot write {}: {e}", path.display()))
+        })?;
+    }
+    Ok(())
+}
+
+/// Compiles a BPF filter for packets of `linktype`.
+fn compile(filter: &str, linktype: i32) -> Result<BpfProgram, pcap::Error> {
+    Capture::dead(pcap::Linktype(linktype_to_dlt(linktype)))?.compile(filter, true)
+}
+
+/// `LINKTYPE_*` (what files say) to `DLT_*` (what libpcap's API takes),
+/// where they differ on Linux (libpcap's `linktype_to_dlt`).
+pub fn linktype_to_dlt(lt: i32) -> i32 {
+    match lt {
+        100 => 11, // ATM_RFC1483
+        101 => 12, // RAW
+        102 => 15, // SLIP_BSDOS
+        103 => 16, // PPP_BSDOS
+        106 => 19, // ATM_CLIP
+        _ => lt,
+    }
+}
+
+/// `DLT_*` (what a live handle says) to `LINKTYPE_*`.
+pub fn dlt_to_linktype(dlt: i32) -> i32 {
+    match dlt {
+        11 => 100,
+        12 | 14 => 101,
+        15 => 102,
+        16 => 103,
+        19 => 106,
+        _ => dlt,
+    }
+}
+
+/// The sentence for a link type rc1 does not read.
+pub fn unsupported(linktype: i32) -> String {
+    format!(
+        "link type {linktype} ({}) is not supported; rc1 reads {}",
+        linktype_name(linktype),
+        super::packet::SUPPORTED
+    )
 }

@@ -108,6 +108,94 @@ pub fn detect(first: &[u8], stage: Stage, max_frame: u32) -> Option<Detection> {
     })
 }
 
+/// How far into a stream picked up mid-stream a frame boundary is looked
+/// for: a capture that begins inside a longer frame is shown as text.
+pub const MIDSTREAM_SEARCH: usize = 64 * 1024;
+
+/// A stream picked up mid-stream, decided: the framing and the offset of
+/// its first whole frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aligned {
+    /// The decision.
+    pub detection: Detection,
+    /// Bytes before the first frame boundary (the end of a frame sent
+    /// before the capture began).
+    pub skip: usize,
+}
+
+/// [`detect`] for a connection the capture picked up after it began: its
+/// first bytes may be the end of a frame. Every offset where the lab's
+/// version byte stands is tried as a frame boundary (v2's 29-byte stride
+/// and v3's header chain then confirm it or not), and the first one from
+/// which the rules find frames wins. Text only once the bytes are complete
+/// and no offset fits. `None`: too early to tell.
+pub fn detect_midstream(first: &[u8], stage: Stage, max_frame: u32) -> Option<Aligned> {
+    let mut undecided = false;
+    for (skip, &b) in first.iter().enumerate().take(MIDSTREAM_SEARCH) {
+        if b != spec::LAB_VERSION {
+            continue;
+        }
+        let rest = first.get(skip..).unwrap_or_default();
+        match detect(rest, stage, max_frame) {
+            Some(d) if d.detected != Detected::Text => {
+                let mut detection = d;
+                if skip > 0 {
+                    detection.reason = format!(
+                        "picked up mid-stream: from offset {skip} (the {skip} byte(s) before end a \
+                         frame sent before the capture began), {}",
+                        detection.reason
+                    );
+                }
+                return Some(Aligned { detection, skip });
+            }
+            Some(_) => {}
+            None => undecided = true,
+        }
+    }
+    if stage == Stage::Streaming || (undecided && stage != Stage::Ended) {
+        return None;
+    }
+    Some(Aligned {
+        detection: Detection {
+            detected: Detected::Text,
+            reason: format!(
+                "picked up mid-stream, and no v2/v3 frame boundary fits the first {} byte(s)",
+                first.len().min(MIDSTREAM_SEARCH)
+            ),
+        },
+        skip: 0,
+    })
+}
+
+/// Where whole frames of `framing` begin in `b`, the first bytes of a
+/// direction picked up mid-stream: the smallest offset from which they
+/// chain as the auto rules require (`complete`: no more bytes will come
+/// before the decision must be made).
+pub fn align(framing: Framing, b: &[u8], complete: bool, max_frame: u32) -> Option<usize> {
+    let limit = match framing {
+        Framing::V2 => v2::LEN,
+        Framing::V3 => MIDSTREAM_SEARCH,
+    };
+    (0..b.len().min(limit)).find(|&k| {
+        let rest = b.get(k..).unwrap_or_default();
+        rest.first() == Some(&spec::LAB_VERSION)
+            && match framing {
+                Framing::V2 => v2_chain(rest, complete).is_some(),
+                Framing::V3 => {
+                    v3_chain(rest, max_frame, complete).is_some()
+                        && !oversized_first(rest, max_frame)
+                }
+            }
+    })
+}
+
+/// A first v3 header whose size is over the limit: the auto rules count it
+/// as v3 at the start of a connection, never as a boundary found mid-stream.
+fn oversized_first(b: &[u8], max_frame: u32) -> bool {
+    b.get(..v3::HEADER_LEN)
+        .is_some_and(|h| parse(Framing::V3, h, max_frame).is_err())
+}
+
 fn v2_chain(b: &[u8], complete: bool) -> Option<String> {
     let whole = b.len() / v2::LEN;
     // Until the bytes are complete, only an exact multiple is certain; once
@@ -287,6 +375,39 @@ mod tests {
             f.unwrap().encode(framing, &mut out);
         }
         out
+    }
+
+    #[test]
+    fn a_stream_picked_up_inside_a_frame_is_aligned() {
+        let v2s = stream(Framing::V2, &["one", "two", "three", "four"]);
+        // The last 12 bytes of frame 1, then frames 2..4.
+        let b = &v2s[29 - 12..];
+        let a = detect_midstream(b, Stage::Streaming, 1 << 20).unwrap();
+        assert_eq!(a.detection.detected, Detected::Framed(Framing::V2));
+        assert_eq!(a.skip, 12);
+        assert!(
+            a.detection.reason.contains("from offset 12"),
+            "{}",
+            a.detection.reason
+        );
+        assert_eq!(align(Framing::V2, b, false, 1 << 20), Some(12));
+        let v3s = stream(Framing::V3, &["a longer first message", "two", "three"]);
+        // 10 bytes of frame 1's message, then frames 2 and 3.
+        let b = &v3s[31 - 10..];
+        let a = detect_midstream(b, Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(a.detection.detected, Detected::Framed(Framing::V3));
+        assert_eq!(a.skip, 10);
+        assert_eq!(align(Framing::V3, b, false, 1 << 20), Some(10));
+        // On a boundary: offset 0, as detect says.
+        let a = detect_midstream(&v2s, Stage::Streaming, 1 << 20).unwrap();
+        assert_eq!(a.skip, 0);
+        // Text, once complete; too early while streaming.
+        assert_eq!(
+            detect_midstream(b"hello there\x01 again", Stage::Streaming, 1 << 20),
+            None
+        );
+        let a = detect_midstream(b"hello there\x01 again", Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(a.detection.detected, Detected::Text);
     }
 
     #[test]
