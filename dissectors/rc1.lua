@@ -49,8 +49,9 @@ E["v2.size_over_20"] = ProtoExpert.new("rc1.v2.size_over_20", "[v2.size_over_20]
 E["v2.bad_padding"] = ProtoExpert.new("rc1.v2.bad_padding", "[v2.bad_padding] v2 padding after the message is not '-'", expert.group.PROTOCOL, expert.severity.WARN)
 E["frame.unexpected_version"] = ProtoExpert.new("rc1.frame.unexpected_version", "[frame.unexpected_version] version byte is not 1, the lab's version", expert.group.PROTOCOL, expert.severity.WARN)
 E["frame.truncated"] = ProtoExpert.new("rc1.frame.truncated", "[frame.truncated] the stream ended inside a frame", expert.group.MALFORMED, expert.severity.WARN)
+E["frame.damaged"] = ProtoExpert.new("rc1.frame.damaged", "[frame.damaged] a frame cut by a capture gap was not decoded", expert.group.MALFORMED, expert.severity.WARN)
 E["frame.unsynchronised"] = ProtoExpert.new("rc1.frame.unsynchronised", "[frame.unsynchronised] no frame header can be trusted after a problem; the rest of the direction is not decoded", expert.group.MALFORMED, expert.severity.WARN)
-rc1.experts = { E["v3.size_over_max"], E["v2.size_over_20"], E["v2.bad_padding"], E["frame.unexpected_version"], E["frame.truncated"], E["frame.unsynchronised"] }
+rc1.experts = { E["v3.size_over_max"], E["v2.size_over_20"], E["v2.bad_padding"], E["frame.unexpected_version"], E["frame.truncated"], E["frame.damaged"], E["frame.unsynchronised"] }
 
 -- The framings, from the spec ---------------------------------------------
 -- kind: "u8", "u32" (big-endian), "fixed" (width bytes; content is the
@@ -336,19 +337,45 @@ local function whole_frames(name, s, max)
 end
 
 -- Per-connection state ------------------------------------------------------
--- Decided on the first pass, in packet order, from the client's first
--- bytes as rc1 capture decides: while they stream in, only when certain;
--- once the server answers, as complete. Until then a client segment that
--- the likeliest framing reads as whole frames is shown that way, and one
--- that it does not is held for the next segment (TCP desegmentation).
+-- Every byte is placed by its stream offset (0 = the first payload byte of
+-- its direction, from TCP's relative sequence numbers, so numbers that wrap
+-- past 2^32 do not matter), never by the order in which TCP hands buffers
+-- over: segments captured out of order, and buffers TCP hands back after a
+-- desegmentation request, land where they belong.
+--
+-- The framing is decided on the first pass from the client's first bytes
+-- in stream order, as rc1 capture decides: while they stream in, only when
+-- certain; once the server answers, as complete. Until then the client's
+-- bytes are held for the next segment (TCP desegmentation).
 local tcp_stream_f = Field.new("tcp.stream")
 local tcp_fin_f = Field.new("tcp.flags.fin")
 local tcp_seq_f = Field.new("tcp.seq")
 local tcp_len_f = Field.new("tcp.len")
+local tcp_payload_f = nil
+pcall(function() tcp_payload_f = Field.new("tcp.payload") end)
+local tcp_seq_raw_f = nil
+pcall(function() tcp_seq_raw_f = Field.new("tcp.seq_raw") end)
 local streams = {}
+local TWO32 = 4294967296
 
 function rc1.init()
   streams = {}
+end
+
+-- One direction of a connection (first pass).
+local function new_direction()
+  return {
+    origin = nil,     -- the sequence number of stream offset 0
+    next = 0,         -- first stream offset not yet decoded, skipped or given up
+    seen = 0,         -- end of the bytes TCP handed over so far
+    pending = {},     -- where TCP's next reassembled buffer may start: the
+                      -- offsets where we asked for more bytes
+    keep_off = 0,     -- bytes from the first pending offset to `seen`, to
+    keep = "",        -- tell those apart (and to show held bytes a hole cut off)
+    frame_need = nil, -- total length of the frame at `next`, when asked for more
+    skip_until = nil, -- bytes before this offset finish a frame a hole cut
+    unsync = nil,     -- why nothing more of this direction can be decoded
+  }
 end
 
 local function stream_state(pinfo)
@@ -356,12 +383,11 @@ local function stream_state(pinfo)
   local key = (ok and v) and v.value or tostring(pinfo.src) .. ":" .. pinfo.src_port .. "-" .. tostring(pinfo.dst) .. ":" .. pinfo.dst_port
   local st = streams[key]
   if st == nil then
-    -- first: the client's first bytes; base: stream offset of the next
-    -- client bytes handed to the dissector (first pass).
-    -- origin: TCP's (relative) number of the client's first byte seen;
-    -- skips: bytes at the start of a buffer already shown (per packet).
-    st = { first = "", base = 0, framing = nil, reason = nil, lost = {}, answered = false,
-           origin = nil, skips = {}, held = false }
+    -- first: the client's first bytes, from stream offset first_at (0
+    -- unless the stream starts with a hole), at most DETECT_LIMIT.
+    -- plans: what each buffer showed on the first pass, for later passes.
+    st = { first = "", first_at = nil, framing = nil, reason = nil, answered = false,
+           dirs = { ["c>s"] = new_direction(), ["s>c"] = new_direction() }, plans = {} }
     streams[key] = st
   end
   return st
@@ -459,7 +485,7 @@ end
 
 -- A header claiming more than the limit: shown, reported, and the rest of
 -- this direction is not trusted (as rc1 capture does).
-local function dissect_oversized(fr, tvb, pinfo, tree, echo, st, dir)
+local function dissect_oversized(fr, tvb, pinfo, tree, echo)
   local s = tvb:raw(0, tvb:len())
   local sub = tree:add(rc1, tvb(), "rc1 " .. fr.name .. " header over the limit")
   sub:add(F.framing, fr.name)
@@ -475,7 +501,6 @@ local function dissect_oversized(fr, tvb, pinfo, tree, echo, st, dir)
     .. "(raise the \"Largest v3 message\" preference); the rest of this direction is not decoded",
     claim, rc1.prefs.max_frame))
   note(pinfo, fr.name .. (echo and " echo" or "") .. " header claims " .. claim .. " bytes (over the limit)")
-  if not pinfo.visited then st.lost[dir] = pinfo.number end
 end
 
 -- TCP -------------------------------------------------------------------------
@@ -495,73 +520,207 @@ local function can_desegment(pinfo)
   return not ok or v == nil or v ~= 0
 end
 
-local dissect_tcp_inner
-
-local function dissect_tcp(tvb, pinfo, tree)
-  local len = tvb:len()
-  if len == 0 then return 0 end
-  local port = server_port(pinfo)
-  local echo = pinfo.src_port == port and pinfo.dst_port ~= port
-  local dir = echo and "s>c" or "c>s"
-  local st = stream_state(pinfo)
-  local max = rc1.prefs.max_frame
-  -- A buffer TCP hands over again after bytes held with "one more segment"
-  -- may start with bytes already shown: skip them (first pass: from TCP's
-  -- sequence numbers; later passes: as the first pass did).
-  if not echo and st.held then
-    local key = pinfo.number .. ":" .. len
-    local skip = 0
-    if not pinfo.visited then
-      local ok, seq, tl = pcall(function() return tcp_seq_f().value, tcp_len_f().value end)
-      if ok and seq ~= nil and tl ~= nil then
-        local start = seq + tl - len
-        if st.origin == nil then st.origin = start - st.base end
-        local at = start - st.origin
-        if at < st.base then skip = math.min(st.base - at, len) end
-      end
-      st.skips[key] = skip
-    else
-      skip = st.skips[key] or 0
-    end
-    if skip >= len then return len end
-    if skip > 0 then
-      dissect_tcp_inner(tvb(skip):tvb(), pinfo, tree, echo, st)
-      -- A request for more bytes counts from the start of the whole buffer.
-      pcall(function()
-        if pinfo.desegment_len ~= 0 then
-          pinfo.desegment_offset = pinfo.desegment_offset + skip
-        end
-      end)
-      return len
+-- Stream positions ---------------------------------------------------------
+-- This packet's segment: stream offset of its first payload byte, its
+-- length, its payload and where that payload starts in the packet (nil when
+-- the fields are missing).
+local function segment(d)
+  local ok, seq, tl = pcall(function() return tcp_seq_f().value, tcp_len_f().value end)
+  if not ok or seq == nil or tl == nil then return nil end
+  if d.origin == nil then
+    -- Relative sequence numbers (Wireshark's default) number a direction's
+    -- first byte 1; with absolute ones, count from the first segment seen.
+    d.origin = 1
+    if tcp_seq_raw_f ~= nil then
+      local ok2, raw = pcall(function() return tcp_seq_raw_f().value end)
+      if ok2 and raw ~= nil and raw == seq and seq ~= 1 then d.origin = seq end
     end
   end
-  return dissect_tcp_inner(tvb, pinfo, tree, echo, st)
+  local off = (seq - d.origin) % TWO32
+  if off >= TWO32 / 2 then off = off - TWO32 end -- before the first byte
+  local bytes, at = "", nil
+  if tcp_payload_f ~= nil then
+    pcall(function()
+      local p = tcp_payload_f()
+      if p ~= nil then at = p.offset; bytes = p.range:raw() end
+    end)
+  end
+  return { off = off, len = tl, bytes = bytes, at = at }
 end
 
-dissect_tcp_inner = function(tvb, pinfo, tree, echo, st)
-  local len = tvb:len()
-  local dir = echo and "s>c" or "c>s"
-  local max = rc1.prefs.max_frame
-  -- Returns len to TCP, having consumed `used` bytes (the rest is held for
-  -- the next segment): the next client buffer starts that much further.
-  local function done(used)
-    if not echo and not pinfo.visited then st.base = st.base + used end
-    return len
+-- How many 32-byte blocks of two equally long strings differ.
+local function differing_blocks(a, b)
+  if a == b then return 0 end
+  local n = 0
+  for i = 1, #a, 32 do
+    if string.sub(a, i, i + 31) ~= string.sub(b, i, i + 31) then n = n + 1 end
   end
+  return n
+end
+
+-- Where `tvb` starts in the stream, and whether TCP reassembled it.
+local function buffer_start(tvb, seg, d)
+  local len = tvb:len()
+  local ok, toff = pcall(function() return tvb:offset() end)
+  if ok and toff ~= nil and toff > 0 then
+    -- Part of this packet (the rest of its segment): exact.
+    if seg.at ~= nil then return seg.off + (toff - seg.at), false end
+    return seg.off + seg.len - len, false
+  end
+  -- Reassembled by TCP: from where we last asked for more, from an earlier
+  -- request whose buffer TCP extended, or (segments TCP queued out of order
+  -- on its own) from this segment. The bytes tell which: the ones kept from
+  -- earlier buffers and this segment's own must be where the start puts them.
+  local s = tvb:raw(0, len)
+  local cands = {}
+  for i = #d.pending, 1, -1 do cands[#cands + 1] = d.pending[i] end
+  cands[#cands + 1] = seg.off
+  if not ok then cands[#cands + 1] = seg.off + seg.len - len end
+  local best, best_score = nil, nil
+  for _, p in ipairs(cands) do
+    local score, overlap = 0, false
+    for _, known in ipairs({ { d.keep_off, d.keep }, { seg.off, seg.bytes } }) do
+      local lo = math.max(p, known[1])
+      local hi = math.min(p + len, known[1] + #known[2])
+      if hi > lo then
+        overlap = true
+        score = score + differing_blocks(string.sub(s, lo - p + 1, hi - p),
+          string.sub(known[2], lo - known[1] + 1, hi - known[1]))
+      end
+    end
+    if overlap and (best_score == nil or score < best_score) then best, best_score = p, score end
+  end
+  return best or seg.off, true
+end
+
+-- Frames ---------------------------------------------------------------------
+-- Whole frames of `fr` in `s` from `at`: where they end, and what stops
+-- there: nil (the end of `s`), "short" (with the frame's total length when
+-- its header is complete) or "over" (a size over the limit).
+local function scan(fr, s, at, max)
+  while at < #s do
+    local need, why, want = frame_len(fr, s, at, max)
+    if need == nil then
+      if why == "short" and want == nil and not fr.sized then want = header_len(fr) end
+      return at, why, want
+    end
+    at = at + need
+  end
+  return at, nil, nil
+end
+
+-- Shows the frames of `tvb` from `from` on. Returns the tvb offset where
+-- the bytes not shown start (len when all were used) and why: nil, "more"
+-- (TCP was asked for the rest, with the frame's total length when known),
+-- "partial" (desegmentation is off), "over" or "truncated".
+local function show_frames(fr, tvb, pinfo, tree, echo, from, fin, desegment)
+  local len = tvb:len()
+  local s = tvb:raw(0, len)
+  local max = rc1.prefs.max_frame
+  local offset = from
+  while offset < len do
+    local need, why, want = frame_len(fr, s, offset, max)
+    if need == nil and why == "over" then
+      dissect_oversized(fr, tvb(offset):tvb(), pinfo, tree, echo)
+      return len, "over"
+    end
+    if need == nil then
+      if not fr.sized and want == nil then want = header_len(fr) end
+      if not desegment then return offset, "held", want end
+      if fin then
+        -- The stream ends inside this frame: report it, never guess.
+        local sub = tree:add(rc1, tvb(offset), "rc1 " .. fr.name .. " truncated frame")
+        sub:add(F.framing, fr.name)
+        sub:add(F.direction, echo and "echo" or "request")
+        sub:add_proto_expert_info(E["frame.truncated"], string.format(
+          "[frame.truncated] the stream ends %d byte(s) into a frame", len - offset))
+        note(pinfo, fr.name .. " truncated frame (" .. (len - offset) .. " bytes)")
+        return len, "truncated"
+      end
+      if not can_desegment(pinfo) then
+        local sub = tree:add(rc1, tvb(offset), "rc1 " .. fr.name .. " partial frame")
+        sub:add(F.framing, fr.name)
+        sub:add(F.direction, echo and "echo" or "request")
+        note(pinfo, fr.name .. " partial frame (" .. (len - offset)
+          .. " bytes): turn on tcp.desegment_tcp_streams to see frames split across segments")
+        return offset, "partial", want
+      end
+      pinfo.desegment_offset = offset
+      if want ~= nil then
+        pinfo.desegment_len = want - (len - offset)
+      else
+        -- The header first: exactly the bytes it still needs.
+        pinfo.desegment_len = header_len(fr) - (len - offset)
+      end
+      return offset, "more", want
+    end
+    dissect_frame(fr, tvb(offset, need):tvb(), pinfo, tree, echo)
+    offset = offset + need
+  end
+  return len, nil
+end
+
+-- Bytes not decoded: a frame a hole cut, or a direction no header can be
+-- trusted in any more.
+local function not_decoded(tvb, pinfo, tree, code, text)
+  local sub = tree:add(rc1, tvb, "rc1: not decoded")
+  sub:add_proto_expert_info(E[code], "[" .. code .. "] " .. text)
+  note(pinfo, "not decoded (" .. text .. ")")
+end
+
+-- A hole: bytes [from, to) of direction `d` never reached the dissector
+-- (never captured, or TCP did not hand them over). Resynchronise as rc1
+-- capture does (src/capture/decode.rs): v2 at the next 29-byte boundary of
+-- the stream; v3 right after the frame the hole cut when its header was
+-- seen, otherwise never again in this direction; text goes on.
+-- `at`, `want`: the frame in progress when the hole began (its start and,
+-- when its header was seen, its total length).
+local function hole(d, framing, from, to, at, want)
+  d.next, d.skip_until = to, nil
+  d.pending, d.keep, d.keep_off, d.frame_need = {}, "", 0, nil
+  if d.unsync or framing == "text" then return end
+  local fr = FRAMINGS[framing]
+  local resume
+  if fr.sized then
+    if want ~= nil and at < from and at + want >= to then
+      resume = at + want
+    else
+      d.unsync = string.format(
+        "no frame header can be trusted after the %d-byte hole at stream offset %d", to - from, from)
+      return
+    end
+  else
+    local l = header_len(fr)
+    resume = math.ceil(to / l) * l
+  end
+  if resume > to then d.skip_until = resume end
+end
+
+-- TCP -------------------------------------------------------------------------
+-- What a buffer shows, decided on the first pass and kept for later ones.
+local function plan_buffer(tvb, pinfo, echo, st, d, fin)
+  local len = tvb:len()
+  local max = rc1.prefs.max_frame
+  local seg = segment(d)
+  local start, reassembled = d.next, false
+  if seg ~= nil then start, reassembled = buffer_start(tvb, seg, d) end
+  local plan = { start = start, reassembled = reassembled }
   local framing = forced_framing()
-  local fin = false
-  pcall(function() local f = tcp_fin_f(); fin = f ~= nil and f.value end)
   if framing == nil then
-    if st.framing == nil and not pinfo.visited then
+    if st.framing == nil then
       if not echo then
-        -- This buffer starts at stream offset st.base: add what is new.
-        local known = #st.first
-        if known < DETECT_LIMIT and st.base <= known and st.base + len > known then
-          local take = math.min(st.base + len - known, DETECT_LIMIT - known)
-          st.first = st.first .. tvb:raw(known - st.base, take)
+        -- The client's first bytes, in stream order.
+        local stage = "streaming"
+        if st.first_at == nil and start >= 0 then st.first_at = start end
+        local known = (st.first_at or 0) + #st.first
+        if start <= known and start + len > known then
+          local take = math.min(start + len - known, DETECT_LIMIT - #st.first)
+          if take > 0 then st.first = st.first .. tvb:raw(known - start, take) end
+        elseif start > known then
+          stage = "ended" -- after a hole: the first bytes cannot grow any more
         end
-        local stage = (#st.first >= DETECT_LIMIT or fin) and "ended" or "streaming"
-        st.framing, st.reason = detect(st.first, stage, max)
+        if #st.first >= DETECT_LIMIT or fin then stage = "ended" end
+        if #st.first > 0 then st.framing, st.reason = detect(st.first, stage, max) end
       else
         st.answered = true
         if #st.first > 0 then
@@ -571,76 +730,147 @@ dissect_tcp_inner = function(tvb, pinfo, tree, echo, st)
     end
     framing = st.framing
     if framing == nil and not echo then
-      if not pinfo.visited and not fin and not st.answered and can_desegment(pinfo) then
+      if not fin and not st.answered and can_desegment(pinfo)
+          and start <= (st.first_at or 0) + #st.first then
         -- Too early to tell: hold these bytes until more come (rc1 capture
         -- holds them too, and never shows a frame it may have to take back).
-        pinfo.desegment_offset = 0
-        pinfo.desegment_len = DESEGMENT_ONE_MORE_SEGMENT
-        st.held = true
-        return done(0)
+        plan.hold = true
+      else
+        -- The server answered and the rules still wait (every message 20
+        -- bytes: v2 and v3 read the same frames), or the stream ends: show
+        -- what the bytes are if they stay as they are.
+        framing = detect(st.first, "ended", max) or "text"
       end
-      -- The server answered and the rules still wait (every message 20
-      -- bytes: v2 and v3 read the same frames), or the stream ends: show
-      -- what the bytes are if they stay as they are.
+    elseif framing == nil and #st.first > 0 then
+      -- The server answered and the rules still wait: read the client's
+      -- bytes as they stand (as for the client's own buffers).
       framing = detect(st.first, "ended", max) or "text"
     elseif framing == nil then
       -- The server spoke first: read its bytes by the same rules.
       framing = detect(tvb:raw(0, len), "ended", max) or "text"
     end
   end
-  if st.lost[dir] and pinfo.number > st.lost[dir] then
-    local sub = tree:add(rc1, tvb(), "rc1: not decoded")
-    sub:add_proto_expert_info(E["frame.unsynchronised"],
-      "[frame.unsynchronised] no frame header can be trusted after an oversized claim in this direction")
-    note(pinfo, "not decoded (unsynchronised after an oversized header)")
-    return done(len)
+  plan.framing = framing
+  if start > d.seen and framing ~= nil then
+    -- A hole before this buffer. Bytes held before it will never come back
+    -- from TCP: show them from our copy, then resynchronise.
+    local at, want = d.next, d.frame_need
+    if d.next < d.seen and not d.unsync then
+      local held = string.sub(d.keep, d.next - d.keep_off + 1, d.seen - d.keep_off)
+      plan.held = held
+      if framing ~= "text" then
+        local upto, why, w = scan(FRAMINGS[framing], held, 0, max)
+        if why == "over" then
+          d.unsync = "no frame header can be trusted after an oversized claim in this direction"
+        end
+        at, want = d.next + upto, w
+      end
+    end
+    hole(d, framing, d.seen, start, at, want)
+  end
+  local from = math.max(0, math.min(len, d.next - start))
+  if d.skip_until ~= nil and d.skip_until > start + from and from < len then
+    local upto = math.min(len, d.skip_until - start)
+    plan.damaged = { from, upto - from, d.skip_until }
+    from = upto
+  end
+  if d.skip_until ~= nil and d.skip_until <= start + len then d.skip_until = nil end
+  plan.from = from
+  plan.unsync = d.unsync
+  return plan
+end
+
+-- Shows a buffer as its plan says; returns show_frames' answer.
+local function play(plan, tvb, pinfo, tree, echo, fin)
+  local len = tvb:len()
+  local framing = plan.framing
+  if plan.held ~= nil then
+    -- Bytes held for more that a hole then cut off: from our copy.
+    local ok, htvb = pcall(function()
+      return ByteArray.new(plan.held, true):tvb("rc1: bytes held before a hole")
+    end)
+    if ok and htvb ~= nil then
+      if framing == "text" then
+        dissect_text(htvb, pinfo, tree, echo, "text")
+      else
+        show_frames(FRAMINGS[framing], htvb, pinfo, tree, echo, 0, false, false)
+      end
+    end
+  end
+  if plan.damaged ~= nil then
+    local at, n, resume = plan.damaged[1], plan.damaged[2], plan.damaged[3]
+    not_decoded(tvb(at, n), pinfo, tree, "frame.damaged", string.format(
+      "%d byte(s): the end of a frame a hole cut; decoding resumes at stream offset %d", n, resume))
+  end
+  local from = plan.from
+  if from >= len then return len end
+  if plan.unsync ~= nil then
+    not_decoded(tvb(from), pinfo, tree, "frame.unsynchronised", plan.unsync)
+    return len
+  end
+  if plan.hold then
+    pinfo.desegment_offset = from
+    pinfo.desegment_len = DESEGMENT_ONE_MORE_SEGMENT
+    return from, "more", nil
   end
   if framing == "text" then
-    dissect_text(tvb, pinfo, tree, echo, "text")
-    return done(len)
+    dissect_text(tvb(from):tvb(), pinfo, tree, echo, "text")
+    return len
   end
-  local fr = FRAMINGS[framing]
-  local s = tvb:raw(0, len)
-  local offset = 0
-  while offset < len do
-    local need, why = frame_len(fr, s, offset, rc1.prefs.max_frame)
-    if need == nil and why == "over" then
-      dissect_oversized(fr, tvb(offset):tvb(), pinfo, tree, echo, st, dir)
-      return done(len)
+  return show_frames(FRAMINGS[framing], tvb, pinfo, tree, echo, from, fin, true)
+end
+
+local function dissect_tcp(tvb, pinfo, tree)
+  local len = tvb:len()
+  if len == 0 then return 0 end
+  local port = server_port(pinfo)
+  local echo = pinfo.src_port == port and pinfo.dst_port ~= port
+  local st = stream_state(pinfo)
+  local d = st.dirs[echo and "s>c" or "c>s"]
+  local fin = false
+  pcall(function() local f = tcp_fin_f(); fin = f ~= nil and f.value end)
+  local toff = 0
+  pcall(function() toff = tvb:offset() end)
+  local key = pinfo.number .. ":" .. toff .. ":" .. len
+  if pinfo.visited then
+    local plan = st.plans[key]
+    if plan == nil then
+      -- Not seen on the first pass: show it as it stands.
+      plan = { framing = forced_framing() or st.framing or "text", from = 0, start = 0 }
     end
-    if need == nil then
-      local _, _, want = frame_len(fr, s, offset, rc1.prefs.max_frame)
-      if fin then
-        -- The stream ends inside this frame: report it, never guess.
-        local sub = tree:add(rc1, tvb(offset), "rc1 " .. framing .. " truncated frame")
-        sub:add(F.framing, framing)
-        sub:add(F.direction, echo and "echo" or "request")
-        sub:add_proto_expert_info(E["frame.truncated"], string.format(
-          "[frame.truncated] the stream ends %d byte(s) into a frame", len - offset))
-        note(pinfo, framing .. " truncated frame (" .. (len - offset) .. " bytes)")
-        return done(len)
-      end
-      if not can_desegment(pinfo) then
-        local sub = tree:add(rc1, tvb(offset), "rc1 " .. framing .. " partial frame")
-        sub:add(F.framing, framing)
-        sub:add(F.direction, echo and "echo" or "request")
-        note(pinfo, framing .. " partial frame (" .. (len - offset)
-          .. " bytes): turn on tcp.desegment_tcp_streams to see frames split across segments")
-        return done(len)
-      end
-      pinfo.desegment_offset = offset
-      if want ~= nil then
-        pinfo.desegment_len = want - (len - offset)
-      else
-        -- The header first: exactly the bytes it still needs.
-        pinfo.desegment_len = header_len(fr) - (len - offset)
-      end
-      return done(offset)
-    end
-    dissect_frame(fr, tvb(offset, need):tvb(), pinfo, tree, echo)
-    offset = offset + need
+    play(plan, tvb, pinfo, tree, echo, fin)
+    return len
   end
-  return done(len)
+  local plan = plan_buffer(tvb, pinfo, echo, st, d, fin)
+  st.plans[key] = plan
+  local used, why, want = play(plan, tvb, pinfo, tree, echo, fin)
+  local start = plan.start
+  local new_bytes = start + len > d.next
+  d.seen = math.max(d.seen, start + len)
+  if why == "over" then
+    d.unsync = "no frame header can be trusted after an oversized claim in this direction"
+  end
+  if why == "more" then
+    -- TCP brings this buffer back from `at` with more bytes (or, having
+    -- extended it, from its start again).
+    local at = start + used
+    d.next = math.max(d.next, at)
+    d.pending = {}
+    if plan.reassembled and start < at then d.pending[1] = start end
+    d.pending[#d.pending + 1] = at
+    d.frame_need = want
+    d.keep_off = d.pending[1]
+    d.keep = tvb:raw(d.keep_off - start, start + len - d.keep_off)
+  elseif new_bytes then
+    d.next = math.max(d.next, start + len)
+    d.pending, d.keep, d.keep_off, d.frame_need = {}, "", 0, nil
+    if why == "partial" then
+      -- Desegmentation is off: the rest of this frame comes in the next
+      -- segment; skip it as after a hole.
+      hole(d, plan.framing, start + len, start + len, start + used, want)
+    end
+  end
+  return len
 end
 
 local function dissect_udp(tvb, pinfo, tree)

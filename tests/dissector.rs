@@ -195,15 +195,25 @@ fn attr<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// tshark's view with the dissector, plus the expert-info codes it shows
-/// and any Lua error.
+/// and any Lua error; out-of-order segments reassembled.
 fn tshark_view(file: &str, extra: &[&str]) -> (View, BTreeSet<String>, Vec<String>) {
+    tshark_view_with(file, true, extra)
+}
+
+/// [`tshark_view`], with tcp.reassemble_out_of_order as given (tshark
+/// 4.0's default is FALSE).
+fn tshark_view_with(
+    file: &str,
+    reassemble_out_of_order: bool,
+    extra: &[&str],
+) -> (View, BTreeSet<String>, Vec<String>) {
+    let ooo = if reassemble_out_of_order {
+        "tcp.reassemble_out_of_order:TRUE"
+    } else {
+        "tcp.reassemble_out_of_order:FALSE"
+    };
     let out = Command::new("tshark")
-        .args([
-            "-X",
-            &format!("lua_script:{LUA}"),
-            "-o",
-            "tcp.reassemble_out_of_order:TRUE",
-        ])
+        .args(["-X", &format!("lua_script:{LUA}"), "-o", ooo])
         .args(extra)
         // Lua errors too: a dissector that fails adds no rc1 item.
         .args(["-r", file, "-Y", "rc1 or _ws.lua.error", "-T", "pdml"])
@@ -295,6 +305,7 @@ fn tshark_view(file: &str, extra: &[&str]) -> (View, BTreeSet<String>, Vec<Strin
                         "rc1.size",
                         "rc1.message",
                         "rc1.padding",
+                        "rc1.data",
                     ]
                     .contains(&n);
                     if is_field {
@@ -377,6 +388,130 @@ fn tshark_with_the_dissector_decodes_every_fixture_as_rc1_does() {
     );
     assert!(frames >= 100, "too few frames compared: {frames}");
     assert!(text_bytes > 0 && with_gaps > 0);
+}
+
+/// Directions in which tshark, not reassembling out-of-order segments,
+/// flags a data segment as a retransmission or as out of order: tshark 4.0
+/// then hands the dissector none of that segment's bytes, new ones
+/// included.
+fn directions_tshark_skips_bytes_of(file: &str) -> BTreeSet<Key> {
+    let out = Command::new("tshark")
+        .args(["-o", "tcp.reassemble_out_of_order:FALSE", "-r", file])
+        .args([
+            "-Y",
+            "tcp.len > 0 && (tcp.analysis.retransmission || tcp.analysis.out_of_order)",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.dstport",
+        ])
+        .output()
+        .expect("run tshark");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (s, d) = l.split_once('\t')?;
+            let (s, d): (u16, u16) = (s.parse().ok()?, d.parse().ok()?);
+            Some(if s == 5005 {
+                ("tcp".to_string(), d, "s>c".to_string())
+            } else {
+                ("tcp".to_string(), s, "c>s".to_string())
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn with_tsharks_defaults_the_dissector_resynchronises_after_a_hole_as_rc1_does() {
+    let test = "with_tsharks_defaults_the_dissector_resynchronises_after_a_hole_as_rc1_does";
+    if !have_prerequisite(tshark_present(), test, "tshark") {
+        return;
+    }
+    // Without tcp.reassemble_out_of_order (tshark 4.0's default), TCP hands
+    // the dissector the bytes after a hole that never fills, so it must
+    // resynchronise as rc1 does: v2 at the next 29-byte boundary, v3 after
+    // the frame whose header it saw, else nothing more (gap.pcap,
+    // gap-v3.pcap). Compared in full, past the gaps. Where tshark flags a
+    // segment as a retransmission or out of order it drops its bytes even
+    // when they are new (ooo.pcap, overlap.pcap, ...): there the dissector
+    // may miss frames, never show one rc1 does not decode. Elsewhere it
+    // shows no problem rc1 does not report.
+    let names = fixtures();
+    let (mut frames, mut past_gaps, mut partial) = (0usize, 0usize, 0usize);
+    let mut failures = Vec::new();
+    for name in &names {
+        let file = format!("{FIXTURES}/{name}");
+        let rc1 = rc1_view(&file, "auto");
+        let (ts, experts, problems) = tshark_view_with(&file, false, &[]);
+        failures.extend(problems.into_iter().map(|p| format!("{name}: {p}")));
+        failures.extend(ts.shown_wrong.iter().map(|p| format!("{name}: {p}")));
+        let skipped = directions_tshark_skips_bytes_of(&file);
+        if skipped.is_empty() {
+            // The same bytes as rc1: no problem rc1 does not report either
+            // (a cut v2 message is "(cut)" on rc1's frame line).
+            let codes: BTreeSet<String> = json_lines(&run(&["capture", "-r", &file, "--json"]))
+                .iter()
+                .filter(|v| v["type"] == "diagnostic")
+                .map(|v| v["code"].as_str().unwrap().to_string())
+                .collect();
+            for code in experts.iter().filter(|c| *c != "v2.size_over_20") {
+                if !codes.contains(code) {
+                    failures.push(format!(
+                        "{name}: expert info {code}, which rc1 does not report ({codes:?})"
+                    ));
+                }
+            }
+        }
+        let keys: BTreeSet<&Key> = rc1.frames.keys().chain(ts.frames.keys()).collect();
+        for k in keys {
+            let want = rc1.frames.get(k).cloned().unwrap_or_default();
+            let got = ts.frames.get(k).cloned().unwrap_or_default();
+            if skipped.contains(k) {
+                // A subsequence: each frame tshark shows is rc1's next one
+                // or a later one.
+                let mut rest = want.iter();
+                if !got.iter().all(|g| rest.any(|w| w == g)) {
+                    failures.push(format!(
+                        "{name} {k:?} (segments not handed over):\n  tshark {got:?}\n  rc1    {want:?}"
+                    ));
+                }
+                partial += 1;
+            } else {
+                if got != want {
+                    failures.push(format!(
+                        "{name} {k:?}:\n  tshark {got:?}\n  rc1    {want:?}"
+                    ));
+                }
+                if rc1.first_gap.contains_key(k) {
+                    past_gaps += 1;
+                }
+            }
+            frames += got.len();
+        }
+        let keys: BTreeSet<&Key> = rc1.text.keys().chain(ts.text.keys()).collect();
+        for k in keys.into_iter().filter(|k| !skipped.contains(*k)) {
+            let (a, b) = (rc1.text.get(k), ts.text.get(k));
+            if a != b {
+                failures.push(format!(
+                    "{name} {k:?}: text differs (rc1 {} bytes, tshark {} bytes)",
+                    a.map_or(0, Vec::len),
+                    b.map_or(0, Vec::len)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!(
+        "{} fixtures with tshark's defaults: {frames} frames equal to rc1's ({past_gaps} direction(s) compared past a gap, {partial} where tshark drops segments)",
+        names.len()
+    );
+    assert!(
+        past_gaps >= 2,
+        "gap.pcap and gap-v3.pcap compared past their gaps"
+    );
+    assert!(frames >= 100, "too few frames compared: {frames}");
 }
 
 #[test]

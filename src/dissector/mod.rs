@@ -60,6 +60,7 @@ const EXPERTS: &[(&str, &str, &str)] = &[
     (spec::V2_BAD_PADDING.code, "PROTOCOL", "WARN"),
     (spec::FRAME_UNEXPECTED_VERSION.code, "PROTOCOL", "WARN"),
     (spec::FRAME_TRUNCATED.code, "MALFORMED", "WARN"),
+    (spec::FRAME_DAMAGED.code, "MALFORMED", "WARN"),
     (spec::FRAME_UNSYNCHRONISED.code, "MALFORMED", "WARN"),
 ];
 
