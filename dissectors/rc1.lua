@@ -20,6 +20,7 @@ local DEFAULT_PORT = 5005
 local DEFAULT_MAX_FRAME = 1048576
 local LAB_VERSION = 1
 local DETECT_LIMIT = 65536
+local MIDSTREAM_SEARCH = 65536
 local PREVIEW = 20
 
 local rc1 = Proto("rc1", "rc1 sockets lab (v2/v3/text)")
@@ -51,7 +52,8 @@ E["frame.unexpected_version"] = ProtoExpert.new("rc1.frame.unexpected_version", 
 E["frame.truncated"] = ProtoExpert.new("rc1.frame.truncated", "[frame.truncated] the stream ended inside a frame", expert.group.MALFORMED, expert.severity.WARN)
 E["frame.damaged"] = ProtoExpert.new("rc1.frame.damaged", "[frame.damaged] a frame cut by a capture gap was not decoded", expert.group.MALFORMED, expert.severity.WARN)
 E["frame.unsynchronised"] = ProtoExpert.new("rc1.frame.unsynchronised", "[frame.unsynchronised] no frame header can be trusted after a problem; the rest of the direction is not decoded", expert.group.MALFORMED, expert.severity.WARN)
-rc1.experts = { E["v3.size_over_max"], E["v2.size_over_20"], E["v2.bad_padding"], E["frame.unexpected_version"], E["frame.truncated"], E["frame.damaged"], E["frame.unsynchronised"] }
+E["frame.partial"] = ProtoExpert.new("rc1.frame.partial", "[frame.partial] the first captured bytes are the end of a frame sent before the capture began", expert.group.SEQUENCE, expert.severity.NOTE)
+rc1.experts = { E["v3.size_over_max"], E["v2.size_over_20"], E["v2.bad_padding"], E["frame.unexpected_version"], E["frame.truncated"], E["frame.damaged"], E["frame.unsynchronised"], E["frame.partial"] }
 
 -- The framings, from the spec ---------------------------------------------
 -- kind: "u8", "u32" (big-endian), "fixed" (width bytes; content is the
@@ -323,6 +325,48 @@ local function detect(first, stage, max)
   return "text", "no consistent v2/v3 header"
 end
 
+-- A connection the capture picked up after it began (no SYN seen): its
+-- first bytes may end a frame sent before the capture. Every offset where
+-- the lab's version byte stands is tried as a frame boundary, and the first
+-- from which the rules find frames wins (rc1 capture's detect_midstream).
+-- Returns framing, reason and the bytes before the boundary, or nil.
+local function detect_midstream(first, stage, max)
+  local undecided = false
+  for skip = 0, math.min(#first, MIDSTREAM_SEARCH) - 1 do
+    if byte_at(first, skip) == LAB_VERSION then
+      local name, reason = detect(string.sub(first, skip + 1), stage, max)
+      if name == nil then
+        undecided = true
+      elseif name ~= "text" then
+        if skip > 0 then
+          reason = string.format("picked up mid-stream: from offset %d, %s", skip, reason)
+        end
+        return name, reason, skip
+      end
+    end
+  end
+  if stage == "streaming" or (undecided and stage ~= "ended") then return nil end
+  return "text", "picked up mid-stream, and no v2/v3 frame boundary fits", 0
+end
+
+-- Where whole frames of `fr` begin in `b`, a direction's first bytes
+-- picked up mid-stream (rc1 capture's align).
+local function align(fr, b, complete, max)
+  local limit = fr.sized and MIDSTREAM_SEARCH or header_len(fr)
+  for k = 0, math.min(#b, limit) - 1 do
+    if byte_at(b, k) == LAB_VERSION then
+      local rest = string.sub(b, k + 1)
+      if fr.sized then
+        local _, why = frame_len(fr, rest, 0, max)
+        if why ~= "over" and sized_chain(fr, rest, max, complete) ~= nil then return k end
+      elseif fixed_chain(fr, rest, complete) ~= nil then
+        return k
+      end
+    end
+  end
+  return nil
+end
+
 -- Whether `s` is whole frames of `name` (text always is).
 local function whole_frames(name, s, max)
   if name == "text" then return true end
@@ -355,6 +399,8 @@ local tcp_payload_f = nil
 pcall(function() tcp_payload_f = Field.new("tcp.payload") end)
 local tcp_seq_raw_f = nil
 pcall(function() tcp_seq_raw_f = Field.new("tcp.seq_raw") end)
+local tcp_completeness_f = nil
+pcall(function() tcp_completeness_f = Field.new("tcp.completeness") end)
 local streams = {}
 local TWO32 = 4294967296
 
@@ -375,7 +421,18 @@ local function new_direction()
     frame_need = nil, -- total length of the frame at `next`, when asked for more
     skip_until = nil, -- bytes before this offset finish a frame a hole cut
     unsync = nil,     -- why nothing more of this direction can be decoded
+    aligned = false,  -- picked up mid-stream: its first frame boundary found
+    partial = nil,    -- { offset, length }: leading bytes of a frame sent
+                      -- before the capture, still to be shown
   }
+end
+
+-- Whether the connection was picked up mid-stream: TCP saw no SYN of it
+-- (tcp.completeness, bit 1; absent in old versions: assume a SYN).
+local function picked_up()
+  if tcp_completeness_f == nil then return false end
+  local ok, v = pcall(function() return tcp_completeness_f().value end)
+  return ok and v ~= nil and v % 2 == 0
 end
 
 local function stream_state(pinfo)
@@ -386,8 +443,11 @@ local function stream_state(pinfo)
     -- first: the client's first bytes, from stream offset first_at (0
     -- unless the stream starts with a hole), at most DETECT_LIMIT.
     -- plans: what each buffer showed on the first pass, for later passes.
+    -- picked_up: no SYN seen (judged at the first payload); skip: bytes
+    -- before the client's first frame boundary.
     st = { first = "", first_at = nil, framing = nil, reason = nil, answered = false,
-           dirs = { ["c>s"] = new_direction(), ["s>c"] = new_direction() }, plans = {} }
+           dirs = { ["c>s"] = new_direction(), ["s>c"] = new_direction() }, plans = {},
+           picked_up = picked_up(), skip = 0 }
     streams[key] = st
   end
   return st
@@ -641,8 +701,11 @@ local function show_frames(fr, tvb, pinfo, tree, echo, from, fin, desegment)
         local sub = tree:add(rc1, tvb(offset), "rc1 " .. fr.name .. " partial frame")
         sub:add(F.framing, fr.name)
         sub:add(F.direction, echo and "echo" or "request")
-        note(pinfo, fr.name .. " partial frame (" .. (len - offset)
-          .. " bytes): turn on tcp.desegment_tcp_streams to see frames split across segments")
+        local snapped = false
+        pcall(function() snapped = pinfo.caplen < pinfo.len end)
+        local why = snapped and "the packet was cut by the snap length"
+          or "turn on tcp.desegment_tcp_streams to see frames split across segments"
+        note(pinfo, fr.name .. " partial frame (" .. (len - offset) .. " bytes): " .. why)
         return offset, "partial", want
       end
       pinfo.desegment_offset = offset
@@ -697,6 +760,35 @@ local function hole(d, framing, from, to, at, want)
 end
 
 -- TCP -------------------------------------------------------------------------
+-- Decides the framing from the client's first bytes; mid-stream, also
+-- where its first frame begins.
+local function decide(st, stage, max)
+  if not st.picked_up then
+    st.framing, st.reason = detect(st.first, stage, max)
+    return
+  end
+  local skip
+  st.framing, st.reason, skip = detect_midstream(st.first, stage, max)
+  if st.framing ~= nil then
+    local d = st.dirs["c>s"]
+    d.aligned = true
+    if skip ~= nil and skip > 0 then
+      local at = st.first_at or 0
+      d.partial = { at, skip }
+      d.next = math.max(d.next, at + skip)
+    end
+  end
+end
+
+-- The rules for bytes as they stand (mid-stream: at every alignment).
+local function judge(st, first, stage, max)
+  if st.picked_up then
+    local name, reason = detect_midstream(first, stage, max)
+    return name, reason
+  end
+  return detect(first, stage, max)
+end
+
 -- What a buffer shows, decided on the first pass and kept for later ones.
 local function plan_buffer(tvb, pinfo, echo, st, d, fin)
   local len = tvb:len()
@@ -720,12 +812,10 @@ local function plan_buffer(tvb, pinfo, echo, st, d, fin)
           stage = "ended" -- after a hole: the first bytes cannot grow any more
         end
         if #st.first >= DETECT_LIMIT or fin then stage = "ended" end
-        if #st.first > 0 then st.framing, st.reason = detect(st.first, stage, max) end
+        if #st.first > 0 then decide(st, stage, max) end
       else
         st.answered = true
-        if #st.first > 0 then
-          st.framing, st.reason = detect(st.first, "answered", max)
-        end
+        if #st.first > 0 then decide(st, "answered", max) end
       end
     end
     framing = st.framing
@@ -739,18 +829,39 @@ local function plan_buffer(tvb, pinfo, echo, st, d, fin)
         -- The server answered and the rules still wait (every message 20
         -- bytes: v2 and v3 read the same frames), or the stream ends: show
         -- what the bytes are if they stay as they are.
-        framing = detect(st.first, "ended", max) or "text"
+        framing = judge(st, st.first, "ended", max) or "text"
       end
     elseif framing == nil and #st.first > 0 then
       -- The server answered and the rules still wait: read the client's
       -- bytes as they stand (as for the client's own buffers).
-      framing = detect(st.first, "ended", max) or "text"
+      framing = judge(st, st.first, "ended", max) or "text"
     elseif framing == nil then
       -- The server spoke first: read its bytes by the same rules.
-      framing = detect(tvb:raw(0, len), "ended", max) or "text"
+      framing = judge(st, tvb:raw(0, len), "ended", max) or "text"
     end
   end
   plan.framing = framing
+  if echo and framing ~= nil then
+    -- The client's bytes held while the rules waited: TCP hands them back
+    -- only with the client's next segment, which may never come (a single
+    -- request) or come cut by the snap length. Show them here, with the
+    -- answer that decided the framing.
+    local c = st.dirs["c>s"]
+    if c.next < c.seen and not c.unsync and c.keep ~= "" and c.next >= c.keep_off then
+      local held = string.sub(c.keep, c.next - c.keep_off + 1, c.seen - c.keep_off)
+      local used, why = #held, nil
+      if framing ~= "text" then used, why = scan(FRAMINGS[framing], held, 0, max) end
+      if used > 0 and why ~= "over" then
+        plan.requests = string.sub(held, 1, used)
+        if c.partial ~= nil and c.partial[1] >= c.keep_off then
+          plan.requests_partial = string.sub(c.keep, c.partial[1] - c.keep_off + 1,
+            c.partial[1] + c.partial[2] - c.keep_off)
+          c.partial = nil
+        end
+        c.next = c.next + used
+      end
+    end
+  end
   if start > d.seen and framing ~= nil then
     -- A hole before this buffer. Bytes held before it will never come back
     -- from TCP: show them from our copy, then resynchronise.
@@ -767,6 +878,25 @@ local function plan_buffer(tvb, pinfo, echo, st, d, fin)
       end
     end
     hole(d, framing, d.seen, start, at, want)
+  end
+  if st.picked_up and framing ~= nil and framing ~= "text" and not d.aligned
+      and not d.unsync and start <= d.next and start + len > d.next then
+    -- Picked up mid-stream: this direction's first frame boundary.
+    local at = d.next - start
+    local k = align(FRAMINGS[framing], tvb:raw(at, len - at), fin, max)
+    if k ~= nil then
+      d.aligned = true
+      if k > 0 then d.partial = { d.next, k } end
+      d.next = d.next + k
+    elseif fin or len - at > MIDSTREAM_SEARCH or not can_desegment(pinfo) then
+      d.unsync = "picked up mid-stream, and no frame boundary was found"
+    else
+      plan.hold = true
+    end
+  end
+  if d.partial ~= nil and d.partial[1] >= start and d.partial[1] + d.partial[2] <= start + len then
+    plan.partial = { d.partial[1] - start, d.partial[2] }
+    d.partial = nil
   end
   local from = math.max(0, math.min(len, d.next - start))
   if d.skip_until ~= nil and d.skip_until > start + from and from < len then
@@ -796,6 +926,33 @@ local function play(plan, tvb, pinfo, tree, echo, fin)
         show_frames(FRAMINGS[framing], htvb, pinfo, tree, echo, 0, false, false)
       end
     end
+  end
+  if plan.requests ~= nil then
+    local ok, rtvb = pcall(function()
+      return ByteArray.new(plan.requests, true):tvb("rc1: requests held until the framing was known")
+    end)
+    if ok and rtvb ~= nil then
+      if plan.requests_partial ~= nil and #plan.requests_partial > 0 then
+        local ok2, ptvb = pcall(function()
+          return ByteArray.new(plan.requests_partial, true):tvb("rc1: the end of a frame sent before the capture")
+        end)
+        if ok2 and ptvb ~= nil then
+          not_decoded(ptvb(), pinfo, tree, "frame.partial", string.format(
+            "%d byte(s): the end of a frame sent before the capture began; decoding starts after them",
+            #plan.requests_partial))
+        end
+      end
+      if framing == "text" then
+        dissect_text(rtvb, pinfo, tree, false, "text")
+      else
+        show_frames(FRAMINGS[framing], rtvb, pinfo, tree, false, 0, false, false)
+      end
+    end
+  end
+  if plan.partial ~= nil then
+    local at, n = plan.partial[1], plan.partial[2]
+    not_decoded(tvb(at, n), pinfo, tree, "frame.partial", string.format(
+      "%d byte(s): the end of a frame sent before the capture began; decoding starts after them", n))
   end
   if plan.damaged ~= nil then
     local at, n, resume = plan.damaged[1], plan.damaged[2], plan.damaged[3]

@@ -8,17 +8,17 @@
 //!
 //! | `type` | keys |
 //! |---|---|
-//! | `frame` | `time`, `session`, `client`, `server`, `dir` (`c>s`/`s>c`), `offset`, `framing`, `version`, `order`, `size`, `message`, `message_hex`*, `cut`, `echo` (`ok`/`mismatch`/`unsolicited`/null), `latency_us` |
-//! | `text` | `time`, `session`, `client`, `server`, `dir`, `offset`, `len`, `message`, `message_hex`*, `echo`, `latency_us` |
-//! | `udp` | `time`, `session`, `client`, `server`, `dir`, `len`, `message`, `message_hex`* |
+//! | `frame` | `time`, `session`, `client`, `server`, `dir` (`c>s`/`s>c`), `offset`, `framing`, `version`, `order`, `size`, `message`, `message_hex`, `cut`, `echo` (`ok`/`mismatch`/`unsolicited`/null), `latency_us` |
+//! | `text` | `time`, `session`, `client`, `server`, `dir`, `offset`, `len`, `message`, `message_hex`, `echo`, `latency_us` |
+//! | `udp` | `time`, `session`, `client`, `server`, `dir`, `len`, `message`, `message_hex`, `truncated` (longer than what was captured) |
 //! | `detected` | `time`, `session`, `framing`, `reason` |
-//! | `tcp` | `time`, `session`, `what` (`syn`, `syn-ack`, `established`, `fin`, `rst`, `retransmission`, `picked-up`), `dir`, `rtt_us` |
-//! | `diagnostic` | `time`, `session` (or null), `dir`, `code`, `message` |
-//! | `session` | the session summary (see [`SessionSummary`]); per direction (`to_server`, `to_client`): `messages`, `bytes`, `gaps`, `missed_bytes`, `frames_in_gaps` (v2 only, else null), retransmission, overlap and out-of-order counts |
-//! | `totals` | `packets`, `unparsed`, `ignored`, `sessions`, `frames` (v2/v3), `text_messages`, `datagrams`, `diagnostics`, `kernel_received`, `kernel_dropped`, `interface_dropped` |
+//! | `tcp` | `time`, `session`, `what` (`syn`, `syn-ack`, `established`, `fin`, `rst`, `retransmission`, `out-of-order`, `picked-up`), `dir`, `rtt_us` |
+//! | `diagnostic` | `time`, `session` (or null), `dir`, `code`, `message`, and the diagnostic's facts as fields of their own: `offset`, `length` (`tcp.gap` also `seq`; `frame.*`), `from`, `to`, `bytes`, `seq` (`tcp.overlap_conflict`), `src`, `dst`, `ip_id`, `protocol`, `fragments`, `captured`, `total` (`ip.fragment_*`), `packet` (`packet.unparsed`), `interface`, `linktype` (`link.unsupported`), ... |
+//! | `session` | the session summary (see [`SessionSummary`]): `state`, `picked_up`, `via` (tags, labels and tunnels, or null), `anomalies` and `anomaly_counts` (by code); per direction (`to_server`, `to_client`): `packets`, `messages`, `bytes`, `gaps`, `missed_bytes`, `frames_in_gaps` (v2 only, else null), retransmission, overlap and out-of-order counts |
+//! | `totals` | `packets` (read, after any `-f` filter), `filtered` (rejected by a file's `-f`), `in_sessions`, `not_in_sessions` (by cause: `not_ip`, `encrypted`, `not_tcp_udp`, `unparsed`, `unsupported_link`, `other_port`, `fragments`, `fragments_dropped`, `after_session`; `packets` = `in_sessions` + their sum), `sessions`, `frames` (v2/v3), `text_messages`, `datagrams`, `reassembled` (datagrams from IP fragments), `diagnostics`, `kernel_received`, `kernel_dropped`, `interface_dropped` |
 //!
-//! (*) `message_hex` only when the bytes are not valid UTF-8; `message` is
-//! then the escaped form.
+//! `message` is the text, escaped (`\xC3`) where the bytes are not UTF-8;
+//! `message_hex` is always the bytes themselves.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -201,13 +201,20 @@ impl<W: Write> Printer<W> {
                     json_time(b, at.ts);
                     b.push_str(",\"type\":\"text\"}");
                 }
-                Event::Udp { data, .. } => {
+                Event::Udp {
+                    data, truncated, ..
+                } => {
                     num(b, ",\"len\":", data.len() as u64);
                     json_message(b, data);
                     b.push_str(",\"server\":");
                     json_str(b, server);
                     num(b, ",\"session\":", at.session);
                     json_time(b, at.ts);
+                    b.push_str(if *truncated {
+                        ",\"truncated\":true"
+                    } else {
+                        ",\"truncated\":false"
+                    });
                     b.push_str(",\"type\":\"udp\"}");
                 }
                 _ => {}

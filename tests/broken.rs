@@ -89,3 +89,95 @@ fn broken_capture_files_get_a_clear_message_and_never_a_panic() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const MULTI_IF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/multi-if.pcapng");
+
+/// The blocks of a pcapng file's first (little-endian) section: (offset,
+/// total length, type).
+fn blocks(ng: &[u8]) -> Vec<(usize, usize, u32)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= ng.len() {
+        let (kind, len) = (u32_at(ng, at), u32_at(ng, at + 4) as usize);
+        if kind == 0x0A0D_0D0A && at > 0 {
+            break; // the next section
+        }
+        out.push((at, len, kind));
+        at += len;
+    }
+    out
+}
+
+fn frames_of(path: &std::path::Path) -> (Option<i32>, usize, String) {
+    let out = run(&["capture", "-r", path.to_str().unwrap(), "--json"]);
+    let n = stdout(&out)
+        .lines()
+        .filter(|l| l.contains("\"type\":\"frame\""))
+        .count();
+    (out.status.code(), n, stderr(&out))
+}
+
+#[test]
+fn a_damaged_pcapng_block_is_reported_with_its_offset_after_everything_before_it() {
+    let ng = std::fs::read(MULTI_IF).unwrap();
+    let dir = std::env::temp_dir().join(format!("rc1-broken-ng-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // An Enhanced Packet Block deep in the first section, and how many
+    // packets come before it.
+    let bl = blocks(&ng);
+    let (i, &(off, len, _)) = bl
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.2 == 6)
+        .nth(20)
+        .unwrap();
+    let packets_before = bl[..i].iter().filter(|b| [2, 3, 6].contains(&b.2)).count();
+    // What decodes from the blocks before it, cut cleanly there.
+    let clean = dir.join("clean.pcapng");
+    std::fs::write(&clean, &ng[..off]).unwrap();
+    let (code, frames_before, err) = frames_of(&clean);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(frames_before > 0);
+    let mut trailer = ng.clone();
+    trailer[off + len - 4] ^= 0x40;
+    let mut iface = ng.clone();
+    iface[off + 8..off + 12].copy_from_slice(&9u32.to_le_bytes());
+    let cases: Vec<(&str, Vec<u8>, String)> = vec![
+        (
+            "cut.pcapng",
+            ng[..off + 20].to_vec(),
+            format!(
+                "cut short after packet {packets_before}: the enhanced packet block at byte {off} needs {len} bytes, the file has 20 left"
+            ),
+        ),
+        (
+            "trailer.pcapng",
+            trailer,
+            format!(
+                "corrupt after packet {packets_before}: the enhanced packet block at byte {off} says {len} bytes at its start and {} at its end",
+                len ^ 0x40
+            ),
+        ),
+        (
+            "interface.pcapng",
+            iface,
+            format!(
+                "corrupt after packet {packets_before}: the enhanced packet block at byte {off} is on interface 9, but this section describes 3 interface(s)"
+            ),
+        ),
+    ];
+    for (name, bytes, says) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let (code, frames, err) = frames_of(&path);
+        assert_eq!(code, Some(1), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
+        assert!(err.contains(&says), "{name}: expected {says:?} in {err}");
+        assert!(
+            err.contains("everything before it was decoded"),
+            "{name}: {err}"
+        );
+        assert_eq!(frames, frames_before, "{name}: what came before is decoded");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

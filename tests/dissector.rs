@@ -74,6 +74,26 @@ struct Msg {
 /// (transport, client port, direction `c>s`/`s>c`).
 type Key = (String, u16, String);
 
+/// Whether tshark's frames are rc1's. One documented exception (README,
+/// "not done"): a frame whose message is exactly 20 bytes is the same 29
+/// bytes in v2 and v3; when the server answers it before the client sends
+/// a frame that tells the two apart, the dissector must show it (and its
+/// echo) under the label the bytes read as, v2, where rc1, which can wait,
+/// later says v3. Every field and byte must still be equal.
+fn same_frames(got: &[Msg], want: &[Msg]) -> bool {
+    got.len() == want.len()
+        && got.iter().zip(want).all(|(g, w)| {
+            g == w
+                || (g.framing == "v2"
+                    && w.framing == "v3"
+                    && w.size == Some(20)
+                    && Msg {
+                        framing: w.framing.clone(),
+                        ..g.clone()
+                    } == *w)
+        })
+}
+
 #[derive(Debug, Default)]
 struct View {
     /// v2/v3 frames, and UDP datagrams, in order.
@@ -118,7 +138,10 @@ fn rc1_view(file: &str, proto: &str) -> View {
     let mut view = View::default();
     let mut gaps = Vec::new();
     let mut client_port = BTreeMap::new();
+    let mut last_was_incomplete = false;
     for v in json_lines(&out) {
+        let incomplete = v["code"] == "ip.fragment_incomplete";
+        let after_incomplete = std::mem::replace(&mut last_was_incomplete, incomplete);
         let key = |transport: &str| -> Key {
             (
                 transport.to_string(),
@@ -146,6 +169,11 @@ fn rc1_view(file: &str, proto: &str) -> View {
                 .entry(key("tcp"))
                 .or_default()
                 .extend(message_of(&v)),
+            // The captured start of an IP datagram whose fragments never
+            // all came: tshark holds such fragments for reassembly and
+            // shows no UDP at all (rc1 shows what was captured, cut short,
+            // right after its ip.fragment_incomplete).
+            "udp" if v["truncated"] == true && after_incomplete => {}
             "udp" => view.frames.entry(key("udp")).or_default().push(Msg {
                 framing: "udp".into(),
                 version: None,
@@ -154,18 +182,10 @@ fn rc1_view(file: &str, proto: &str) -> View {
                 message: message_of(&v),
             }),
             "diagnostic" if v["code"] == "tcp.gap" => {
-                // "... at stream offset N were never captured ..."
-                let m = v["message"].as_str().unwrap();
-                let at: u64 = m
-                    .split("stream offset ")
-                    .nth(1)
-                    .and_then(|r| r.split_whitespace().next())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap();
                 gaps.push((
                     v["session"].as_u64().unwrap(),
                     v["dir"].as_str().unwrap().to_string(),
-                    at,
+                    v["offset"].as_u64().unwrap(),
                 ));
             }
             "session" => {
@@ -244,9 +264,13 @@ fn tshark_view_with(
             return;
         };
         let echo = rec.get("rc1.direction").map(|d| d.0.as_str()) == Some("echo");
+        // The client's port: the packet's end that is not the lab server's
+        // (a request held for framing detection is shown in the packet of
+        // its echo).
+        let client = if sport == 5005 { dport } else { sport };
         let key: Key = (
             transport.to_string(),
-            if echo { dport } else { sport },
+            client,
             if echo { "s>c" } else { "c>s" }.to_string(),
         );
         let num = |k: &str| rec.get(k).map(|(show, _)| show.parse::<u64>().unwrap());
@@ -361,7 +385,7 @@ fn tshark_with_the_dissector_decodes_every_fixture_as_rc1_does() {
                 with_gaps += 1;
             }
             let got = ts.frames.get(k).cloned().unwrap_or_default();
-            if got != want {
+            if !same_frames(&got, &want) {
                 failures.push(format!(
                     "{name} {k:?}:\n  tshark {got:?}\n  rc1    {want:?}"
                 ));
@@ -479,7 +503,7 @@ fn with_tsharks_defaults_the_dissector_resynchronises_after_a_hole_as_rc1_does()
                 }
                 partial += 1;
             } else {
-                if got != want {
+                if !same_frames(&got, &want) {
                     failures.push(format!(
                         "{name} {k:?}:\n  tshark {got:?}\n  rc1    {want:?}"
                     ));
@@ -845,4 +869,35 @@ fn the_readme_lists_every_diagnostic_code() {
             d.code
         );
     }
+}
+
+/// A v3 session with one request (`rc1 client --proto v3 -m hello`): the
+/// rules cannot decide from the request alone (it may still be the start of
+/// v2 frames), so its bytes are held, and TCP would hand them back only with
+/// the client's next segment, which never comes. The dissector shows the
+/// request with the echo that decided the framing.
+#[test]
+fn a_lone_request_held_for_the_framing_is_shown_with_its_echo() {
+    let test = "a_lone_request_held_for_the_framing_is_shown_with_its_echo";
+    if !have_prerequisite(tshark_present(), test, "tshark") {
+        return;
+    }
+    let mut f = vec![1, 0, 0, 0, 1, 0, 0, 0, 5];
+    f.extend_from_slice(b"hello");
+    let dir = std::env::temp_dir().join(format!("rc1-lone-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("lone.pcap");
+    std::fs::write(&pcap, tcp_pcap(5005, &[(true, &f), (false, &f)])).unwrap();
+    let file = pcap.to_str().unwrap();
+    let (ts, _, problems) = tshark_view(file, &[]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let rc1 = rc1_view(file, "auto");
+    let key = |dir: &str| ("tcp".to_string(), 40100u16, dir.to_string());
+    for d in ["c>s", "s>c"] {
+        let got = ts.frames.get(&key(d)).cloned().unwrap_or_default();
+        assert_eq!(got.len(), 1, "{d}: {got:?}");
+        assert_eq!(got, rc1.frames[&key(d)], "{d}");
+        assert_eq!((got[0].framing.as_str(), got[0].order), ("v3", Some(1)));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,6 +7,8 @@
 mod capture;
 // Golden --json output of every fixture.
 mod golden;
+// Captures people bring: interfaces, tags, fragments, tunnels, strays.
+mod realworld;
 // Codec properties: round trips, chunking, truncation, oversized claims.
 mod codec_props;
 // Python `struct` peers as the independent oracle, both directions.
@@ -25,5 +27,8 @@ mod live;
 mod hostile;
 // Broken capture files: clear messages, documented exit status, no panic.
 mod broken;
+// tcpdump's 830 test captures: read or refused clearly, counted, and
+// compared with tshark.
+mod corpus;
 // Shared helpers.
 mod util;

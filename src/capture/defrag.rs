@@ -77,6 +77,8 @@ struct Set {
     /// A fragment was cut by the snap length: the datagram can never be
     /// whole.
     snapped: bool,
+    /// When the fragment at offset 0 came.
+    head_ts: Option<Timestamp>,
     /// Payload bytes `[from, to)` where fragments overlapped with
     /// different bytes (the first copy is kept).
     conflict: Option<(u32, u32)>,
@@ -106,7 +108,7 @@ pub enum Failure {
 }
 
 /// A datagram given up on, with what is known of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// Why.
     pub failure: Failure,
@@ -128,6 +130,12 @@ pub struct Problem {
     pub snapped: bool,
     /// When it was given up (capture time).
     pub ts: Timestamp,
+    /// The bytes captured from its start on, when its first fragment was
+    /// captured (with that fragment's time): the part of the datagram
+    /// that can still be shown, as tshark shows it, cut short.
+    pub head: Option<(Timestamp, Vec<u8>)>,
+    /// The layers its first fragment came through.
+    pub encap: Encap,
 }
 
 impl Problem {
@@ -284,11 +292,13 @@ impl Defrag {
             encap: f.encap,
             snapped: false,
             conflict: None,
+            head_ts: None,
         });
         set.fragments = set.fragments.saturating_add(1);
         set.snapped |= f.truncated;
         if f.offset == 0 {
             set.encap = f.encap;
+            set.head_ts.get_or_insert(ts);
         }
         if end64 > u64::from(MAX_DATAGRAM) {
             return self.drop_set(key, ts, Failure::TooLong { end: end64 });
@@ -392,9 +402,11 @@ impl Defrag {
         }
         let set = self.sets.remove(&key)?;
         self.held = self.held.saturating_sub(set.held);
-        let conflict = set
-            .conflict
-            .map(|(from, to)| problem(key, &set, Failure::Overlap { from, to }, ts));
+        let conflict = set.conflict.map(|(from, to)| {
+            let mut p = problem(key, &set, Failure::Overlap { from, to }, ts);
+            p.head = None; // the datagram itself is delivered
+            p
+        });
         self.out.clear();
         for v in set.pieces.values() {
             self.out.extend_from_slice(v);
@@ -454,7 +466,22 @@ impl Defrag {
 }
 
 fn problem(key: Key, set: &Set, failure: Failure, ts: Timestamp) -> Problem {
+    // The contiguous bytes from offset 0, if the first fragment came.
+    let head = set.head_ts.and_then(|t| {
+        let mut out = Vec::new();
+        let mut next = 0u32;
+        for (&k, v) in &set.pieces {
+            if k != next {
+                break;
+            }
+            out.extend_from_slice(v);
+            next = k.saturating_add(u32::try_from(v.len()).unwrap_or(u32::MAX));
+        }
+        (!out.is_empty()).then_some((t, out))
+    });
     Problem {
+        head,
+        encap: set.encap,
         failure,
         src: key.src,
         dst: key.dst,

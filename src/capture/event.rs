@@ -129,6 +129,9 @@ pub enum Event<'a> {
         dir: Dir,
         /// Payload.
         data: &'a [u8],
+        /// The datagram is longer than what was captured (the snap
+        /// length, or IP fragments that never all came).
+        truncated: bool,
     },
     /// The framing of a session was decided.
     Detected {

@@ -190,14 +190,14 @@ impl Pipeline {
                 let mut evicted = std::mem::take(&mut self.problems);
                 let step = self.defrag.fragment(ts, &f, &mut evicted);
                 for p in evicted.drain(..) {
-                    problem(&mut self.tracker, &p, sink);
+                    problem(&mut self.tracker, self.select, &p, sink);
                 }
                 self.problems = evicted;
                 let t = &mut self.tracker.totals;
                 match step {
                     Step::Held => {}
                     Step::Duplicate => t.fragments = t.fragments.saturating_add(1),
-                    Step::Dropped(p) => problem(&mut self.tracker, &p, sink),
+                    Step::Dropped(p) => problem(&mut self.tracker, self.select, &p, sink),
                     Step::Complete {
                         protocol,
                         fragments,
@@ -273,7 +273,7 @@ impl Pipeline {
     fn sweep(&mut self, now: Timestamp, sink: &mut dyn Sink) {
         self.last_sweep = now;
         for p in self.defrag.expire(now) {
-            problem(&mut self.tracker, &p, sink);
+            problem(&mut self.tracker, self.select, &p, sink);
         }
         self.tracker.tick(now, sink);
     }
@@ -303,7 +303,7 @@ impl Pipeline {
         sink: &mut dyn Sink,
     ) -> Totals {
         for p in self.defrag.finish(self.last_ts) {
-            problem(&mut self.tracker, &p, sink);
+            problem(&mut self.tracker, self.select, &p, sink);
         }
         self.tracker.totals.packets = packets;
         self.tracker.totals.filtered = filtered;
@@ -331,11 +331,25 @@ fn accept(
     tracker.packet(ts, p, sink);
 }
 
-/// A datagram given up on: its fragments counted, the reason reported.
-fn problem(tracker: &mut Tracker, p: &Problem, sink: &mut dyn Sink) {
-    let t = &mut tracker.totals;
-    t.fragments_dropped = t.fragments_dropped.saturating_add(p.fragments.into());
+/// A datagram given up on: the reason reported, and what was captured of
+/// its start decoded, cut short (its first fragment counts there, the
+/// others as dropped).
+fn problem(tracker: &mut Tracker, select: Option<u16>, p: &Problem, sink: &mut dyn Sink) {
     report_problem(tracker, p, sink);
+    let mut dropped = u64::from(p.fragments);
+    if let Some((ts, head)) = &p.head {
+        match packet::transport(p.protocol, head, p.src, p.dst, true, p.encap, 0) {
+            Ok(Parsed::Packet(pk)) => {
+                dropped = dropped.saturating_sub(1);
+                accept(tracker, select, *ts, &pk, sink);
+            }
+            Ok(Parsed::Fragment(_)) => {}
+            // Not TCP/UDP, or too little of it: the fragments stay dropped.
+            Err(_) => {}
+        }
+    }
+    let t = &mut tracker.totals;
+    t.fragments_dropped = t.fragments_dropped.saturating_add(dropped);
 }
 
 /// The diagnostic of a fragment problem.

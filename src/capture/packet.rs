@@ -213,6 +213,14 @@ pub enum Layer {
     Vxlan(u32),
     /// Geneve, with its VNI.
     Geneve(u32),
+    /// A PIM Register message (a multicast packet sent to the RP).
+    PimRegister,
+    /// WCCP redirection in GRE.
+    Wccp,
+    /// MACsec without encryption (integrity only).
+    Macsec,
+    /// A Network Service Header (service function chaining).
+    Nsh(u32),
 }
 
 impl fmt::Display for Layer {
@@ -228,6 +236,10 @@ impl fmt::Display for Layer {
             Layer::Erspan(s) => write!(f, "erspan session {s}"),
             Layer::Vxlan(v) => write!(f, "vxlan vni {v}"),
             Layer::Geneve(v) => write!(f, "geneve vni {v}"),
+            Layer::PimRegister => f.write_str("pim register"),
+            Layer::Wccp => f.write_str("wccp"),
+            Layer::Macsec => f.write_str("macsec (not encrypted)"),
+            Layer::Nsh(path) => write!(f, "nsh path {path}"),
         }
     }
 }
@@ -242,6 +254,8 @@ pub struct Encap {
     layers: [Option<Layer>; MAX_LAYERS],
     /// Layers peeled in all (may exceed what is listed).
     pub depth: u8,
+    /// The outermost tunnel's endpoints, and the layer they go with.
+    outer: Option<(u8, IpAddr, IpAddr)>,
 }
 
 impl Encap {
@@ -250,6 +264,14 @@ impl Encap {
             *slot = Some(l);
         }
         self.depth = self.depth.saturating_add(1);
+    }
+
+    /// A tunnel between `src` and `dst` (the first one met is kept).
+    fn tunnel(&mut self, l: Layer, src: IpAddr, dst: IpAddr) {
+        if self.outer.is_none() {
+            self.outer = Some((self.depth, src, dst));
+        }
+        self.push(l);
     }
 
     /// The layers listed, outermost first.
@@ -270,6 +292,11 @@ impl fmt::Display for Encap {
                 f.write_str(", ")?;
             }
             write!(f, "{l}")?;
+            if let Some((at, src, dst)) = self.outer
+                && usize::from(at) == i
+            {
+                write!(f, " ({src} -> {dst})")?;
+            }
         }
         if usize::from(self.depth) > MAX_LAYERS {
             write!(
@@ -587,7 +614,41 @@ fn ether(et: u16, b: &[u8], mut e: Encap, depth: u8) -> R<'_> {
             0x8847 | 0x8848 => return mpls(b, e, depth),
             0x8864 => return pppoe(b, e, depth),
             0x6558 => return ethernet(b, e, depth.saturating_add(1)),
-            0x88E5 => return Err(PacketError::Encrypted("MACsec")),
+            0x88E5 => {
+                // SecTAG: TCI/AN, short length, packet number, then an SCI
+                // when SC is set. E set: the rest is encrypted.
+                let Some(&tci) = b.first() else {
+                    return short("MACsec header", 6, 0);
+                };
+                if tci & 0x08 != 0 {
+                    return Err(PacketError::Encrypted("MACsec"));
+                }
+                let len = if tci & 0x20 != 0 { 14 } else { 6 };
+                let Some(inner) = be16(b, len) else {
+                    return short("MACsec header", len.saturating_add(2), b.len());
+                };
+                e.push(Layer::Macsec);
+                et = inner;
+                b = rest(b, len.saturating_add(2));
+            }
+            0x894F => {
+                // NSH: its length (4-byte words) in byte 1, the next
+                // protocol in byte 3, the service path in bytes 4..7.
+                let (Some(&l), Some(&next), Some(path)) = (b.get(1), b.get(3), be32(b, 4)) else {
+                    return short("NSH header", 8, b.len());
+                };
+                let len = usize::from(l & 0x3F).saturating_mul(4);
+                let Some(inner) = b.get(len.max(8)..) else {
+                    return short("NSH header", len, b.len());
+                };
+                e.push(Layer::Nsh(path >> 8));
+                return match next {
+                    1 | 2 => ip(inner, e, depth),
+                    3 => ethernet(inner, e, depth.saturating_add(1)),
+                    5 => mpls(inner, e, depth),
+                    _ => Err(PacketError::NotIp),
+                };
+            }
             _ => return Err(PacketError::NotIp),
         }
     }
@@ -902,14 +963,30 @@ pub fn transport<'a>(
         6 => tcp(b, src, dst, truncated, e),
         17 => udp(b, src, dst, truncated, e, depth),
         4 | 41 => {
-            e.push(Layer::IpInIp);
+            e.tunnel(Layer::IpInIp, src, dst);
             ip(b, e, depth.saturating_add(1))
         }
-        47 => gre(b, e, depth.saturating_add(1)),
+        47 => gre(b, src, dst, e, depth.saturating_add(1)),
+        103 => {
+            // PIM: version 2, type 1 (Register): 4-byte header, 4 bytes of
+            // flags, then the multicast packet itself.
+            match b.first() {
+                Some(0x21) => {
+                    e.tunnel(Layer::PimRegister, src, dst);
+                    ip(rest(b, 8), e, depth.saturating_add(1))
+                }
+                _ => Err(PacketError::NotTcpUdp(proto)),
+            }
+        }
         50 => Err(PacketError::Encrypted("IPsec ESP")),
         other => Err(PacketError::NotTcpUdp(other)),
     }
 }
+
+/// A TCP header cut by the snap length still gives its ports, numbers and
+/// flags once this many bytes are there: a segment with no captured
+/// payload (the missing bytes become a gap, as for any snapped segment).
+const TCP_FLAGS_END: usize = 14;
 
 fn tcp<'a>(b: &'a [u8], src: IpAddr, dst: IpAddr, truncated: bool, e: Encap) -> R<'a> {
     let cut = if truncated {
@@ -917,18 +994,23 @@ fn tcp<'a>(b: &'a [u8], src: IpAddr, dst: IpAddr, truncated: bool, e: Encap) -> 
     } else {
         ""
     };
-    if b.len() < 20 {
+    let need = if truncated { TCP_FLAGS_END } else { 20 };
+    if b.len() < need {
         return malformed("TCP header", format!("{} of 20 bytes{cut}", b.len()));
     }
     let doff = usize::from(b.get(12).copied().unwrap_or(0) >> 4).saturating_mul(4);
     if doff < 20 {
         return malformed("TCP header", format!("data offset {doff} (at least 20)"));
     }
-    let Some(payload) = b.get(doff..) else {
-        return malformed(
-            "TCP header",
-            format!("header of {doff} bytes, {} there{cut}", b.len()),
-        );
+    let payload = match b.get(doff..) {
+        Some(p) => p,
+        None if truncated => &[],
+        None => {
+            return malformed(
+                "TCP header",
+                format!("header of {doff} bytes, {} there", b.len()),
+            );
+        }
     };
     let flags = b.get(13).copied().unwrap_or(0);
     Ok(Parsed::Packet(Packet {
@@ -955,6 +1037,21 @@ const VXLAN_PORT: u16 = 4789;
 const GENEVE_PORT: u16 = 6081;
 
 fn udp<'a>(b: &'a [u8], src: IpAddr, dst: IpAddr, truncated: bool, e: Encap, depth: u8) -> R<'a> {
+    // Cut by the snap length after its ports: a datagram with nothing
+    // captured of its payload.
+    if truncated && (4..8).contains(&b.len()) {
+        return Ok(Parsed::Packet(Packet {
+            src,
+            dst,
+            transport: Transport::Udp {
+                src_port: be16(b, 0).unwrap_or(0),
+                dst_port: be16(b, 2).unwrap_or(0),
+                payload: &[],
+            },
+            truncated,
+            encap: e,
+        }));
+    }
     if b.len() < 8 {
         let cut = if truncated {
             " (cut by the snap length)"
@@ -983,8 +1080,8 @@ fn udp<'a>(b: &'a [u8], src: IpAddr, dst: IpAddr, truncated: bool, e: Encap, dep
         encap: e,
     });
     let inner = match dp {
-        VXLAN_PORT => vxlan(payload, e, depth),
-        GENEVE_PORT => geneve(payload, e, depth),
+        VXLAN_PORT => vxlan(payload, e, src, dst, depth),
+        GENEVE_PORT => geneve(payload, e, src, dst, depth),
         _ => return Ok(outer),
     };
     // A tunnel whose inner packet is TCP/UDP is opened; otherwise the
@@ -995,18 +1092,18 @@ fn udp<'a>(b: &'a [u8], src: IpAddr, dst: IpAddr, truncated: bool, e: Encap, dep
     }
 }
 
-fn vxlan(b: &[u8], mut e: Encap, depth: u8) -> R<'_> {
+fn vxlan(b: &[u8], mut e: Encap, src: IpAddr, dst: IpAddr, depth: u8) -> R<'_> {
     let (Some(&flags), Some(word)) = (b.first(), be32(b, 4)) else {
         return short("VXLAN header", 8, b.len());
     };
     if flags & 0x08 == 0 {
         return malformed("VXLAN header", "no VNI flag".into());
     }
-    e.push(Layer::Vxlan(word >> 8));
+    e.tunnel(Layer::Vxlan(word >> 8), src, dst);
     ethernet(rest(b, 8), e, depth.saturating_add(1))
 }
 
-fn geneve(b: &[u8], mut e: Encap, depth: u8) -> R<'_> {
+fn geneve(b: &[u8], mut e: Encap, src: IpAddr, dst: IpAddr, depth: u8) -> R<'_> {
     let (Some(&v), Some(proto), Some(word)) = (b.first(), be16(b, 2), be32(b, 4)) else {
         return short("Geneve header", 8, b.len());
     };
@@ -1017,7 +1114,7 @@ fn geneve(b: &[u8], mut e: Encap, depth: u8) -> R<'_> {
     let Some(inner) = b.get(len..) else {
         return short("Geneve header", len, b.len());
     };
-    e.push(Layer::Geneve(word >> 8));
+    e.tunnel(Layer::Geneve(word >> 8), src, dst);
     if proto == 0x6558 {
         ethernet(inner, e, depth.saturating_add(1))
     } else {
@@ -1026,7 +1123,7 @@ fn geneve(b: &[u8], mut e: Encap, depth: u8) -> R<'_> {
 }
 
 /// GRE (RFC 2784/2890), PPTP's enhanced GRE (RFC 2637), and ERSPAN.
-fn gre(b: &[u8], mut e: Encap, depth: u8) -> R<'_> {
+fn gre(b: &[u8], src: IpAddr, dst: IpAddr, mut e: Encap, depth: u8) -> R<'_> {
     let (Some(flags), Some(proto)) = (be16(b, 0), be16(b, 2)) else {
         return short("GRE header", 4, b.len());
     };
@@ -1057,14 +1154,14 @@ fn gre(b: &[u8], mut e: Encap, depth: u8) -> R<'_> {
         (0, 0x88BE) => {
             // ERSPAN type II (8-byte header) when sequenced, else type I.
             if !seq {
-                e.push(Layer::Erspan(0));
+                e.tunnel(Layer::Erspan(0), src, dst);
                 return ethernet(body, e, depth);
             }
             if body.len() < 8 {
                 return short("ERSPAN header", 8, body.len());
             }
             let session = be16(body, 2).unwrap_or(0) & 0x3FF;
-            e.push(Layer::Erspan(session));
+            e.tunnel(Layer::Erspan(session), src, dst);
             ethernet(rest(body, 8), e, depth)
         }
         (0, 0x22EB) => {
@@ -1074,15 +1171,23 @@ fn gre(b: &[u8], mut e: Encap, depth: u8) -> R<'_> {
             };
             let len = if last & 1 != 0 { 20 } else { 12 };
             let session = be16(body, 2).unwrap_or(0) & 0x3FF;
-            e.push(Layer::Erspan(session));
+            e.tunnel(Layer::Erspan(session), src, dst);
             ethernet(rest(body, len), e, depth)
         }
+        (0, 0x883E) => {
+            // WCCP: a 4-byte redirect header (WCCPv2), or IPv4 at once (v1).
+            e.tunnel(Layer::Wccp, src, dst);
+            match body.first().map(|v| v >> 4) {
+                Some(4) => ip(body, e, depth),
+                _ => ip(rest(body, 4), e, depth),
+            }
+        }
         (0, p) => {
-            e.push(Layer::Gre(key));
+            e.tunnel(Layer::Gre(key), src, dst);
             ether(p, body, e, depth)
         }
         (1, 0x880B) => {
-            e.push(Layer::Gre(key));
+            e.tunnel(Layer::Gre(key), src, dst);
             // PPP in HDLC-like framing, often without address and control.
             match body {
                 [0xFF, 0x03, tail @ ..] => ppp(tail, e, depth),
@@ -1230,8 +1335,12 @@ mod tests {
             (linktype::IEEE802_11, wifi.clone(), ""),
             (linktype::IEEE802_11_RADIOTAP, radiotap, ""),
             (linktype::NFLOG, nflog, ""),
-            (linktype::RAW, gre_outer, "gre key 42"),
-            (linktype::RAW, outer, "vxlan vni 7"),
+            (
+                linktype::RAW,
+                gre_outer,
+                "gre key 42 (192.0.2.1 -> 192.0.2.2)",
+            ),
+            (linktype::RAW, outer, "vxlan vni 7 (192.0.2.1 -> 192.0.2.2)"),
         ];
         for (lt, data, via) in cases {
             let p = packet(parse(lt, &data));

@@ -348,7 +348,7 @@ impl Tracker {
             } => {
                 let src = SocketAddr::new(p.src, src_port);
                 let dst = SocketAddr::new(p.dst, dst_port);
-                self.udp(ts, src, dst, payload, p.encap, sink);
+                self.udp(ts, src, dst, payload, p, sink);
             }
             Transport::Tcp(t) => {
                 let src = SocketAddr::new(p.src, t.src_port);
@@ -451,9 +451,10 @@ impl Tracker {
         src: SocketAddr,
         dst: SocketAddr,
         data: &[u8],
-        encap: Encap,
+        p: &Packet<'_>,
         sink: &mut dyn Sink,
     ) {
+        let encap = p.encap;
         let k = key(src, dst);
         if !self.sessions.contains_key(&k) {
             let (client, server) = if self.guess_server(src, dst) {
@@ -482,7 +483,26 @@ impl Tracker {
             client: s.client,
             server: s.server,
         };
-        sink.event(&Event::Udp { at, dir, data });
+        sink.event(&Event::Udp {
+            at,
+            dir,
+            data,
+            truncated: p.truncated,
+        });
+        if p.truncated {
+            s.report(
+                ts,
+                dir,
+                spec::PACKET_SNAPPED.code,
+                format!(
+                    "datagram cut by the snap length: {} byte(s) of it captured",
+                    data.len()
+                ),
+                vec![("captured", Fact::Num(data.len() as u64))],
+                &mut self.totals,
+                sink,
+            );
+        }
     }
 
     fn tcp(

@@ -62,6 +62,7 @@ const EXPERTS: &[(&str, &str, &str)] = &[
     (spec::FRAME_TRUNCATED.code, "MALFORMED", "WARN"),
     (spec::FRAME_DAMAGED.code, "MALFORMED", "WARN"),
     (spec::FRAME_UNSYNCHRONISED.code, "MALFORMED", "WARN"),
+    (spec::FRAME_PARTIAL.code, "SEQUENCE", "NOTE"),
 ];
 
 /// A Lua string literal.
@@ -252,6 +253,10 @@ pub fn generate(spec: &DissectorSpec) -> Result<String> {
         ("@@MAX_FRAME@@", spec.max_frame.to_string()),
         ("@@LAB_VERSION@@", spec.lab_version.to_string()),
         ("@@DETECT_LIMIT@@", spec.detect_limit.to_string()),
+        (
+            "@@MIDSTREAM_SEARCH@@",
+            crate::codec::detect::MIDSTREAM_SEARCH.to_string(),
+        ),
         ("@@FIELDS@@\n", field_decls),
         ("@@FIELD_LIST@@", field_list.join(", ")),
         ("@@EXPERTS@@\n", experts),
