@@ -51,6 +51,13 @@ fn broken_capture_files_get_a_clear_message_and_never_a_panic() {
         ),
         ("wrong-magic.pcap", wrong_magic, 1, "unknown file format", 0),
         (
+            "compressed.pcap.gz",
+            [&[0x1F, 0x8B, 0x08, 0x00][..], &[0; 30]].concat(),
+            1,
+            "gzip-compressed: decompress it first",
+            0,
+        ),
+        (
             "record-cut.pcap",
             good[..24 + 16 + 20].to_vec(),
             1,

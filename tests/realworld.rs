@@ -113,6 +113,24 @@ fn a_pcapng_with_interfaces_of_several_link_types_and_clocks() {
 }
 
 #[test]
+fn a_filter_applies_to_each_interface_compiled_for_its_own_link_type() {
+    // Session C is on the raw-IP interface; the filter is compiled for
+    // Ethernet, SLL2 and raw IP in turn, and what it rejects is counted.
+    let ev = decode("multi-if.pcapng", &["-f", "tcp port 40022"]);
+    let s = of(&ev, "session");
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0]["client_port"], 40022);
+    let t = totals(&ev);
+    assert_eq!((t["packets"].as_u64(), t["filtered"].as_u64()), (Some(12), Some(36)));
+    reconciles(t);
+    // A filter that cannot apply to a link type says which.
+    let out = run(&["capture", "-r", &fixture("multi-if.pcapng"), "-f", "ether host 02:00:00:00:00:01"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot apply to packets of link type"), "{err}");
+}
+
+#[test]
 fn stacked_vlan_tags_of_any_depth() {
     let ev = decode("qinq.pcap", &[]);
     let via: Vec<&str> = of(&ev, "session")

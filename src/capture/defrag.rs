@@ -79,6 +79,8 @@ struct Set {
     snapped: bool,
     /// When the fragment at offset 0 came.
     head_ts: Option<Timestamp>,
+    /// Payload bytes held (the pieces do not overlap).
+    covered: u64,
     /// Payload bytes `[from, to)` where fragments overlapped with
     /// different bytes (the first copy is kept).
     conflict: Option<(u32, u32)>,
@@ -223,6 +225,8 @@ pub struct Defrag {
     held: usize,
     max_held: usize,
     recent: VecDeque<(Key, Timestamp)>,
+    /// Datagrams in the order they began, for eviction.
+    order: VecDeque<(Key, Timestamp)>,
     out: Vec<u8>,
     /// Counters so far.
     pub stats: DefragStats,
@@ -242,6 +246,7 @@ impl Defrag {
             held: 0,
             max_held,
             recent: VecDeque::new(),
+            order: VecDeque::new(),
             out: Vec::new(),
             stats: DefragStats::default(),
         }
@@ -283,6 +288,15 @@ impl Defrag {
         }
         let len = u32::try_from(f.data.len()).unwrap_or(u32::MAX);
         let end64 = u64::from(f.offset).saturating_add(u64::from(len));
+        if !self.sets.contains_key(&key) {
+            self.order.push_back((key, ts));
+            // Entries of datagrams long gone do not pile up.
+            if self.order.len() > self.sets.len().saturating_mul(2).saturating_add(64) {
+                let sets = &self.sets;
+                self.order
+                    .retain(|(k, t)| *k == key || sets.get(k).is_some_and(|s| s.first == *t));
+            }
+        }
         let set = self.sets.entry(key).or_insert_with(|| Set {
             pieces: BTreeMap::new(),
             end: None,
@@ -293,6 +307,7 @@ impl Defrag {
             snapped: false,
             conflict: None,
             head_ts: None,
+            covered: 0,
         });
         set.fragments = set.fragments.saturating_add(1);
         set.snapped |= f.truncated;
@@ -320,7 +335,20 @@ impl Defrag {
         let mut fresh: Vec<(u32, &[u8])> = Vec::new();
         let mut cur = f.offset.min(end);
         let mut dup = false;
-        for (&k, v) in set.pieces.range(..end) {
+        // Only the pieces this fragment can overlap: held pieces do not
+        // overlap one another, so those ending after its start are the last
+        // ones before its end.
+        let start = cur;
+        let near: Vec<(u32, &Vec<u8>)> = set
+            .pieces
+            .range(..end)
+            .rev()
+            .take_while(|(k, v)| {
+                k.saturating_add(u32::try_from(v.len()).unwrap_or(u32::MAX)) > start
+            })
+            .map(|(k, v)| (*k, v))
+            .collect();
+        for (k, v) in near.into_iter().rev() {
             let kend = k.saturating_add(u32::try_from(v.len()).unwrap_or(u32::MAX));
             if kend <= cur {
                 continue;
@@ -353,6 +381,7 @@ impl Defrag {
             let cost = bytes.len().saturating_add(PIECE_OVERHEAD);
             added = added.saturating_add(cost);
             set.held = set.held.saturating_add(cost);
+            set.covered = set.covered.saturating_add(bytes.len() as u64);
             set.pieces.insert(off, bytes.to_vec());
         }
         self.held = self.held.saturating_add(added);
@@ -362,20 +391,25 @@ impl Defrag {
         if let Some(step) = self.try_complete(key, ts) {
             return step;
         }
-        // Over the bound: the oldest other datagrams go first.
+        // Over the bound: the oldest other datagrams go first (in the
+        // order they began; entries of datagrams already gone are skipped).
+        let mut keep = Vec::new();
         while self.held > self.max_held {
-            let Some(oldest) = self
-                .sets
-                .iter()
-                .filter(|(k, _)| **k != key)
-                .min_by_key(|(_, s)| s.first)
-                .map(|(k, _)| *k)
-            else {
+            let Some((oldest, began)) = self.order.pop_front() else {
                 break;
             };
-            if let Step::Dropped(p) = self.drop_set(oldest, ts, Failure::Memory) {
+            if oldest == key {
+                keep.push((oldest, began));
+                continue;
+            }
+            if self.sets.get(&oldest).is_some_and(|s| s.first == began)
+                && let Step::Dropped(p) = self.drop_set(oldest, ts, Failure::Memory)
+            {
                 evicted.push(p);
             }
+        }
+        for k in keep.into_iter().rev() {
+            self.order.push_front(k);
         }
         if self.held > self.max_held {
             return self.drop_set(key, ts, Failure::Memory);
@@ -387,17 +421,9 @@ impl Defrag {
     fn try_complete(&mut self, key: Key, ts: Timestamp) -> Option<Step> {
         let set = self.sets.get(&key)?;
         let end = set.end?;
-        if set.snapped {
-            return None;
-        }
-        let mut next = 0u32;
-        for (&k, v) in &set.pieces {
-            if k != next {
-                return None;
-            }
-            next = k.saturating_add(u32::try_from(v.len()).unwrap_or(u32::MAX));
-        }
-        if next != end {
+        // Pieces never overlap and never pass the end: whole when they
+        // cover every byte.
+        if set.snapped || set.covered != u64::from(end) {
             return None;
         }
         let set = self.sets.remove(&key)?;
@@ -634,6 +660,41 @@ mod tests {
             Step::Complete { conflict: None, .. }
         ));
         assert_eq!(d.datagram(), b"abcdefghijkl");
+    }
+
+    #[test]
+    fn hostile_fragment_floods_stay_bounded() {
+        // One datagram of 8-byte fragments, last first: every insertion
+        // looks only at its neighbours.
+        let payload: Vec<u8> = (0..65_528u32).map(|i| (i % 251) as u8).collect();
+        let mut d = Defrag::default();
+        let mut ev = Vec::new();
+        let n = payload.len() / 8;
+        let mut last = Step::Held;
+        for i in (0..n).rev() {
+            let off = (i * 8) as u32;
+            last = d.fragment(
+                ts(0),
+                &frag(off, i + 1 != n, &payload[i * 8..i * 8 + 8]),
+                &mut ev,
+            );
+        }
+        assert!(matches!(last, Step::Complete { .. }), "{last:?}");
+        assert_eq!(d.datagram(), &payload[..]);
+        // 100,000 datagrams that never complete: memory stays within its
+        // bound, the oldest go first, each reported.
+        let mut d = Defrag::new(1 << 20);
+        let mut reported = 0usize;
+        for id in 0..100_000u32 {
+            let mut f = frag(0, true, &[7u8; 100]);
+            f.id = id;
+            let _ = d.fragment(ts(0), &f, &mut ev);
+            assert!(d.held() <= 1 << 20);
+            reported += ev.len();
+            ev.clear();
+        }
+        let left = d.finish(ts(1)).len();
+        assert_eq!(reported + left, 100_000, "every datagram is reported once");
     }
 
     #[test]

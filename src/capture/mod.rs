@@ -439,3 +439,20 @@ pub fn run(
         truncated,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_live_filter_compiles_for_every_link_type_read_live() {
+        // Ethernet (lo, eth0), Linux cooked v1 and v2 (`any`), raw IP
+        // (tun), BSD loopback (macOS lo0).
+        for lt in [1, 113, 276, 101, 0] {
+            let f = default_filter(lt, 5005);
+            let dead = pcap::Capture::dead(pcap::Linktype(source::linktype_to_dlt(lt))).unwrap();
+            assert!(dead.compile(&f, true).is_ok(), "link type {lt}: {f}");
+        }
+        assert!(default_filter(1, 5005).contains("vlan and vlan and port 5005"));
+    }
+}

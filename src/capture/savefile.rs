@@ -203,11 +203,18 @@ enum Order {
 }
 
 impl Order {
-    fn u16(self, b: &[u8], at: usize) -> u16 {
-        let mut a = [0u8; 2];
-        if let Some(s) = b.get(at..at.saturating_add(2)) {
+    /// `N` bytes at `at` (zeros where `b` is too short: callers check
+    /// lengths first).
+    fn take<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+        let mut a = [0u8; N];
+        if let Some(s) = b.get(at..at.saturating_add(N)) {
             a.copy_from_slice(s);
         }
+        a
+    }
+
+    fn u16(self, b: &[u8], at: usize) -> u16 {
+        let a = Order::take(b, at);
         match self {
             Order::Little => u16::from_le_bytes(a),
             Order::Big => u16::from_be_bytes(a),
@@ -215,10 +222,7 @@ impl Order {
     }
 
     fn u32(self, b: &[u8], at: usize) -> u32 {
-        let mut a = [0u8; 4];
-        if let Some(s) = b.get(at..at.saturating_add(4)) {
-            a.copy_from_slice(s);
-        }
+        let a = Order::take(b, at);
         match self {
             Order::Little => u32::from_le_bytes(a),
             Order::Big => u32::from_be_bytes(a),
@@ -226,10 +230,7 @@ impl Order {
     }
 
     fn u64(self, b: &[u8], at: usize) -> u64 {
-        let mut a = [0u8; 8];
-        if let Some(s) = b.get(at..at.saturating_add(8)) {
-            a.copy_from_slice(s);
-        }
+        let a = Order::take(b, at);
         match self {
             Order::Little => u64::from_le_bytes(a),
             Order::Big => u64::from_be_bytes(a),
@@ -347,6 +348,10 @@ impl Reader {
                 order: Order::Little,
                 interfaces: Vec::new(),
             }
+        } else if head.starts_with(&[0x1F, 0x8B]) {
+            return Err(FileError::NotCapture(
+                "it is gzip-compressed: decompress it first (gunzip)".into(),
+            ));
         } else {
             return Err(FileError::NotCapture(format!(
                 "unknown file format (first bytes {})",

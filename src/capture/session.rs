@@ -792,6 +792,14 @@ impl Tracker {
             let k = key(s.client, s.server);
             self.ended.insert(k, ts);
             self.ended_order.push_back((k, ts));
+            // Bounded however fast sessions end (a storm of SYN, RST).
+            while self.ended_order.len() > MAX_ENDED {
+                if let Some((old, t)) = self.ended_order.pop_front()
+                    && self.ended.get(&old) == Some(&t)
+                {
+                    self.ended.remove(&old);
+                }
+            }
             for dir in [Dir::ToServer, Dir::ToClient] {
                 s.reassemble(dir, max_frame, &mut self.totals, sink, &mut |r, out| {
                     r.flush_at(ts.tag(), out)
