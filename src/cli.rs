@@ -329,8 +329,11 @@ pub struct CaptureArgs {
     /// List the interfaces a live capture can use, and exit.
     #[arg(short = 'D', long = "list-interfaces")]
     pub list_interfaces: bool,
-    /// A BPF capture filter (tcpdump syntax). Default: `port PORT` (TCP and
-    /// UDP), VLAN-tagged packets included.
+    /// A BPF capture filter (tcpdump syntax); it replaces rc1's own choice
+    /// of sessions (-f "" keeps every TCP/UDP session). Default: sessions
+    /// on --port, chosen after tunnels are opened and IP fragments
+    /// reassembled (a live capture's kernel filter keeps the port and what
+    /// may hide it: VLAN tags, fragments, IPv6 extension headers, tunnels).
     #[arg(short = 'f', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
     /// The lab server's port: it tells client from server.
@@ -354,8 +357,10 @@ pub struct CaptureArgs {
     /// -s2c.bin, captured bytes only; gaps listed in a .gaps file beside).
     #[arg(long, value_name = "DIR")]
     pub dump_streams: Option<std::path::PathBuf>,
-    /// Also write the packets read to this pcap file (e.g. to open in
-    /// Wireshark later).
+    /// Also write the packets read to this file, to open in Wireshark
+    /// later: pcapng if the name ends in .pcapng (every interface), else
+    /// pcap (one link type). With -f, the packets it lets through; without,
+    /// every packet of a file, and what a live capture's kernel filter keeps.
     #[arg(short = 'w', long = "write", value_name = "OUT.pcap")]
     pub write: Option<std::path::PathBuf>,
     /// Largest v3 message believed (k, M, G suffixes); a bigger claim is

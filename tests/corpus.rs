@@ -398,6 +398,14 @@ fn every_capture_of_the_tcpdump_corpus_is_read_or_refused_clearly_and_matches_ts
     kinds.dedup();
     eprintln!("corpus: link types refused: {}", kinds.join("; "));
     assert!(r.failures.is_empty(), "{}", r.failures.join("\n"));
+    // Each file is small: the slowest takes tens of milliseconds (a hang
+    // is killed at HANG); seconds would be a defect, whatever the load.
+    assert!(
+        r.slowest.0 < Duration::from_secs(3),
+        "{} took {:?}",
+        r.slowest.1,
+        r.slowest.0
+    );
     assert!(
         r.compared >= 500,
         "only {} files compared with tshark",

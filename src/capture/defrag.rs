@@ -55,6 +55,27 @@ pub const MAX_DATAGRAM: u32 = 65_535;
 /// not taken for the start of a new datagram.
 const RECENT: usize = 1024;
 
+/// Fragments remembered per completed datagram (to tell a late copy of
+/// one from a new datagram that reuses the identification).
+const MAX_PRINTS: usize = 64;
+
+/// A fragment's place, length and a hash of its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Print(u32, u32, u64);
+
+impl Print {
+    fn of(f: &Fragment<'_>) -> Print {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        f.data.hash(&mut h);
+        Print(
+            f.offset,
+            u32::try_from(f.data.len()).unwrap_or(u32::MAX),
+            h.finish(),
+        )
+    }
+}
+
 /// Which datagram a fragment belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
@@ -81,6 +102,8 @@ struct Set {
     head_ts: Option<Timestamp>,
     /// Payload bytes held (the pieces do not overlap).
     covered: u64,
+    /// Each fragment's place and bytes, to know a late copy of one.
+    prints: Vec<Print>,
     /// Payload bytes `[from, to)` where fragments overlapped with
     /// different bytes (the first copy is kept).
     conflict: Option<(u32, u32)>,
@@ -132,6 +155,8 @@ pub struct Problem {
     pub snapped: bool,
     /// When it was given up (capture time).
     pub ts: Timestamp,
+    /// When its first fragment came.
+    pub began: Timestamp,
     /// The bytes captured from its start on, when its first fragment was
     /// captured (with that fragment's time): the part of the datagram
     /// that can still be shown, as tshark shows it, cut short.
@@ -224,7 +249,7 @@ pub struct Defrag {
     sets: HashMap<Key, Set>,
     held: usize,
     max_held: usize,
-    recent: VecDeque<(Key, Timestamp)>,
+    recent: VecDeque<(Key, Timestamp, Vec<Print>)>,
     /// Datagrams in the order they began, for eviction.
     order: VecDeque<(Key, Timestamp)>,
     out: Vec<u8>,
@@ -277,11 +302,14 @@ impl Defrag {
             id: f.id,
             protocol: f.protocol,
         };
+        // A late copy of a fragment of a datagram just completed: the same
+        // place and the same bytes. A fragment with the same identification
+        // but other bytes is a new datagram (identifications wrap).
+        let print = Print::of(f);
         if !self.sets.contains_key(&key)
-            && self
-                .recent
-                .iter()
-                .any(|(k, t)| *k == key && ts.micros_since(*t) <= TIMEOUT_US)
+            && self.recent.iter().any(|(k, t, prints)| {
+                *k == key && ts.micros_since(*t) <= TIMEOUT_US && prints.contains(&print)
+            })
         {
             self.stats.duplicates = self.stats.duplicates.saturating_add(1);
             return Step::Duplicate;
@@ -308,9 +336,13 @@ impl Defrag {
             conflict: None,
             head_ts: None,
             covered: 0,
+            prints: Vec::new(),
         });
         set.fragments = set.fragments.saturating_add(1);
         set.snapped |= f.truncated;
+        if set.prints.len() < MAX_PRINTS {
+            set.prints.push(print);
+        }
         if f.offset == 0 {
             set.encap = f.encap;
             set.head_ts.get_or_insert(ts);
@@ -441,7 +473,7 @@ impl Defrag {
         if self.recent.len() >= RECENT {
             self.recent.pop_front();
         }
-        self.recent.push_back((key, set.first));
+        self.recent.push_back((key, set.first, set.prints));
         Some(Step::Complete {
             protocol: key.protocol,
             fragments: set.fragments,
@@ -467,7 +499,7 @@ impl Defrag {
             .map(|(k, _)| *k)
             .collect();
         self.recent
-            .retain(|(_, t)| now.micros_since(*t) <= TIMEOUT_US);
+            .retain(|(_, t, _)| now.micros_since(*t) <= TIMEOUT_US);
         self.take(old, now, Failure::Timeout)
     }
 
@@ -485,8 +517,9 @@ impl Defrag {
                 _ => None,
             })
             .collect();
-        // Deterministic order: by when each began, then by id.
-        out.sort_by_key(|p| (p.id, p.protocol));
+        // Deterministic order (not the hash map's): by when each began,
+        // then by addresses and identification.
+        out.sort_by_key(|p| (p.began, p.src, p.dst, p.id, p.protocol));
         out
     }
 }
@@ -507,6 +540,7 @@ fn problem(key: Key, set: &Set, failure: Failure, ts: Timestamp) -> Problem {
     });
     Problem {
         head,
+        began: set.first,
         encap: set.encap,
         failure,
         src: key.src,
@@ -629,6 +663,16 @@ mod tests {
             Step::Complete { fragments: 3, .. }
         ));
         assert_eq!(d.datagram(), b"abcdefghijkl");
+        // The same identification, other bytes: a new datagram.
+        assert_eq!(
+            d.fragment(ts(2), &frag(0, true, b"ABCDEFGH"), &mut ev),
+            Step::Held
+        );
+        assert!(matches!(
+            d.fragment(ts(2), &frag(8, false, b"IJKL"), &mut ev),
+            Step::Complete { fragments: 2, .. }
+        ));
+        assert_eq!(d.datagram(), b"ABCDEFGHIJKL");
         // A late copy of a fragment of a completed datagram.
         assert_eq!(
             d.fragment(ts(1), &frag(8, false, b"ijkl"), &mut ev),
@@ -660,6 +704,25 @@ mod tests {
             Step::Complete { conflict: None, .. }
         ));
         assert_eq!(d.datagram(), b"abcdefghijkl");
+    }
+
+    #[test]
+    fn datagrams_given_up_together_come_out_in_the_order_they_began() {
+        let mut ev = Vec::new();
+        for _ in 0..5 {
+            let mut d = Defrag::default();
+            for (i, last) in [9u8, 3, 7, 1, 5].iter().enumerate() {
+                let mut f = frag(0, true, b"abcdefgh");
+                f.src = IpAddr::from([10, 0, 0, *last]);
+                d.fragment(ts(i as i64), &f, &mut ev);
+            }
+            let order: Vec<IpAddr> = d.finish(ts(9)).iter().map(|p| p.src).collect();
+            let want: Vec<IpAddr> = [9u8, 3, 7, 1, 5]
+                .iter()
+                .map(|l| IpAddr::from([10, 0, 0, *l]))
+                .collect();
+            assert_eq!(order, want);
+        }
     }
 
     #[test]

@@ -91,7 +91,15 @@ pub fn open(opts: &CaptureOptions) -> Result<Source> {
         // tunnels are seen, and what is left out is counted).
         (None, Input::File(_)) => String::new(),
     };
-    source.set_filter(&filter)?;
+    if let Err(e) = source.set_filter(&filter) {
+        // libpcap cannot filter some link types at all (NFLOG): without
+        // `-f`, read every packet and let rc1 choose.
+        if opts.filter.is_some() || filter.is_empty() {
+            return Err(e);
+        }
+        eprintln!("rc1: {e:#}; reading every packet (rc1 keeps the sessions on the port itself)");
+        source.set_filter("")?;
+    }
     if let Some(path) = &opts.write {
         source.write_to(path)?;
     }
@@ -123,21 +131,29 @@ fn progress_bar(opts: &CaptureOptions, source: &Source) -> Option<indicatif::Pro
     Some(bar)
 }
 
-/// The kernel filter of a live capture without `-f`: the lab's port (also
-/// behind one or two VLAN tags on Ethernet), and what may hide it from a
-/// port filter: IP fragments (only the first has ports), IPv6 extension
-/// headers, and the tunnels rc1 opens. rc1 then keeps the sessions on the
-/// port itself.
+/// The kernel filter of a live capture without `-f`: the lab's port, and
+/// what may hide it from a port filter: IP fragments (only the first has
+/// ports), IPv6 extension headers, and the tunnels rc1 opens; on Ethernet
+/// also MPLS, PPPoE and 802.3 frames, and all of it behind one, two or
+/// three VLAN tags (BPF's `vlan` moves every later offset by 4, so each
+/// alternative repeats the whole test). rc1
+/// then keeps the sessions on the port itself.
 pub fn default_filter(linktype: i32, port: u16) -> String {
-    let hidden = "(ip[6:2] & 0x3fff != 0) or (ip6 and (ip6[6] == 0 or ip6[6] == 43 \
-                  or ip6[6] == 44 or ip6[6] == 60)) or udp port 4789 or udp port 6081 \
-                  or ip proto 47 or ip proto 4 or ip proto 41";
+    let x = format!(
+        "(port {port} or (ip[6:2] & 0x3fff != 0) or (ip6 and (ip6[6] == 0 or ip6[6] == 43 \
+         or ip6[6] == 44 or ip6[6] == 60)) or udp port 4789 or udp port 6081 \
+         or ip proto 47 or ip proto 4 or ip proto 41 or ip proto 103 \
+         or ip6 proto 47 or ip6 proto 4 or ip6 proto 41)"
+    );
     if linktype == packet::linktype::ETHERNET {
+        // MPLS, PPPoE sessions and 802.3 frames (LLC/SNAP) by their
+        // EtherType, before any `vlan` moves the offsets.
         format!(
-            "port {port} or (vlan and port {port}) or (vlan and vlan and port {port}) or {hidden}"
+            "{x} or ether[12:2] == 0x8847 or ether[12:2] == 0x8848 or ether[12:2] == 0x8864 \
+             or ether[12:2] <= 1500 or (vlan and {x}) or (vlan and {x}) or (vlan and {x})"
         )
     } else {
-        format!("port {port} or {hidden}")
+        x
     }
 }
 
@@ -212,7 +228,7 @@ impl Pipeline {
                             report_problem(&mut self.tracker, &c, sink);
                         }
                         let data = self.defrag.datagram();
-                        match packet::transport(protocol, data, f.src, f.dst, false, encap, 0) {
+                        match packet::reassembled(protocol, data, f.src, f.dst, false, encap) {
                             Ok(Parsed::Packet(p)) => {
                                 accept(&mut self.tracker, self.select, ts, &p, sink)
                             }
@@ -338,9 +354,10 @@ fn problem(tracker: &mut Tracker, select: Option<u16>, p: &Problem, sink: &mut d
     report_problem(tracker, p, sink);
     let mut dropped = u64::from(p.fragments);
     if let Some((ts, head)) = &p.head {
-        match packet::transport(p.protocol, head, p.src, p.dst, true, p.encap, 0) {
-            Ok(Parsed::Packet(pk)) => {
+        match packet::reassembled(p.protocol, head, p.src, p.dst, true, p.encap) {
+            Ok(Parsed::Packet(mut pk)) => {
                 dropped = dropped.saturating_sub(1);
+                pk.incomplete = true;
                 accept(tracker, select, *ts, &pk, sink);
             }
             Ok(Parsed::Fragment(_)) => {}
@@ -453,6 +470,6 @@ mod tests {
             let dead = pcap::Capture::dead(pcap::Linktype(source::linktype_to_dlt(lt))).unwrap();
             assert!(dead.compile(&f, true).is_ok(), "link type {lt}: {f}");
         }
-        assert!(default_filter(1, 5005).contains("vlan and vlan and port 5005"));
+        assert_eq!(default_filter(1, 5005).matches("vlan and").count(), 3);
     }
 }

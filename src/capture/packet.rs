@@ -213,6 +213,8 @@ pub enum Layer {
     Vxlan(u32),
     /// Geneve, with its VNI.
     Geneve(u32),
+    /// PPTP's enhanced GRE, with its call id.
+    Pptp(u16),
     /// A PIM Register message (a multicast packet sent to the RP).
     PimRegister,
     /// WCCP redirection in GRE.
@@ -236,6 +238,7 @@ impl fmt::Display for Layer {
             Layer::Erspan(s) => write!(f, "erspan session {s}"),
             Layer::Vxlan(v) => write!(f, "vxlan vni {v}"),
             Layer::Geneve(v) => write!(f, "geneve vni {v}"),
+            Layer::Pptp(c) => write!(f, "pptp call {c}"),
             Layer::PimRegister => f.write_str("pim register"),
             Layer::Wccp => f.write_str("wccp"),
             Layer::Macsec => f.write_str("macsec (not encrypted)"),
@@ -323,6 +326,9 @@ pub struct Packet<'a> {
     pub truncated: bool,
     /// The VLAN tags, labels and tunnels it came through.
     pub encap: Encap,
+    /// The start of an IP datagram whose other fragments never came (so
+    /// `truncated`, but not by the snap length; reported as such).
+    pub incomplete: bool,
 }
 
 /// One IP fragment (IPv4 with MF or an offset; IPv6 with a Fragment
@@ -573,6 +579,9 @@ fn sll_protocol(proto: u16, b: &[u8], e: Encap, depth: u8) -> R<'_> {
 }
 
 fn ethernet(b: &[u8], e: Encap, depth: u8) -> R<'_> {
+    if depth > MAX_DEPTH {
+        return too_deep();
+    }
     let Some(et) = be16(b, 12) else {
         return short("Ethernet header", 14, b.len());
     };
@@ -813,8 +822,20 @@ fn nflog(b: &[u8], e: Encap, depth: u8) -> R<'_> {
     Err(PacketError::NotIp) // no payload attribute
 }
 
+/// A hostile packet must not nest without end (each tunnel or inner frame
+/// goes one level deeper).
+fn too_deep<T>() -> Result<T, PacketError> {
+    malformed(
+        "encapsulation",
+        format!("more than {MAX_DEPTH} layers deep"),
+    )
+}
+
 /// IPv4 or IPv6, by the version nibble.
 fn ip(b: &[u8], e: Encap, depth: u8) -> R<'_> {
+    if depth > MAX_DEPTH {
+        return too_deep();
+    }
     match b.first().map(|v| v >> 4) {
         Some(4) => ipv4(b, e, depth),
         Some(6) => ipv6(b, e, depth),
@@ -889,10 +910,25 @@ fn ipv6(b: &[u8], e: Encap, depth: u8) -> R<'_> {
         IpAddr::V6(Ipv6Addr::from(a))
     };
     let (src, dst) = (addr(8), addr(24));
-    let mut next = b.get(6).copied().unwrap_or(0);
-    let mut p = b.get(40..end.min(b.len())).unwrap_or_default();
-    // The extension-header chain, whatever its order; each header is at
-    // least 8 bytes, so the walk ends.
+    let next = b.get(6).copied().unwrap_or(0);
+    let p = b.get(40..end.min(b.len())).unwrap_or_default();
+    match v6_chain(next, p, src, dst, truncated, e)? {
+        Ok((next, p)) => transport(next, p, src, dst, truncated, e, depth),
+        Err(f) => Ok(Parsed::Fragment(f)),
+    }
+}
+
+/// IPv6's extension-header chain from `next`, whatever its order: the
+/// upper protocol and its bytes, or the fragment a Fragment header makes
+/// of the rest. Each header is at least 8 bytes, so the walk ends.
+fn v6_chain<'a>(
+    mut next: u8,
+    mut p: &'a [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    truncated: bool,
+    e: Encap,
+) -> Result<Result<(u8, &'a [u8]), Fragment<'a>>, PacketError> {
     loop {
         let len = match next {
             // Hop-by-hop, routing, destination options, mobility, HIP,
@@ -918,7 +954,7 @@ fn ipv6(b: &[u8], e: Encap, depth: u8) -> R<'_> {
                     p = rest(p, 8);
                     continue;
                 }
-                return Ok(Parsed::Fragment(Fragment {
+                return Ok(Err(Fragment {
                     src,
                     dst,
                     id,
@@ -930,7 +966,7 @@ fn ipv6(b: &[u8], e: Encap, depth: u8) -> R<'_> {
                     encap: e,
                 }));
             }
-            _ => break,
+            _ => return Ok(Ok((next, p))),
         };
         if p.len() < len.max(8) {
             let why = if truncated {
@@ -946,7 +982,26 @@ fn ipv6(b: &[u8], e: Encap, depth: u8) -> R<'_> {
         next = p.first().copied().unwrap_or(59);
         p = rest(p, len);
     }
-    transport(next, p, src, dst, truncated, e, depth)
+}
+
+/// A datagram put back together from fragments: its payload, of IP
+/// protocol `protocol` (for IPv6, the header after the Fragment header,
+/// which may be another extension header).
+pub fn reassembled<'a>(
+    protocol: u8,
+    data: &'a [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    truncated: bool,
+    e: Encap,
+) -> R<'a> {
+    if src.is_ipv6() {
+        return match v6_chain(protocol, data, src, dst, truncated, e)? {
+            Ok((next, p)) => transport(next, p, src, dst, truncated, e, 0),
+            Err(f) => Ok(Parsed::Fragment(f)),
+        };
+    }
+    transport(protocol, data, src, dst, truncated, e, 0)
 }
 
 /// The payload of IP protocol `proto`: TCP, UDP, or a tunnel.
@@ -979,6 +1034,21 @@ pub fn transport<'a>(
             }
         }
         50 => Err(PacketError::Encrypted("IPsec ESP")),
+        51 => {
+            // IPsec AH (IPv4; IPv6 walks it in its chain): (length + 2) * 4
+            // bytes, then the protected packet's own protocol.
+            if depth > MAX_DEPTH {
+                return too_deep();
+            }
+            let (Some(&next), Some(&l)) = (b.first(), b.get(1)) else {
+                return short("AH header", 12, b.len());
+            };
+            let len = usize::from(l).saturating_add(2).saturating_mul(4);
+            let Some(inner) = b.get(len..) else {
+                return short("AH header", len, b.len());
+            };
+            transport(next, inner, src, dst, truncated, e, depth.saturating_add(1))
+        }
         other => Err(PacketError::NotTcpUdp(other)),
     }
 }
@@ -1029,6 +1099,7 @@ fn tcp<'a>(b: &'a [u8], src: IpAddr, dst: IpAddr, truncated: bool, e: Encap) -> 
         }),
         truncated,
         encap: e,
+        incomplete: false,
     }))
 }
 
@@ -1050,6 +1121,7 @@ fn udp<'a>(b: &'a [u8], src: IpAddr, dst: IpAddr, truncated: bool, e: Encap, dep
             },
             truncated,
             encap: e,
+            incomplete: false,
         }));
     }
     if b.len() < 8 {
@@ -1078,6 +1150,7 @@ fn udp<'a>(b: &'a [u8], src: IpAddr, dst: IpAddr, truncated: bool, e: Encap, dep
         },
         truncated,
         encap: e,
+        incomplete: false,
     });
     let inner = match dp {
         VXLAN_PORT => vxlan(payload, e, src, dst, depth),
@@ -1130,11 +1203,9 @@ fn gre(b: &[u8], src: IpAddr, dst: IpAddr, mut e: Encap, depth: u8) -> R<'_> {
     let version = flags & 0x7;
     let mut at = 4usize;
     let mut key = None;
-    if flags & 0x4000 != 0 {
-        return malformed("GRE header", "source routing is not supported".into());
-    }
-    if flags & 0x8000 != 0 {
-        at = at.saturating_add(4); // checksum and reserved
+    let routing = flags & 0x4000 != 0;
+    if flags & 0x8000 != 0 || routing {
+        at = at.saturating_add(4); // checksum and offset (RFC 1701)
     }
     if flags & 0x2000 != 0 {
         key = be32(b, at);
@@ -1146,6 +1217,18 @@ fn gre(b: &[u8], src: IpAddr, dst: IpAddr, mut e: Encap, depth: u8) -> R<'_> {
     }
     if version == 1 && flags & 0x0080 != 0 {
         at = at.saturating_add(4); // PPTP acknowledgment number
+    }
+    if routing {
+        // Source route entries (RFC 1701), up to a null one.
+        loop {
+            let (Some(af), Some(&len)) = (be16(b, at), b.get(at.saturating_add(3))) else {
+                return short("GRE source route", at.saturating_add(4), b.len());
+            };
+            at = at.saturating_add(4).saturating_add(usize::from(len));
+            if af == 0 && len == 0 {
+                break;
+            }
+        }
     }
     let Some(body) = b.get(at..) else {
         return short("GRE header", at, b.len());
@@ -1187,7 +1270,12 @@ fn gre(b: &[u8], src: IpAddr, dst: IpAddr, mut e: Encap, depth: u8) -> R<'_> {
             ether(p, body, e, depth)
         }
         (1, 0x880B) => {
-            e.tunnel(Layer::Gre(key), src, dst);
+            // PPTP: the key is the payload length and the call id.
+            if body.is_empty() {
+                return Err(PacketError::NotIp); // an acknowledgment only
+            }
+            let call = key.map_or(0, |k| u16::try_from(k & 0xFFFF).unwrap_or(0));
+            e.tunnel(Layer::Pptp(call), src, dst);
             // PPP in HDLC-like framing, often without address and control.
             match body {
                 [0xFF, 0x03, tail @ ..] => ppp(tail, e, depth),
@@ -1391,6 +1479,28 @@ mod tests {
         let mut padded = eth(0x0800, &ip);
         padded.extend_from_slice(&[0xEE; 6]);
         check_tcp(&packet(parse(linktype::ETHERNET, &padded)), b"opt");
+    }
+
+    #[test]
+    fn a_reassembled_ipv6_datagram_may_start_with_an_extension_header() {
+        let v6 = IpAddr::from([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let mut data = vec![17, 0, 1, 4, 0, 0, 0, 0]; // destination options
+        data.extend_from_slice(&[0x9c, 0x40, 0x13, 0x8d, 0, 10, 0, 0, b'h', b'i']);
+        let p = packet(reassembled(60, &data, v6, v6, false, Encap::default()));
+        assert!(matches!(
+            p.transport,
+            Transport::Udp {
+                src_port: 40000,
+                dst_port: 5005,
+                payload: b"hi"
+            }
+        ));
+        // IPv4 carries the protocol itself; AH is walked there too.
+        let v4 = IpAddr::from([10, 0, 0, 1]);
+        let mut ah = vec![17, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]; // AH, 12 bytes
+        ah.extend_from_slice(&data[8..]);
+        let p = packet(reassembled(51, &ah, v4, v4, false, Encap::default()));
+        assert!(matches!(p.transport, Transport::Udp { payload: b"hi", .. }));
     }
 
     #[test]

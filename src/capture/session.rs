@@ -225,7 +225,9 @@ struct Session {
 /// Follows every session of a capture.
 pub struct Tracker {
     opts: TrackerOptions,
-    sessions: HashMap<Key, Session>,
+    /// Boxed: a session is about 1 KiB, and the map moves its values as
+    /// it grows.
+    sessions: HashMap<Key, Box<Session>>,
     next_id: u64,
     /// Totals so far.
     pub totals: Totals,
@@ -464,7 +466,7 @@ impl Tracker {
             };
             self.make_room(ts, sink);
             let s = self.new_session(true, client, server, ts, encap);
-            self.sessions.insert(k, s);
+            self.sessions.insert(k, Box::new(s));
         }
         let Some(s) = self.sessions.get_mut(&k) else {
             return;
@@ -489,7 +491,7 @@ impl Tracker {
             data,
             truncated: p.truncated,
         });
-        if p.truncated {
+        if p.truncated && !p.incomplete {
             s.report(
                 ts,
                 dir,
@@ -514,7 +516,8 @@ impl Tracker {
         p: &Packet<'_>,
         sink: &mut dyn Sink,
     ) {
-        let (truncated, encap) = (p.truncated, p.encap);
+        // The start of an incomplete datagram is reported as such already.
+        let (truncated, encap) = (p.truncated && !p.incomplete, p.encap);
         let k = key(src, dst);
         let tcp_events = self.tcp_events;
         let pure_syn = t.syn && !t.ack;
@@ -573,7 +576,7 @@ impl Tracker {
                     sink,
                 );
             }
-            self.sessions.insert(k, s);
+            self.sessions.insert(k, Box::new(s));
         }
         let max_frame = self.opts.max_frame;
         let Some(s) = self.sessions.get_mut(&k) else {
@@ -777,7 +780,7 @@ impl Tracker {
 
     /// End of input: every open session ends, in number order.
     pub fn finish(&mut self, sink: &mut dyn Sink) {
-        let mut all: Vec<Session> = self.sessions.drain().map(|(_, s)| s).collect();
+        let mut all: Vec<Box<Session>> = self.sessions.drain().map(|(_, s)| s).collect();
         all.sort_by_key(|s| s.id);
         for s in all {
             let last = s.last;
@@ -786,7 +789,7 @@ impl Tracker {
         sink.finish(&self.totals);
     }
 
-    fn end(&mut self, mut s: Session, ts: Timestamp, sink: &mut dyn Sink) {
+    fn end(&mut self, mut s: Box<Session>, ts: Timestamp, sink: &mut dyn Sink) {
         let max_frame = self.opts.max_frame;
         if !s.udp {
             let k = key(s.client, s.server);

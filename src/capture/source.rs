@@ -124,6 +124,9 @@ pub struct Source {
     writer: Option<Writer>,
     /// Where `-w` writes, for messages.
     write_path: Option<PathBuf>,
+    /// Live: when the `-w` file was last flushed (it is flushed at least
+    /// every [`LIVE_FLUSH`], so it can be opened while rc1 runs).
+    flushed: std::time::Instant,
     filter: String,
     /// Files: the filter compiled per link type, as met (a pcapng file may
     /// have several); `None` for no filter.
@@ -218,6 +221,7 @@ impl Source {
             file_size: None,
             writer: None,
             write_path: None,
+            flushed: std::time::Instant::now(),
             filter: String::new(),
             programs: Vec::new(),
         };
@@ -247,6 +251,7 @@ impl Source {
             file_size: Some(size),
             writer: None,
             write_path: None,
+            flushed: std::time::Instant::now(),
             filter: String::new(),
             programs: Vec::new(),
         };
@@ -335,9 +340,15 @@ impl Source {
                     };
                     self.packets = self.packets.saturating_add(1);
                     write(&mut self.writer, &self.write_path, &raw)?;
+                    if self.flushed.elapsed() > LIVE_FLUSH {
+                        flush(&mut self.writer, &self.write_path, &mut self.flushed)?;
+                    }
                     Ok(Next::Packet(raw))
                 }
-                Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
+                Err(pcap::Error::TimeoutExpired) => {
+                    flush(&mut self.writer, &self.write_path, &mut self.flushed)?;
+                    Ok(Next::Idle)
+                }
                 Err(pcap::Error::NoMorePackets) => Ok(Next::End),
                 Err(e) => Err(ReadError::Other(format!("{}: {e}", self.name))),
             },
@@ -456,6 +467,25 @@ impl Source {
             )
         }))
     }
+}
+
+/// How often a live capture's `-w` file is flushed at least.
+pub const LIVE_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Flushes the `-w` file (live captures, now and then).
+fn flush(
+    writer: &mut Option<Writer>,
+    path: &Option<PathBuf>,
+    at: &mut std::time::Instant,
+) -> Result<(), ReadError> {
+    *at = std::time::Instant::now();
+    if let Some(w) = writer {
+        w.flush().map_err(|e| {
+            let path = path.as_deref().unwrap_or(Path::new("-w file"));
+            ReadError::Other(format!("cannot write {}: {e}", path.display()))
+        })?;
+    }
+    Ok(())
 }
 
 /// `-w` for one packet.
