@@ -59,12 +59,14 @@ const EXCEPTIONS: &[(&str, &str, &str)] = &[
 ];
 
 /// The corpus: `$RC1_CORPUS`, else `../shared/corpus/tcpdump-tests` beside
-/// the checkout.
+/// the checkout, else the workplace's shared folder (a clone made
+/// elsewhere, as CI's may be).
 fn corpus_dir() -> Option<PathBuf> {
     let env = std::env::var_os("RC1_CORPUS").map(PathBuf::from);
     let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/tcpdump-tests");
+    let shared = PathBuf::from("/work/shared/corpus/tcpdump-tests");
     env.into_iter()
-        .chain([beside])
+        .chain([beside, shared])
         .find(|d| d.join("LICENSE").is_file())
 }
 
