@@ -581,11 +581,11 @@ impl Reader {
                     None
                 }
                 // Enhanced Packet Block.
-                6 => Some(self.enhanced(order, body_len)?),
+                6 => Some(self.packet_block(order, body_len, false)?),
                 // Simple Packet Block: interface 0, no timestamp.
                 3 => Some(self.simple(order, body_len)?),
                 // Packet Block (obsolete).
-                2 => Some(self.obsolete(order, body_len)?),
+                2 => Some(self.packet_block(order, body_len, true)?),
                 // Name resolution, statistics, custom, unknown: skipped.
                 _ => None,
             };
@@ -772,38 +772,37 @@ impl Reader {
         ))
     }
 
-    fn enhanced(&mut self, order: Order, body_len: usize) -> Result<(usize, Meta), FileError> {
-        const WHAT: &str = "enhanced packet block";
+    /// An Enhanced Packet Block, or the obsolete Packet Block (`obsolete`:
+    /// a 16-bit interface id and a drops count where the EPB has a 32-bit
+    /// id); the rest of their layout is the same.
+    fn packet_block(
+        &mut self,
+        order: Order,
+        body_len: usize,
+        obsolete: bool,
+    ) -> Result<(usize, Meta), FileError> {
+        let what = if obsolete {
+            "packet block"
+        } else {
+            "enhanced packet block"
+        };
         if body_len < 20 {
             return Err(self.corrupt(
-                WHAT,
+                what,
                 format!("has a body of {body_len} bytes (at least 20)"),
             ));
         }
         let body = self.buf.peek(body_len.saturating_add(8));
         let body = body.get(8..).unwrap_or_default();
-        let id = order.u32(body, 0);
+        let id = if obsolete {
+            u32::from(order.u16(body, 0))
+        } else {
+            order.u32(body, 0)
+        };
         let ts = u64::from(order.u32(body, 4)) << 32 | u64::from(order.u32(body, 8));
         let (caplen, len) = (order.u32(body, 12), order.u32(body, 16));
-        let iface = self.iface(WHAT, id)?;
-        self.packet_in_block(WHAT, &iface, 20, body_len, (caplen, len, ts))
-    }
-
-    fn obsolete(&mut self, order: Order, body_len: usize) -> Result<(usize, Meta), FileError> {
-        const WHAT: &str = "packet block";
-        if body_len < 20 {
-            return Err(self.corrupt(
-                WHAT,
-                format!("has a body of {body_len} bytes (at least 20)"),
-            ));
-        }
-        let body = self.buf.peek(body_len.saturating_add(8));
-        let body = body.get(8..).unwrap_or_default();
-        let id = u32::from(order.u16(body, 0));
-        let ts = u64::from(order.u32(body, 4)) << 32 | u64::from(order.u32(body, 8));
-        let (caplen, len) = (order.u32(body, 12), order.u32(body, 16));
-        let iface = self.iface(WHAT, id)?;
-        self.packet_in_block(WHAT, &iface, 20, body_len, (caplen, len, ts))
+        let iface = self.iface(what, id)?;
+        self.packet_in_block(what, &iface, 20, body_len, (caplen, len, ts))
     }
 
     fn simple(&mut self, order: Order, body_len: usize) -> Result<(usize, Meta), FileError> {
