@@ -26,7 +26,6 @@ pub mod codec;
 pub mod dissector;
 pub mod flood;
 pub mod lab;
-pub mod report;
 pub mod spec;
 pub mod stop;
 pub mod units;
@@ -199,7 +198,7 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         stop.on_stop(move || handle.breakloop());
         watch_ctrl_c(&stop)?;
     }
-    let report = report::ReportOptions {
+    let report = capture::output::ReportOptions {
         json: args.output.json,
         tcp_events: args.tcp_events,
         quiet: args.output.quiet,
@@ -218,7 +217,7 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         }
         outcome
     } else {
-        let mut printer = report::Printer::new(out, report);
+        let mut printer = capture::output::Printer::new(out, report);
         match &args.dump_streams {
             Some(dir) => {
                 let mut dump = capture::streams::Dump::new(dir.clone())

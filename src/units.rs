@@ -55,9 +55,40 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
+/// `1.234 ms` style.
+pub fn micros(us: u64) -> String {
+    let mut s = String::new();
+    push_micros(&mut s, us);
+    s
+}
+
+/// [`micros`], appended to `out`.
+pub fn push_micros(out: &mut String, us: u64) {
+    use std::fmt::Write as _;
+    // Integer arithmetic: float formatting with a precision is slow, and
+    // this runs for every echo.
+    let _ = if us >= 1_000_000 {
+        let ms = us.saturating_add(500) / 1000; // rounded to the millisecond
+        write!(out, "{}.{:03} s", ms / 1000, ms % 1000)
+    } else if us >= 1000 {
+        write!(out, "{}.{:03} ms", us / 1000, us % 1000)
+    } else {
+        write!(out, "{us} µs")
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_in_microseconds_read_as_people_write_them() {
+        assert_eq!(micros(999), "999 µs");
+        assert_eq!(micros(1234), "1.234 ms");
+        assert_eq!(micros(1_000), "1.000 ms");
+        assert_eq!(micros(2_500_400), "2.500 s");
+        assert_eq!(micros(2_500_600), "2.501 s");
+    }
 
     #[test]
     fn sizes() {

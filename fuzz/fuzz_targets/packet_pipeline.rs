@@ -8,7 +8,7 @@ use rc1::capture::Pipeline;
 use rc1::capture::packet::linktype;
 use rc1::capture::session::{ProtoChoice, TrackerOptions};
 use rc1::capture::source::{RawPacket, Timestamp};
-use rc1::report::{Printer, ReportOptions};
+use rc1::capture::output::{Printer, ReportOptions};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&head, mut rest)) = data.split_first() else { return };

@@ -15,6 +15,7 @@
 pub mod decode;
 pub mod defrag;
 pub mod event;
+pub mod output;
 pub mod packet;
 pub mod reassembly;
 pub mod savefile;

@@ -454,9 +454,10 @@ impl Reassembler {
         let tail = bytes
             .get(bytes.len().saturating_sub(keep)..)
             .unwrap_or_default();
-        self.history.extend(tail.iter().copied());
-        while self.history.len() > HISTORY {
-            self.history.pop_front();
+        self.history.extend(tail);
+        let excess = self.history.len().saturating_sub(HISTORY);
+        if excess > 0 {
+            self.history.drain(..excess);
         }
     }
 

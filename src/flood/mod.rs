@@ -508,7 +508,7 @@ fn percentiles(h: &Histogram<u64>) -> Value {
 
 fn us_text(v: &Value) -> String {
     v.as_u64()
-        .map_or_else(|| "-".to_string(), crate::report::micros)
+        .map_or_else(|| "-".to_string(), crate::units::micros)
 }
 
 fn rate(n: u64, secs: f64) -> f64 {

@@ -33,9 +33,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use crate::codec::escape::preview;
+use crate::codec::escape::{escape, hex, preview};
 use crate::codec::{FrameRef, Framing};
-use crate::report::put_message;
 
 /// How the close reason of a connection the server chose to close starts.
 pub const CLOSED_BY_SERVER: &str = "closed by the server";
@@ -619,4 +618,16 @@ impl std::fmt::Debug for Log {
             .field("quiet", &self.quiet)
             .finish()
     }
+}
+
+/// Adds `len`, `message` (escaped where not UTF-8) and `message_hex`, as
+/// the capture's JSON lines carry them.
+fn put_message(m: &mut Map<String, Value>, data: &[u8]) {
+    m.insert("len".into(), json!(data.len()));
+    let text = match std::str::from_utf8(data) {
+        Ok(s) => s.to_string(),
+        Err(_) => escape(data),
+    };
+    m.insert("message".into(), json!(text));
+    m.insert("message_hex".into(), json!(hex(data)));
 }

@@ -1,0 +1,547 @@
+//! JSON lines: one writer for every object rc1 capture prints (frames,
+//! text, datagrams, detections, TCP events, diagnostics, sessions, totals).
+//!
+//! Objects are written straight into the line buffer, with no tree built
+//! in between. Keys go out in sorted order, as serde_json writes its maps;
+//! debug builds (the tests) check that each object's keys ascend.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::capture::event::{Dir, EchoMatch, Event, Fact, SessionSummary, Totals, Where};
+use crate::capture::source::Timestamp;
+use crate::codec::Framing;
+use crate::codec::escape::escape_into;
+
+use super::tcp_what;
+
+/// One JSON object being written into `out`.
+pub struct Obj<'a> {
+    out: &'a mut String,
+    first: bool,
+    #[cfg(debug_assertions)]
+    last: String,
+}
+
+impl<'a> Obj<'a> {
+    /// Starts an object.
+    pub fn new(out: &'a mut String) -> Obj<'a> {
+        out.push('{');
+        Obj {
+            out,
+            first: true,
+            #[cfg(debug_assertions)]
+            last: String::new(),
+        }
+    }
+
+    /// `"k":`, after a comma unless first; the value follows.
+    fn key(&mut self, k: &str) -> &mut String {
+        #[cfg(debug_assertions)]
+        {
+            assert!(
+                self.first || k > self.last.as_str(),
+                "JSON key {k:?} after {:?}: keys must ascend",
+                self.last
+            );
+            self.last = k.to_string();
+        }
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        self.out.push('"');
+        self.out.push_str(k);
+        self.out.push_str("\":");
+        self.out
+    }
+
+    /// A string value.
+    pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
+        let out = self.key(k);
+        push_str(out, v);
+        self
+    }
+
+    /// A string value or `null`.
+    pub fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+        match v {
+            Some(s) => self.str(k, s),
+            None => self.null(k),
+        }
+    }
+
+    /// A socket address, as text.
+    pub fn addr(&mut self, k: &str, v: &SocketAddr) -> &mut Self {
+        use std::fmt::Write as _;
+        let out = self.key(k);
+        let _ = write!(out, "\"{v}\"");
+        self
+    }
+
+    /// An unsigned number.
+    pub fn num(&mut self, k: &str, n: u64) -> &mut Self {
+        let out = self.key(k);
+        crate::codec::escape::push_u64(out, n);
+        self
+    }
+
+    /// An unsigned number or `null`.
+    pub fn opt_num(&mut self, k: &str, n: Option<u64>) -> &mut Self {
+        match n {
+            Some(n) => self.num(k, n),
+            None => self.null(k),
+        }
+    }
+
+    /// `true` or `false`.
+    pub fn bool(&mut self, k: &str, b: bool) -> &mut Self {
+        self.key(k).push_str(if b { "true" } else { "false" });
+        self
+    }
+
+    /// `null`.
+    pub fn null(&mut self, k: &str) -> &mut Self {
+        self.key(k).push_str("null");
+        self
+    }
+
+    /// A capture time in seconds, as serde_json writes the same `f64`.
+    pub fn time(&mut self, k: &str, ts: Timestamp) -> &mut Self {
+        let out = self.key(k);
+        push_f64(out, ts.as_secs_f64());
+        self
+    }
+
+    /// `message` (the text; escaped as `\xNN` where the bytes are not
+    /// UTF-8) then `message_hex` (the bytes themselves, always: a script
+    /// never has to undo an escape).
+    pub fn message(&mut self, data: &[u8]) -> &mut Self {
+        let out = self.key("message");
+        match std::str::from_utf8(data) {
+            Ok(s) => push_str(out, s),
+            Err(_) => {
+                let mut esc = String::with_capacity(data.len().saturating_mul(2));
+                escape_into(&mut esc, data);
+                push_str(out, &esc);
+            }
+        }
+        let out = self.key("message_hex");
+        out.push('"');
+        push_hex(out, data);
+        out.push('"');
+        self
+    }
+
+    /// A nested object under `k`; close it with [`Obj::end`].
+    pub fn obj(&mut self, k: &str) -> Obj<'_> {
+        let out = self.key(k);
+        Obj::new(out)
+    }
+
+    /// Closes the object.
+    pub fn end(&mut self) {
+        self.out.push('}');
+    }
+}
+
+/// What a byte becomes in a JSON string: 0 as it is, else the letter after
+/// the backslash (`u` for `\u00XX`). The same escapes as serde_json's.
+const ESCAPES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[0x08] = b'b';
+    t[0x0c] = b'f';
+    t
+};
+
+/// Bytes looked at together for "nothing to escape here".
+const CLEAN_RUN: usize = 32;
+
+/// A JSON string literal of `s`, escaped exactly as serde_json escapes it.
+pub fn push_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        // Whole runs without anything to escape are skipped at once (the
+        // common case: a lab message is printable text).
+        if let Some(run) = bytes.get(at..at.saturating_add(CLEAN_RUN))
+            && run.len() == CLEAN_RUN
+            && run
+                .iter()
+                .fold(true, |ok, &c| ok & (c >= 0x20) & (c != b'"') & (c != b'\\'))
+        {
+            at = at.saturating_add(CLEAN_RUN);
+            continue;
+        }
+        let end = at.saturating_add(CLEAN_RUN).min(bytes.len());
+        for i in at..end {
+            let c = bytes.get(i).copied().unwrap_or(0);
+            let e = ESCAPES.get(usize::from(c)).copied().unwrap_or(0);
+            if e == 0 {
+                continue;
+            }
+            // `c` is ASCII, so `i` is a character boundary.
+            out.push_str(s.get(from..i).unwrap_or_default());
+            out.push('\\');
+            if e == b'u' {
+                out.push_str("u00");
+                push_hex(out, &[c]);
+            } else {
+                out.push(char::from(e));
+            }
+            from = i.saturating_add(1);
+        }
+        at = end;
+    }
+    out.push_str(s.get(from..).unwrap_or_default());
+    out.push('"');
+}
+
+/// Lowercase hex of `data`, appended (a few bytes per step, then one
+/// append: this runs over every byte of every message in `--json`).
+pub fn push_hex(out: &mut String, data: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    const STEP: usize = 64;
+    out.reserve(data.len().saturating_mul(2));
+    let mut buf = [0u8; 2 * STEP];
+    for chunk in data.chunks(STEP) {
+        for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0x0F)];
+        }
+        let n = chunk.len().saturating_mul(2);
+        if let Some(Ok(s)) = buf.get(..n).map(std::str::from_utf8) {
+            out.push_str(s);
+        }
+    }
+}
+
+/// An `f64` as serde_json writes it (shortest round trip, `null` if not
+/// finite).
+fn push_f64(out: &mut String, f: f64) {
+    if f.is_finite() {
+        let mut b = ryu::Buffer::new();
+        out.push_str(b.format_finite(f));
+    } else {
+        out.push_str("null");
+    }
+}
+
+fn echo(o: &mut Obj<'_>, e: Option<EchoMatch>) {
+    o.opt_str(
+        "echo",
+        match e {
+            Some(EchoMatch::Ok { .. }) => Some("ok"),
+            Some(EchoMatch::Mismatch) => Some("mismatch"),
+            Some(EchoMatch::Unsolicited) => Some("unsolicited"),
+            None => None,
+        },
+    );
+}
+
+fn latency(o: &mut Obj<'_>, e: Option<EchoMatch>) {
+    o.opt_num(
+        "latency_us",
+        match e {
+            Some(EchoMatch::Ok { latency_us }) => Some(latency_us),
+            _ => None,
+        },
+    );
+}
+
+/// The line of an event: a frame, text, datagram, detection, TCP event or
+/// diagnostic. `client` and `server` are `at`'s addresses as text.
+pub fn event(out: &mut String, ev: &Event<'_>, names: (&str, &str)) {
+    let (client, server) = names;
+    let mut o = Obj::new(out);
+    match ev {
+        Event::Frame {
+            at,
+            dir,
+            offset,
+            framing,
+            frame,
+            echo: e,
+        } => {
+            o.str("client", client)
+                .bool("cut", *framing == Framing::V2 && frame.is_cut())
+                .str("dir", dir.arrow());
+            echo(&mut o, *e);
+            o.str("framing", framing.name());
+            latency(&mut o, *e);
+            o.message(frame.message)
+                .num("offset", *offset)
+                .num("order", frame.order.into())
+                .str("server", server)
+                .num("session", at.session)
+                .num("size", frame.size.into())
+                .time("time", at.ts)
+                .str("type", "frame")
+                .num("version", frame.version.into());
+        }
+        Event::Text {
+            at,
+            dir,
+            offset,
+            data,
+            echo: e,
+        } => {
+            o.str("client", client).str("dir", dir.arrow());
+            echo(&mut o, *e);
+            latency(&mut o, *e);
+            o.num("len", data.len() as u64)
+                .message(data)
+                .num("offset", *offset)
+                .str("server", server)
+                .num("session", at.session)
+                .time("time", at.ts)
+                .str("type", "text");
+        }
+        Event::Udp {
+            at,
+            dir,
+            data,
+            truncated,
+        } => {
+            o.str("client", client)
+                .str("dir", dir.arrow())
+                .num("len", data.len() as u64)
+                .message(data)
+                .str("server", server)
+                .num("session", at.session)
+                .time("time", at.ts)
+                .bool("truncated", *truncated)
+                .str("type", "udp");
+        }
+        Event::Detected {
+            at,
+            framing,
+            reason,
+        } => {
+            o.str("client", client)
+                .str("framing", framing)
+                .str("reason", reason)
+                .str("server", server)
+                .num("session", at.session)
+                .time("time", at.ts)
+                .str("type", "detected");
+        }
+        Event::Tcp { at, what } => {
+            let (name, dir, rtt) = tcp_what(*what);
+            o.str("client", client)
+                .opt_str("dir", dir.map(Dir::arrow))
+                .opt_num("rtt_us", rtt)
+                .str("server", server)
+                .num("session", at.session)
+                .time("time", at.ts)
+                .str("type", "tcp")
+                .str("what", name);
+        }
+        Event::Diagnostic {
+            ts,
+            at,
+            dir,
+            code,
+            message,
+            facts,
+        } => diagnostic(&mut o, *ts, at.as_ref(), *dir, code, message, facts),
+    }
+    o.end();
+}
+
+/// A value of a diagnostic's object.
+enum Val<'a> {
+    Num(u64),
+    OptNum(Option<u64>),
+    Str(&'a str),
+    OptStr(Option<&'a str>),
+    Time(Timestamp),
+}
+
+fn diagnostic(
+    o: &mut Obj<'_>,
+    ts: Timestamp,
+    at: Option<&Where>,
+    dir: Option<Dir>,
+    code: &str,
+    message: &str,
+    facts: &[(&'static str, Fact)],
+) {
+    // The facts' keys are the diagnostic's own: sorted in with the fixed
+    // ones (a fact of the same name as a fixed key replaces it).
+    let mut all: Vec<(&str, Val<'_>)> = vec![
+        ("code", Val::Str(code)),
+        ("dir", Val::OptStr(dir.map(Dir::arrow))),
+        ("message", Val::Str(message)),
+        ("session", Val::OptNum(at.map(|a| a.session))),
+        ("time", Val::Time(ts)),
+        ("type", Val::Str("diagnostic")),
+    ];
+    for (k, v) in facts {
+        let v = match v {
+            Fact::Num(n) => Val::Num(*n),
+            Fact::Text(t) => Val::Str(t),
+        };
+        all.retain(|(have, _)| have != k);
+        all.push((k, v));
+    }
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    for (k, v) in all {
+        match v {
+            Val::Num(n) => o.num(k, n),
+            Val::OptNum(n) => o.opt_num(k, n),
+            Val::Str(s) => o.str(k, s),
+            Val::OptStr(s) => o.opt_str(k, s),
+            Val::Time(t) => o.time(k, t),
+        };
+    }
+}
+
+/// The object of a session summary.
+pub fn session(out: &mut String, s: &SessionSummary) {
+    let mut o = Obj::new(out);
+    o.num("anomalies", s.anomalies);
+    {
+        let mut counts = o.obj("anomaly_counts");
+        let sorted: BTreeMap<&str, u64> = s.anomaly_counts.iter().copied().collect();
+        for (code, n) in sorted {
+            counts.num(code, n);
+        }
+        counts.end();
+    }
+    o.addr("client", &s.client)
+        .num("client_port", s.client.port().into())
+        .opt_num("echo_latency_max_us", s.echo_latency_max_us)
+        .opt_num("echo_latency_p50_us", s.echo_latency_p50_us)
+        .num("echo_mismatches", s.echo_mismatches)
+        .num("echoes_missing", s.echoes_missing)
+        .num("echoes_ok", s.echoes_ok)
+        .time("first", s.first)
+        .str("framing", s.framing)
+        .opt_num("handshake_rtt_us", s.handshake_rtt_us)
+        .time("last", s.last)
+        .bool("picked_up", s.picked_up)
+        .addr("server", &s.server)
+        .num("server_port", s.server.port().into())
+        .num("session", s.id)
+        .str("state", s.state);
+    for (k, i) in [("to_client", 1), ("to_server", 0)] {
+        let Some(d) = s.dirs.get(i) else { continue };
+        let r = &d.reassembly;
+        let mut h = o.obj(k);
+        h.num("bytes", d.bytes)
+            .opt_num("frames_in_gaps", d.frames_in_gaps)
+            .num("gaps", r.gaps)
+            .num("messages", d.messages)
+            .num("missed_bytes", r.missed_bytes)
+            .num("out_of_order_segments", r.out_of_order_segments)
+            .num("overlap_conflicts", r.overlap_conflicts)
+            .num("packets", d.packets)
+            .num("retransmitted_bytes", r.retransmitted_bytes)
+            .num("retransmitted_segments", r.retransmitted_segments);
+        h.end();
+    }
+    o.str("transport", s.transport)
+        .str("type", "session")
+        .opt_str("via", s.via.as_deref());
+    o.end();
+}
+
+/// The totals object (the last line).
+pub fn totals(out: &mut String, t: &Totals) {
+    let mut o = Obj::new(out);
+    o.num("datagrams", t.datagrams)
+        .num("diagnostics", t.diagnostics)
+        .num("filtered", t.filtered)
+        .num("frames", t.frames)
+        .num("in_sessions", t.in_sessions)
+        .opt_num("interface_dropped", t.kernel.map(|k| k.2.into()))
+        .opt_num("kernel_dropped", t.kernel.map(|k| k.1.into()))
+        .opt_num("kernel_received", t.kernel.map(|k| k.0.into()));
+    {
+        let mut causes = o.obj("not_in_sessions");
+        let mut sorted = t.causes();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        for (k, n) in sorted {
+            causes.num(k, n);
+        }
+        causes.end();
+    }
+    o.num("packets", t.packets)
+        .num("reassembled", t.reassembled)
+        .num("sessions", t.sessions)
+        .num("text_messages", t.text_messages)
+        .str("type", "totals");
+    o.end();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn quoted(s: &str) -> String {
+        let mut out = String::new();
+        push_str(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let long = "x".repeat(70) + "\"" + &"y".repeat(40) + "\n";
+        for s in [
+            "",
+            "plain",
+            "q\"b\\s",
+            "\n\r\t\x08\x0c\x00\x1f\x7f",
+            "olá ✓ \u{1F600}",
+            &long,
+        ] {
+            assert_eq!(quoted(s), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn hex_is_lowercase_pairs_of_every_byte() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let mut out = String::new();
+        push_hex(&mut out, &data);
+        let want: String = data.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    #[should_panic(expected = "keys must ascend")]
+    fn keys_out_of_order_are_caught() {
+        let mut out = String::new();
+        let mut o = Obj::new(&mut out);
+        o.num("b", 1).num("a", 2);
+    }
+
+    proptest! {
+        #[test]
+        fn strings_match_serde_json(s in any::<String>()) {
+            prop_assert_eq!(quoted(&s), serde_json::to_string(&s).unwrap());
+        }
+
+        #[test]
+        fn times_match_serde_json(sec in 0i64..4_000_000_000, usec in 0u32..1_000_000) {
+            let ts = Timestamp { sec, usec };
+            let mut out = String::new();
+            push_f64(&mut out, ts.as_secs_f64());
+            prop_assert_eq!(out, serde_json::Value::from(ts.as_secs_f64()).to_string());
+        }
+    }
+}
