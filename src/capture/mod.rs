@@ -12,6 +12,7 @@
 //! [`Pipeline`] is everything after the source, in one place: every
 //! packet ends in a session or under a named cause in [`event::Totals`].
 
+pub mod ahead;
 pub mod decode;
 pub mod defrag;
 pub mod event;

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use pcap::{Active, BpfProgram, Capture, Device};
 
-use super::packet::{linktype_name, linktype_supported};
+use super::ahead::{Ahead, End, Got};
+pub(super) use super::packet::linktype_name;
+use super::packet::linktype_supported;
 use super::savefile::{FileError, Interface, Reader, Writer};
 
 /// Snap length for live captures: whole packets.
@@ -103,7 +105,12 @@ pub enum Next<'a> {
 
 enum Handle {
     Live(Box<Capture<Active>>),
+    /// A file not read yet.
     File(Box<Reader>),
+    /// A file being read (on its own thread).
+    Ahead(Box<Ahead>),
+    /// Between the two.
+    Gone,
 }
 
 /// An open capture.
@@ -128,9 +135,6 @@ pub struct Source {
     /// every [`LIVE_FLUSH`], so it can be opened while rc1 runs).
     flushed: std::time::Instant,
     filter: String,
-    /// Files: the filter compiled per link type, as met (a pcapng file may
-    /// have several); `None` for no filter.
-    programs: Vec<(i32, BpfProgram)>,
 }
 
 /// Why reading stopped early.
@@ -223,7 +227,6 @@ impl Source {
             write_path: None,
             flushed: std::time::Instant::now(),
             filter: String::new(),
-            programs: Vec::new(),
         };
         if !linktype_supported(linktype) {
             return Err(anyhow!("{}: {}", s.name, unsupported(linktype)));
@@ -253,7 +256,6 @@ impl Source {
             write_path: None,
             flushed: std::time::Instant::now(),
             filter: String::new(),
-            programs: Vec::new(),
         };
         if !pcapng && !linktype_supported(linktype) {
             return Err(anyhow!("{}: {}", s.name, unsupported(linktype)));
@@ -279,7 +281,7 @@ impl Source {
             Handle::Live(c) => c
                 .filter(filter, true)
                 .map_err(|e| anyhow!("invalid capture filter {filter:?}: {e}")),
-            Handle::File(_) => {
+            _ => {
                 // Checked now against the file's first link type (pcapng:
                 // Ethernet, until its interfaces are read), so a typo is
                 // reported before anything is decoded.
@@ -288,9 +290,8 @@ impl Source {
                 } else {
                     super::packet::linktype::ETHERNET
                 };
-                let p = compile(filter, lt)
+                compile(filter, lt)
                     .map_err(|e| anyhow!("invalid capture filter {filter:?}: {e}"))?;
-                self.programs.push((lt, p));
                 Ok(())
             }
         }
@@ -307,7 +308,7 @@ impl Source {
     pub fn break_handle(&mut self) -> Option<pcap::BreakLoop> {
         match &mut self.handle {
             Handle::Live(c) => Some(c.breakloop_handle()),
-            Handle::File(_) => None,
+            _ => None,
         }
     }
 
@@ -324,6 +325,9 @@ impl Source {
     /// Reads once: a packet, [`Next::Idle`] when a live read timed out (so
     /// the caller can look at its stop flag), or [`Next::End`].
     pub fn read(&mut self) -> Result<Next<'_>, ReadError> {
+        if matches!(self.handle, Handle::File(_)) {
+            self.start_ahead()?;
+        }
         match &mut self.handle {
             Handle::Live(c) => match c.next_packet() {
                 Ok(p) => {
@@ -352,69 +356,44 @@ impl Source {
                 Err(pcap::Error::NoMorePackets) => Ok(Next::End),
                 Err(e) => Err(ReadError::Other(format!("{}: {e}", self.name))),
             },
-            Handle::File(r) => {
-                let (filter, programs, filtered) =
-                    (&self.filter, &mut self.programs, &mut self.filtered);
-                let mut failure = None;
-                let got = r.next_packet_where(&mut |p| {
-                    if filter.is_empty() {
-                        return true;
-                    }
-                    let at = match programs.iter().position(|(lt, _)| *lt == p.linktype) {
-                        Some(at) => at,
-                        None => match compile(filter, p.linktype) {
-                            Ok(prog) => {
-                                programs.push((p.linktype, prog));
-                                programs.len().saturating_sub(1)
-                            }
-                            Err(e) => {
-                                failure = Some(format!(
-                                    "the filter {filter:?} cannot apply to packets of link type \
-                                     {} ({}) from interface {}: {e}",
-                                    p.linktype,
-                                    linktype_name(p.linktype),
-                                    p.interface
-                                ));
-                                return true;
-                            }
-                        },
-                    };
-                    let pass = programs
-                        .get(at)
-                        .is_some_and(|(_, prog)| prog.filter(p.data));
-                    if !pass {
-                        *filtered = filtered.saturating_add(1);
-                    }
-                    pass
-                });
-                if let Some(f) = failure {
-                    return Err(ReadError::Other(format!("{}: {f}", self.name)));
+            Handle::Ahead(a) => match a.next_packet() {
+                Got::Packet(raw, end, filtered) => {
+                    self.bytes_read = end;
+                    self.filtered = filtered;
+                    self.packets = self.packets.saturating_add(1);
+                    write(&mut self.writer, &self.write_path, &raw)?;
+                    Ok(Next::Packet(raw))
                 }
-                match got {
-                    Ok(Some(p)) => {
-                        self.bytes_read = p.end;
-                        let raw = RawPacket {
-                            ts: p.ts,
-                            len: p.len,
-                            data: p.data,
-                            linktype: p.linktype,
-                            interface: p.interface,
-                        };
-                        self.packets = self.packets.saturating_add(1);
-                        write(&mut self.writer, &self.write_path, &raw)?;
-                        Ok(Next::Packet(raw))
+                Got::End(end, filtered) => {
+                    self.filtered = filtered;
+                    match end {
+                        End::Eof => {
+                            self.bytes_read = self.file_size.unwrap_or(self.bytes_read);
+                            Ok(Next::End)
+                        }
+                        End::File(error) => Err(ReadError::File {
+                            file: self.name.clone(),
+                            error,
+                        }),
+                        End::Other(f) => Err(ReadError::Other(format!("{}: {f}", self.name))),
                     }
-                    Ok(None) => {
-                        self.bytes_read = self.file_size.unwrap_or(self.bytes_read);
-                        Ok(Next::End)
-                    }
-                    Err(error) => Err(ReadError::File {
-                        file: self.name.clone(),
-                        error,
-                    }),
                 }
-            }
+            },
+            // (A file is handed to its thread above.)
+            Handle::File(_) | Handle::Gone => Ok(Next::End),
         }
+    }
+
+    /// Hands the file to a reading thread (at the first read, once the
+    /// filter is set).
+    fn start_ahead(&mut self) -> Result<(), ReadError> {
+        if let Handle::File(r) = std::mem::replace(&mut self.handle, Handle::Gone) {
+            let a = Ahead::start(*r, self.filter.clone()).map_err(|e| {
+                ReadError::Other(format!("{}: cannot start reading: {e}", self.name))
+            })?;
+            self.handle = Handle::Ahead(Box::new(a));
+        }
+        Ok(())
     }
 
     /// The interfaces a pcapng file described so far (name, link type,
@@ -422,7 +401,8 @@ impl Source {
     pub fn interfaces(&self) -> &[Interface] {
         match &self.handle {
             Handle::File(r) => r.interfaces(),
-            Handle::Live(_) => &[],
+            Handle::Ahead(a) => a.interfaces(),
+            Handle::Live(_) | Handle::Gone => &[],
         }
     }
 
@@ -434,7 +414,7 @@ impl Source {
                 .stats()
                 .ok()
                 .map(|s| (s.received, s.dropped, s.if_dropped)),
-            Handle::File(_) => None,
+            _ => None,
         }
     }
 
@@ -504,7 +484,7 @@ fn write(
 }
 
 /// Compiles a BPF filter for packets of `linktype`.
-fn compile(filter: &str, linktype: i32) -> Result<BpfProgram, pcap::Error> {
+pub(super) fn compile(filter: &str, linktype: i32) -> Result<BpfProgram, pcap::Error> {
     Capture::dead(pcap::Linktype(linktype_to_dlt(linktype)))?.compile(filter, true)
 }
 

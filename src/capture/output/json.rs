@@ -17,7 +17,7 @@ use super::tcp_what;
 
 /// One JSON object being written into `out`.
 pub struct Obj<'a> {
-    out: &'a mut String,
+    out: &'a mut Vec<u8>,
     first: bool,
     #[cfg(debug_assertions)]
     last: String,
@@ -25,8 +25,8 @@ pub struct Obj<'a> {
 
 impl<'a> Obj<'a> {
     /// Starts an object.
-    pub fn new(out: &'a mut String) -> Obj<'a> {
-        out.push('{');
+    pub fn new(out: &'a mut Vec<u8>) -> Obj<'a> {
+        out.push(b'{');
         Obj {
             out,
             first: true,
@@ -36,7 +36,7 @@ impl<'a> Obj<'a> {
     }
 
     /// `"k":`, after a comma unless first; the value follows.
-    fn key(&mut self, k: &str) -> &mut String {
+    fn key(&mut self, k: &str) -> &mut Vec<u8> {
         #[cfg(debug_assertions)]
         {
             assert!(
@@ -47,12 +47,12 @@ impl<'a> Obj<'a> {
             self.last = k.to_string();
         }
         if !self.first {
-            self.out.push(',');
+            self.out.push(b',');
         }
         self.first = false;
-        self.out.push('"');
-        self.out.push_str(k);
-        self.out.push_str("\":");
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
         self.out
     }
 
@@ -73,7 +73,7 @@ impl<'a> Obj<'a> {
 
     /// A socket address, as text.
     pub fn addr(&mut self, k: &str, v: &SocketAddr) -> &mut Self {
-        use std::fmt::Write as _;
+        use std::io::Write as _;
         let out = self.key(k);
         let _ = write!(out, "\"{v}\"");
         self
@@ -82,7 +82,7 @@ impl<'a> Obj<'a> {
     /// An unsigned number.
     pub fn num(&mut self, k: &str, n: u64) -> &mut Self {
         let out = self.key(k);
-        crate::codec::escape::push_u64(out, n);
+        push_u64(out, n);
         self
     }
 
@@ -96,13 +96,14 @@ impl<'a> Obj<'a> {
 
     /// `true` or `false`.
     pub fn bool(&mut self, k: &str, b: bool) -> &mut Self {
-        self.key(k).push_str(if b { "true" } else { "false" });
+        self.key(k)
+            .extend_from_slice(if b { b"true" } else { b"false" });
         self
     }
 
     /// `null`.
     pub fn null(&mut self, k: &str) -> &mut Self {
-        self.key(k).push_str("null");
+        self.key(k).extend_from_slice(b"null");
         self
     }
 
@@ -127,9 +128,9 @@ impl<'a> Obj<'a> {
             }
         }
         let out = self.key("message_hex");
-        out.push('"');
+        out.push(b'"');
         push_hex(out, data);
-        out.push('"');
+        out.push(b'"');
         self
     }
 
@@ -141,7 +142,7 @@ impl<'a> Obj<'a> {
 
     /// Closes the object.
     pub fn end(&mut self) {
-        self.out.push('}');
+        self.out.push(b'}');
     }
 }
 
@@ -168,8 +169,8 @@ const ESCAPES: [u8; 256] = {
 const CLEAN_RUN: usize = 32;
 
 /// A JSON string literal of `s`, escaped exactly as serde_json escapes it.
-pub fn push_str(out: &mut String, s: &str) {
-    out.push('"');
+pub fn push_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
     let bytes = s.as_bytes();
     let mut from = 0;
     let mut at = 0;
@@ -193,49 +194,71 @@ pub fn push_str(out: &mut String, s: &str) {
                 continue;
             }
             // `c` is ASCII, so `i` is a character boundary.
-            out.push_str(s.get(from..i).unwrap_or_default());
-            out.push('\\');
+            out.extend_from_slice(bytes.get(from..i).unwrap_or_default());
+            out.push(b'\\');
             if e == b'u' {
-                out.push_str("u00");
+                out.extend_from_slice(b"u00");
                 push_hex(out, &[c]);
             } else {
-                out.push(char::from(e));
+                out.push(e);
             }
             from = i.saturating_add(1);
         }
         at = end;
     }
-    out.push_str(s.get(from..).unwrap_or_default());
-    out.push('"');
+    out.extend_from_slice(bytes.get(from..).unwrap_or_default());
+    out.push(b'"');
 }
 
-/// Lowercase hex of `data`, appended (a few bytes per step, then one
-/// append: this runs over every byte of every message in `--json`).
-pub fn push_hex(out: &mut String, data: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    const STEP: usize = 64;
+/// Lowercase hex of `data`, appended (a stack buffer at a time: this
+/// runs over every byte of every message in `--json`).
+pub fn push_hex(out: &mut Vec<u8>, data: &[u8]) {
+    const STEP: usize = 256;
     out.reserve(data.len().saturating_mul(2));
     let mut buf = [0u8; 2 * STEP];
     for chunk in data.chunks(STEP) {
-        for (pair, b) in buf.chunks_exact_mut(2).zip(chunk) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 0x0F)];
+        for (pair, &b) in buf.chunks_exact_mut(2).zip(chunk) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
         }
-        let n = chunk.len().saturating_mul(2);
-        if let Some(Ok(s)) = buf.get(..n).map(std::str::from_utf8) {
-            out.push_str(s);
+        out.extend_from_slice(buf.get(..chunk.len().saturating_mul(2)).unwrap_or_default());
+    }
+}
+
+/// Each byte's two lowercase hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [DIGITS[i >> 4], DIGITS[i & 0x0F]];
+        i += 1;
+    }
+    t
+};
+
+/// `n` in decimal.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    for (i, d) in digits.iter_mut().enumerate().rev() {
+        *d = b'0'.wrapping_add((n % 10) as u8);
+        n /= 10;
+        start = i;
+        if n == 0 {
+            break;
         }
     }
+    out.extend_from_slice(digits.get(start..).unwrap_or_default());
 }
 
 /// An `f64` as serde_json writes it (shortest round trip, `null` if not
 /// finite).
-fn push_f64(out: &mut String, f: f64) {
+fn push_f64(out: &mut Vec<u8>, f: f64) {
     if f.is_finite() {
         let mut b = ryu::Buffer::new();
-        out.push_str(b.format_finite(f));
+        out.extend_from_slice(b.format_finite(f).as_bytes());
     } else {
-        out.push_str("null");
+        out.extend_from_slice(b"null");
     }
 }
 
@@ -263,7 +286,7 @@ fn latency(o: &mut Obj<'_>, e: Option<EchoMatch>) {
 
 /// The line of an event: a frame, text, datagram, detection, TCP event or
 /// diagnostic. `client` and `server` are `at`'s addresses as text.
-pub fn event(out: &mut String, ev: &Event<'_>, names: (&str, &str)) {
+pub fn event(out: &mut Vec<u8>, ev: &Event<'_>, names: (&str, &str)) {
     let (client, server) = names;
     let mut o = Obj::new(out);
     match ev {
@@ -410,7 +433,7 @@ fn diagnostic(
 }
 
 /// The object of a session summary.
-pub fn session(out: &mut String, s: &SessionSummary) {
+pub fn session(out: &mut Vec<u8>, s: &SessionSummary) {
     let mut o = Obj::new(out);
     o.num("anomalies", s.anomalies);
     {
@@ -460,7 +483,7 @@ pub fn session(out: &mut String, s: &SessionSummary) {
 }
 
 /// The totals object (the last line).
-pub fn totals(out: &mut String, t: &Totals) {
+pub fn totals(out: &mut Vec<u8>, t: &Totals) {
     let mut o = Obj::new(out);
     o.num("datagrams", t.datagrams)
         .num("diagnostics", t.diagnostics)
@@ -493,9 +516,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn quoted(s: &str) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
         push_str(&mut out, s);
-        out
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
@@ -514,18 +537,27 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_decimal() {
+        for n in [0, 7, 10, 99, 12_345, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
     fn hex_is_lowercase_pairs_of_every_byte() {
         let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-        let mut out = String::new();
+        let mut out = Vec::new();
         push_hex(&mut out, &data);
         let want: String = data.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(out, want);
+        assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 
     #[test]
     #[should_panic(expected = "keys must ascend")]
     fn keys_out_of_order_are_caught() {
-        let mut out = String::new();
+        let mut out = Vec::new();
         let mut o = Obj::new(&mut out);
         o.num("b", 1).num("a", 2);
     }
@@ -539,9 +571,9 @@ mod tests {
         #[test]
         fn times_match_serde_json(sec in 0i64..4_000_000_000, usec in 0u32..1_000_000) {
             let ts = Timestamp { sec, usec };
-            let mut out = String::new();
+            let mut out = Vec::new();
             push_f64(&mut out, ts.as_secs_f64());
-            prop_assert_eq!(out, serde_json::Value::from(ts.as_secs_f64()).to_string());
+            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::Value::from(ts.as_secs_f64()).to_string());
         }
     }
 }

@@ -60,7 +60,9 @@ pub struct Printer<W: Write> {
     /// Set when writing failed (e.g. a closed pipe): printing stops.
     pub broken: bool,
     /// Lines not written yet, reused: printing a frame allocates nothing.
-    buf: String,
+    buf: Vec<u8>,
+    /// A text line being built.
+    line: String,
     /// The addresses of recent sessions, already formatted.
     names: Names,
 }
@@ -117,7 +119,8 @@ impl<W: Write> Printer<W> {
             sessions: Vec::new(),
             sessions_not_shown: 0,
             broken: false,
-            buf: String::with_capacity(WRITE_BATCH * 2),
+            buf: Vec::with_capacity(WRITE_BATCH * 2),
+            line: String::with_capacity(256),
             names: Names::default(),
         }
     }
@@ -125,7 +128,7 @@ impl<W: Write> Printer<W> {
     /// Ends the line in `buf`; writes what is gathered once it is large,
     /// or at once for a live capture.
     fn end_line(&mut self) {
-        self.buf.push('\n');
+        self.buf.push(b'\n');
         if self.opts.flush_each || self.buf.len() >= WRITE_BATCH {
             self.write_out();
         }
@@ -135,7 +138,7 @@ impl<W: Write> Printer<W> {
     fn write_out(&mut self) {
         if !self.broken
             && !self.buf.is_empty()
-            && (self.out.write_all(self.buf.as_bytes()).is_err()
+            && (self.out.write_all(&self.buf).is_err()
                 || (self.opts.flush_each && self.out.flush().is_err()))
         {
             self.broken = true;
@@ -144,7 +147,7 @@ impl<W: Write> Printer<W> {
     }
 
     fn line(&mut self, s: &str) {
-        self.buf.push_str(s);
+        self.buf.extend_from_slice(s.as_bytes());
         self.end_line();
     }
 }
@@ -185,7 +188,9 @@ impl<W: Write> Sink for Printer<W> {
         if self.opts.json {
             json::event(&mut self.buf, ev, names);
         } else {
-            text::event(&mut self.buf, ev, names);
+            self.line.clear();
+            text::event(&mut self.line, ev, names);
+            self.buf.extend_from_slice(self.line.as_bytes());
         }
         self.end_line();
     }
