@@ -555,6 +555,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(debug_assertions)]
     #[should_panic(expected = "keys must ascend")]
     fn keys_out_of_order_are_caught() {
         let mut out = Vec::new();
