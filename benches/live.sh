@@ -13,6 +13,7 @@
 # usage: benches/live.sh [SECONDS per run, default 5] [RATES...]
 #        (default rates: 2000000 4000000 8000000 max)
 set -euo pipefail
+[ -n "${DEBUG:-}" ] && set -x
 cd "$(dirname "$0")/.."
 secs=${1:-5}
 shift || true
@@ -32,10 +33,12 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# (A function run in the background would be a subshell with this EXIT
+# trap: commands meant to run in the background call `ip netns exec` itself.)
 in_ns() { ip netns exec "$ns" "$@"; }
 in_ns ip link set lo up
 port=5005
-in_ns "$rc1" server -p v2 --port "$port" -q 2>/dev/null &
+ip netns exec "$ns" "$rc1" server -p v2 --port "$port" -q 2>/dev/null &
 server=$!
 sleep 0.5
 
@@ -47,11 +50,11 @@ wait_for() { # FILE TEXT: until FILE contains TEXT (at most 5 s)
 run() { # TOOL RATE: prints "received dropped frames_sent"
   local tool=$1 rate=$2 out="$work/$1-$2" cap
   if [ "$tool" = tcpdump ]; then
-    in_ns tcpdump -i lo -w /dev/null "tcp port $port" >"$out.out" 2>"$out.err" &
+    ip netns exec "$ns" tcpdump -i lo -w /dev/null "tcp port $port" >"$out.out" 2>"$out.err" &
     cap=$!
     wait_for "$out.err" "listening on"
   else
-    in_ns "$rc1" capture -i lo -q --port "$port" >"$out.out" 2>"$out.err" &
+    ip netns exec "$ns" "$rc1" capture -i lo -q --port "$port" >"$out.out" 2>"$out.err" &
     cap=$!
     wait_for "$out.err" "capturing on"
   fi
@@ -72,7 +75,7 @@ run() { # TOOL RATE: prints "received dropped frames_sent"
     # "...; kernel: R received, D dropped by the kernel, I dropped by the interface"
     sed -n 's/.*kernel: \([0-9]*\) received, \([0-9]*\) dropped by the kernel.*/\1 \2/p' "$out.out" | tail -1 | tr -d '\n'
     echo " $sent"
-    grep -o '[0-9]* frames' "$out.out" | head -1 >"$out.frames" || true
+    sed -n 's/.* sessions, \([0-9]*\) frames.*/\1/p' "$out.out" | tail -1 >"$out.frames" || true
   fi
 }
 
@@ -81,8 +84,10 @@ pct() { awk -v d="$1" -v r="$2" 'BEGIN { if (r > 0) printf "%.2f %%", 100 * d / 
 echo "== live capture on lo in a network namespace, $secs s per run, $(nproc) cores, $(date -u +%Y-%m-%d)"
 printf '%-10s | %-34s | %-34s | %s\n' "flood" "tcpdump: dropped / received" "rc1: dropped / received" "rc1 frames decoded"
 for rate in "${rates[@]}"; do
-  read -r tr td tsent < <(run tcpdump "$rate")
-  read -r rr rd rsent < <(run rc1 "$rate")
+  run tcpdump "$rate" >"$work/t.res"
+  run rc1 "$rate" >"$work/r.res"
+  read -r tr td tsent <"$work/t.res"
+  read -r rr rd rsent <"$work/r.res"
   frames=$(cat "$work/rc1-$rate.frames" 2>/dev/null || echo "?")
   printf '%-10s | %-34s | %-34s | %s\n' "$rate" \
     "$(pct "$td" "$tr") ($td / $tr)" "$(pct "$rd" "$rr") ($rd / $rr)" "$frames (flood sent $rsent)"

@@ -7,7 +7,7 @@
 //! yet. Everything here is bounded: [`MAX_PENDING`] requests wait at
 //! most, [`MAX_LATENCY_SAMPLES`] latencies are kept for the median.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use crate::capture::decode::Carries;
 use crate::capture::event::{Dir, EchoMatch};
@@ -24,8 +24,89 @@ pub const MAX_PENDING: usize = 4096;
 /// frames, `(bytes, time)` for text. Bounded by [`MAX_PENDING`] entries: a
 /// server that never echoes must not make memory grow with the capture.
 enum Pending {
-    Frames(VecDeque<(u32, Fingerprint, Timestamp)>),
+    Frames(Box<Frames>),
     Text(VecDeque<(Vec<u8>, Timestamp)>),
+}
+
+/// Frame requests waiting, found by `order` in O(1): when echoes fall in a
+/// capture gap their requests stay here (up to [`MAX_PENDING`]), and a
+/// search along a queue of them for every later echo was what made a
+/// dropping live capture fall further behind.
+#[derive(Default)]
+struct Frames {
+    /// Per order, its waiting requests, oldest first: `(id, fingerprint,
+    /// time)`.
+    by_order: HashMap<u32, VecDeque<(u64, Fingerprint, Timestamp)>, foldhash::fast::RandomState>,
+    /// Every request in arrival order, `(id, order)`; entries already
+    /// answered are skipped (and cleared out from time to time).
+    arrivals: VecDeque<(u64, u32)>,
+    waiting: usize,
+    next_id: u64,
+}
+
+impl Frames {
+    /// Whether `(id, order)` of `arrivals` still waits (answers take the
+    /// oldest request of an order first, so it waits only as its front).
+    fn waits(&self, id: u64, order: u32) -> bool {
+        self.by_order
+            .get(&order)
+            .and_then(VecDeque::front)
+            .is_some_and(|(front, _, _)| *front == id)
+    }
+
+    fn push(&mut self, order: u32, fp: Fingerprint, ts: Timestamp, untracked: &mut u64) {
+        if self.waiting >= MAX_PENDING {
+            // The oldest request still waiting is forgotten.
+            while let Some((id, o)) = self.arrivals.pop_front() {
+                if self.waits(id, o) {
+                    self.take(o);
+                    *untracked = untracked.saturating_add(1);
+                    break;
+                }
+            }
+        }
+        // Answered requests at the front are cleared; if an old one that
+        // waits holds them in, all answered ones are cleared once they
+        // outnumber the waiting ones a few times over.
+        while let Some(&(id, o)) = self.arrivals.front() {
+            if self.waits(id, o) {
+                break;
+            }
+            self.arrivals.pop_front();
+        }
+        if self.arrivals.len() > 4 * MAX_PENDING {
+            let keep: VecDeque<(u64, u32)> = self
+                .arrivals
+                .iter()
+                .copied()
+                .filter(|&(id, o)| {
+                    self.by_order
+                        .get(&o)
+                        .is_some_and(|q| q.iter().any(|(i, _, _)| *i == id))
+                })
+                .collect();
+            self.arrivals = keep;
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.by_order
+            .entry(order)
+            .or_default()
+            .push_back((id, fp, ts));
+        self.arrivals.push_back((id, order));
+        self.waiting = self.waiting.saturating_add(1);
+    }
+
+    /// The oldest request of `order`, taken out.
+    fn take(&mut self, order: u32) -> Option<(Fingerprint, Timestamp)> {
+        let q = self.by_order.get_mut(&order)?;
+        let (_, fp, ts) = q.pop_front()?;
+        if q.is_empty() {
+            self.by_order.remove(&order);
+        }
+        self.waiting = self.waiting.saturating_sub(1);
+        Some((fp, ts))
+    }
 }
 
 /// What an echo is compared with: a short frame's bytes themselves (the
@@ -53,7 +134,7 @@ impl Fingerprint {
     }
 }
 
-/// Queues a request awaiting its echo; past [`MAX_PENDING`] the oldest is
+/// Queues text awaiting its echo; past [`MAX_PENDING`] the oldest is
 /// forgotten and counted in `untracked`.
 fn push_bounded<T>(q: &mut VecDeque<T>, item: T, untracked: &mut u64) {
     if q.len() >= MAX_PENDING {
@@ -85,7 +166,7 @@ impl Echoes {
     pub fn new(enabled: bool) -> Echoes {
         Echoes {
             enabled,
-            pending: Pending::Frames(VecDeque::new()),
+            pending: Pending::Frames(Box::default()),
             latencies: Vec::new(),
             latency_max: 0,
             ok: 0,
@@ -99,7 +180,7 @@ impl Echoes {
     pub fn carries(&mut self, c: Carries) {
         self.pending = match c {
             Carries::Text => Pending::Text(VecDeque::new()),
-            Carries::Framed(_) => Pending::Frames(VecDeque::new()),
+            Carries::Framed(_) => Pending::Frames(Box::default()),
         };
     }
 
@@ -112,7 +193,7 @@ impl Echoes {
             return None;
         }
         if dir == Dir::ToServer {
-            push_bounded(q, (order, Fingerprint::of(raw), ts), &mut self.untracked);
+            q.push(order, Fingerprint::of(raw), ts, &mut self.untracked);
             return None;
         }
         self.server_echoed = true;
@@ -122,10 +203,8 @@ impl Echoes {
         // known only once ACKed), so comparing with another request would
         // report a false mismatch. Unmatched requests are counted as
         // missing echoes at the end.
-        let found = q.iter().position(|(o, _, _)| *o == order);
-        let pick = found.and_then(|p| q.remove(p));
-        Some(match pick {
-            Some((_, req, t0)) if req == Fingerprint::of(raw) => {
+        Some(match q.take(order) {
+            Some((req, t0)) if req == Fingerprint::of(raw) => {
                 let l = ts.micros_since(t0);
                 self.latency(l);
                 self.ok = self.ok.saturating_add(1);
@@ -173,7 +252,7 @@ impl Echoes {
     /// Requests still waiting (frames), or their bytes (text).
     pub fn waiting_units(&self) -> u64 {
         match &self.pending {
-            Pending::Frames(q) => q.len() as u64,
+            Pending::Frames(q) => q.waiting as u64,
             Pending::Text(q) => q.iter().map(|(b, _)| b.len() as u64).sum(),
         }
     }
@@ -181,7 +260,7 @@ impl Echoes {
     /// Requests still waiting (text: client writes not wholly echoed).
     pub fn waiting(&self) -> u64 {
         match &self.pending {
-            Pending::Frames(q) => q.len() as u64,
+            Pending::Frames(q) => q.waiting as u64,
             Pending::Text(q) => q.len() as u64,
         }
     }
@@ -295,5 +374,53 @@ mod tests {
             e.frame(Dir::ToServer, i, b"x", t(0));
         }
         assert_eq!((e.waiting(), e.untracked), (MAX_PENDING as u64, 10));
+        // The oldest were forgotten: orders 0..10 find nothing.
+        assert_eq!(
+            e.frame(Dir::ToClient, 3, b"x", t(1)),
+            Some(EchoMatch::Unsolicited)
+        );
+        assert_eq!(
+            e.frame(Dir::ToClient, 10, b"x", t(1)),
+            Some(EchoMatch::Ok { latency_us: 1 })
+        );
+    }
+
+    #[test]
+    fn requests_whose_echoes_were_lost_stay_waiting_and_do_not_pile_up_the_book() {
+        // Every third echo is lost (in a capture gap): those requests wait,
+        // the others match, and the orders repeat (a client counting mod
+        // 1000), as a long lab session's do.
+        let mut e = Echoes::new(true);
+        e.carries(Carries::Framed(Framing::V2));
+        let mut lost = 0u64;
+        for i in 0..200_000u32 {
+            let order = i % 1000;
+            let msg = i.to_be_bytes();
+            e.frame(Dir::ToServer, order, &msg, t(0));
+            if i % 3 == 0 {
+                lost += 1;
+                continue;
+            }
+            let got = e.frame(Dir::ToClient, order, &msg, t(1));
+            // The oldest request of this order is an unanswered one when
+            // an earlier echo of the same order was lost.
+            assert!(matches!(
+                got,
+                Some(EchoMatch::Ok { .. }) | Some(EchoMatch::Mismatch)
+            ));
+        }
+        assert!(e.waiting() <= MAX_PENDING as u64);
+        let Pending::Frames(q) = &e.pending else {
+            panic!()
+        };
+        assert!(
+            q.arrivals.len() <= 4 * MAX_PENDING + 1,
+            "{}",
+            q.arrivals.len()
+        );
+        // Every echo took a request; the lost ones' requests wait or were
+        // forgotten, none is lost from the count.
+        assert_eq!(e.ok + e.mismatches, 200_000 - lost);
+        assert_eq!(e.waiting() + e.untracked, lost);
     }
 }
