@@ -46,7 +46,10 @@ record() { # FILE PORT COMMAND...: capture PORT on lo while COMMAND runs
   shift 2
   tcpdump -i lo -s 65535 -B 1048576 -w "$file" "tcp port $p" 2>"$file.err" &
   local td=$!
-  sleep 1
+  # Until tcpdump listens (a 1 GiB buffer takes a moment), so the file
+  # holds every connection from its SYN.
+  for _ in $(seq 1 100); do grep -q "listening on" "$file.err" && break; sleep 0.1; done
+  sleep 0.5
   "$@"
   sleep 1
   kill -INT "$td"
