@@ -82,10 +82,17 @@ pub fn preview_into(out: &mut String, bytes: &[u8]) {
 
 /// Appends `n` in decimal: what `write!(out, "{n}")` does, several times
 /// faster (capture output prints several numbers per frame).
-pub fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [b'0'; 20];
-    let mut start = digits.len();
-    for (i, d) in digits.iter_mut().enumerate().rev() {
+pub fn push_u64(out: &mut String, n: u64) {
+    let mut buf = [0u8; 20];
+    for &d in u64_digits(n, &mut buf) {
+        out.push(char::from(d));
+    }
+}
+
+/// The decimal digits of `n`, written into the end of `buf`.
+pub fn u64_digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    for (i, d) in buf.iter_mut().enumerate().rev() {
         // n % 10 < 10: the digit is b'0'..=b'9'.
         *d = b'0'.wrapping_add((n % 10) as u8);
         n /= 10;
@@ -94,9 +101,7 @@ pub fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &d in digits.get(start..).unwrap_or_default() {
-        out.push(char::from(d));
-    }
+    buf.get(start..).unwrap_or_default()
 }
 
 /// Lowercase hex of `bytes`, for machine output of non-UTF-8 data.

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use crate::capture::event::{Dir, EchoMatch, Event, Fact, SessionSummary, Totals, Where};
 use crate::capture::source::Timestamp;
 use crate::codec::Framing;
-use crate::codec::escape::escape_into;
+use crate::codec::escape::{escape_into, u64_digits};
 
 use super::tcp_what;
 
@@ -237,18 +237,9 @@ const HEX_PAIRS: [[u8; 2]; 256] = {
 };
 
 /// `n` in decimal.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    for (i, d) in digits.iter_mut().enumerate().rev() {
-        *d = b'0'.wrapping_add((n % 10) as u8);
-        n /= 10;
-        start = i;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(start..).unwrap_or_default());
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    let mut buf = [0u8; 20];
+    out.extend_from_slice(u64_digits(n, &mut buf));
 }
 
 /// An `f64` as serde_json writes it (shortest round trip, `null` if not
