@@ -205,9 +205,8 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         // Live: each event as it happens; a file: buffered, for speed.
         flush_each: source.is_live(),
     };
-    let stdout = std::io::stdout();
-    let out = std::io::BufWriter::new(stdout.lock());
     let outcome = if let Some(n) = args.follow {
+        let out = std::io::BufWriter::new(std::io::stdout().lock());
         let mut follow = capture::streams::Follow::new(n, out);
         let outcome = capture::run(&opts, source, &stop, &mut follow)?;
         if !follow.found() {
@@ -217,7 +216,18 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         }
         outcome
     } else {
-        let mut printer = capture::output::Printer::new(out, report);
+        // A file's lines are formatted and written on a thread of their
+        // own while decoding goes on; live, each line as it happens.
+        let mut printer: Box<dyn capture::event::Sink> = if source.is_live() || report.quiet {
+            let out = std::io::BufWriter::new(std::io::stdout().lock());
+            Box::new(capture::output::Printer::new(out, report))
+        } else {
+            let out = std::io::BufWriter::new(std::io::stdout());
+            Box::new(
+                capture::output::threaded::Threaded::new(out, report)
+                    .map_err(|e| anyhow::anyhow!("cannot start the output thread: {e}"))?,
+            )
+        };
         match &args.dump_streams {
             Some(dir) => {
                 let mut dump = capture::streams::Dump::new(dir.clone())
@@ -226,7 +236,7 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
                     &opts,
                     source,
                     &stop,
-                    &mut capture::event::Tee(&mut printer, &mut dump),
+                    &mut capture::event::Tee(printer.as_mut(), &mut dump),
                 )?;
                 if let Some(e) = dump.error {
                     bail!("--dump-streams: {e}");
@@ -238,7 +248,7 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
                 );
                 outcome
             }
-            None => capture::run(&opts, source, &stop, &mut printer)?,
+            None => capture::run(&opts, source, &stop, printer.as_mut())?,
         }
     };
     if let Some(cut) = outcome.truncated {

@@ -25,6 +25,7 @@
 pub mod json;
 pub mod table;
 pub mod text;
+pub mod threaded;
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -45,6 +46,18 @@ pub struct ReportOptions {
     pub flush_each: bool,
 }
 
+impl ReportOptions {
+    /// Whether an event is printed with these options (`-q` keeps only
+    /// diagnostics; TCP events need `--tcp-events`).
+    pub fn prints(&self, ev: &Event<'_>) -> bool {
+        match ev {
+            Event::Diagnostic { .. } => true,
+            Event::Tcp { .. } => self.tcp_events && !self.quiet,
+            _ => !self.quiet,
+        }
+    }
+}
+
 /// Rows of the sessions table at most.
 pub const MAX_TABLE_ROWS: usize = 1000;
 
@@ -53,7 +66,8 @@ const WRITE_BATCH: usize = 64 * 1024;
 
 /// A sink that prints.
 pub struct Printer<W: Write> {
-    out: W,
+    /// `None` once handed back by [`Printer::into_inner`].
+    out: Option<W>,
     opts: ReportOptions,
     sessions: Vec<SessionSummary>,
     sessions_not_shown: u64,
@@ -114,7 +128,7 @@ impl<W: Write> Printer<W> {
     /// A printer to `out`.
     pub fn new(out: W, opts: ReportOptions) -> Printer<W> {
         Printer {
-            out,
+            out: Some(out),
             opts,
             sessions: Vec::new(),
             sessions_not_shown: 0,
@@ -136,14 +150,24 @@ impl<W: Write> Printer<W> {
 
     /// Writes the gathered lines (and flushes, live).
     fn write_out(&mut self) {
-        if !self.broken
+        if let Some(out) = &mut self.out
+            && !self.broken
             && !self.buf.is_empty()
-            && (self.out.write_all(&self.buf).is_err()
-                || (self.opts.flush_each && self.out.flush().is_err()))
+            && (out.write_all(&self.buf).is_err() || (self.opts.flush_each && out.flush().is_err()))
         {
             self.broken = true;
         }
         self.buf.clear();
+    }
+
+    /// Writes what is gathered, flushes, and hands the writer back.
+    pub fn into_inner(mut self) -> Option<W> {
+        self.write_out();
+        let mut out = self.out.take();
+        if let Some(o) = &mut out {
+            let _ = o.flush();
+        }
+        out
     }
 
     fn line(&mut self, s: &str) {
@@ -157,20 +181,15 @@ impl<W: Write> Drop for Printer<W> {
     /// written.
     fn drop(&mut self) {
         self.write_out();
-        let _ = self.out.flush();
+        if let Some(out) = &mut self.out {
+            let _ = out.flush();
+        }
     }
 }
 
 impl<W: Write> Sink for Printer<W> {
     fn event(&mut self, ev: &Event<'_>) {
-        let is_diag = matches!(ev, Event::Diagnostic { .. });
-        if self.opts.quiet && !is_diag {
-            return;
-        }
-        if matches!(ev, Event::Tcp { .. }) && !self.opts.tcp_events {
-            return;
-        }
-        if self.broken {
+        if !self.opts.prints(ev) || self.broken {
             return;
         }
         let at = match ev {
@@ -239,7 +258,9 @@ impl<W: Write> Sink for Printer<W> {
             }
         }
         self.write_out();
-        let _ = self.out.flush();
+        if let Some(out) = &mut self.out {
+            let _ = out.flush();
+        }
     }
 }
 
