@@ -214,20 +214,19 @@ impl FrameRef<'_> {
     }
 
     /// Diagnostics this frame carries (not errors: the frame decoded).
-    pub fn diagnostics(&self, framing: Framing) -> Vec<&'static spec::Diagnostic> {
-        let mut d = Vec::new();
-        if self.version != spec::LAB_VERSION {
-            d.push(&spec::FRAME_UNEXPECTED_VERSION);
-        }
-        if framing == Framing::V2 {
-            if self.is_cut() {
-                d.push(&spec::V2_SIZE_OVER_20);
-            }
-            if !self.padding_ok() {
-                d.push(&spec::V2_BAD_PADDING);
-            }
-        }
-        d
+    /// (Without allocating: this runs for every decoded frame.)
+    pub fn diagnostics(
+        &self,
+        framing: Framing,
+    ) -> impl Iterator<Item = &'static spec::Diagnostic> + use<> {
+        let v2 = framing == Framing::V2;
+        [
+            (self.version != spec::LAB_VERSION).then_some(&spec::FRAME_UNEXPECTED_VERSION),
+            (v2 && self.is_cut()).then_some(&spec::V2_SIZE_OVER_20),
+            (v2 && !self.padding_ok()).then_some(&spec::V2_BAD_PADDING),
+        ]
+        .into_iter()
+        .flatten()
     }
 
     /// One line like tcpdump's: `v2 ver=1 order=3 size=25 "hello world, how are " (cut)`.

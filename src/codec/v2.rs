@@ -188,7 +188,7 @@ mod tests {
         b[0] = 9;
         b[20] = b'x';
         let f = view(&b).unwrap();
-        let codes: Vec<_> = f.diagnostics(Framing::V2).iter().map(|d| d.code).collect();
+        let codes: Vec<_> = f.diagnostics(Framing::V2).map(|d| d.code).collect();
         assert_eq!(codes, ["frame.unexpected_version", "v2.bad_padding"]);
         assert_eq!(f.to_frame().to_bytes(Framing::V2), b);
     }

@@ -500,7 +500,7 @@ fn put_frame(m: &mut Map<String, Value>, framing: Framing, f: &FrameRef<'_>) {
     put_message(m, f.message);
     m.remove("len");
     m.insert("cut".into(), json!(framing == Framing::V2 && f.is_cut()));
-    let codes: Vec<_> = f.diagnostics(framing).iter().map(|d| d.code).collect();
+    let codes: Vec<_> = f.diagnostics(framing).map(|d| d.code).collect();
     m.insert("diagnostics".into(), json!(codes));
 }
 

@@ -7,6 +7,7 @@
 //! yet. Everything here is bounded: [`MAX_PENDING`] requests wait at
 //! most, [`MAX_LATENCY_SAMPLES`] latencies are kept for the median.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use crate::capture::decode::Carries;
@@ -36,7 +37,7 @@ enum Pending {
 struct Frames {
     /// Per order, its waiting requests, oldest first: `(id, fingerprint,
     /// time)`.
-    by_order: HashMap<u32, VecDeque<(u64, Fingerprint, Timestamp)>, foldhash::fast::RandomState>,
+    by_order: HashMap<u32, Waiting, foldhash::fast::RandomState>,
     /// Every request in arrival order, `(id, order)`; entries already
     /// answered are skipped (and cleared out from time to time).
     arrivals: VecDeque<(u64, u32)>,
@@ -44,14 +45,18 @@ struct Frames {
     next_id: u64,
 }
 
+/// The requests of one order still waiting, oldest first: the first one
+/// inline (an order is almost always sent once), more only if repeated.
+struct Waiting {
+    first: (u64, Fingerprint, Timestamp),
+    more: VecDeque<(u64, Fingerprint, Timestamp)>,
+}
+
 impl Frames {
     /// Whether `(id, order)` of `arrivals` still waits (answers take the
     /// oldest request of an order first, so it waits only as its front).
     fn waits(&self, id: u64, order: u32) -> bool {
-        self.by_order
-            .get(&order)
-            .and_then(VecDeque::front)
-            .is_some_and(|(front, _, _)| *front == id)
+        self.by_order.get(&order).is_some_and(|w| w.first.0 == id)
     }
 
     fn push(&mut self, order: u32, fp: Fingerprint, ts: Timestamp, untracked: &mut u64) {
@@ -82,28 +87,33 @@ impl Frames {
                 .filter(|&(id, o)| {
                     self.by_order
                         .get(&o)
-                        .is_some_and(|q| q.iter().any(|(i, _, _)| *i == id))
+                        .is_some_and(|w| w.first.0 == id || w.more.iter().any(|(i, _, _)| *i == id))
                 })
                 .collect();
             self.arrivals = keep;
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        self.by_order
-            .entry(order)
-            .or_default()
-            .push_back((id, fp, ts));
+        match self.by_order.entry(order) {
+            Entry::Occupied(mut w) => w.get_mut().more.push_back((id, fp, ts)),
+            Entry::Vacant(v) => {
+                v.insert(Waiting {
+                    first: (id, fp, ts),
+                    more: VecDeque::new(),
+                });
+            }
+        }
         self.arrivals.push_back((id, order));
         self.waiting = self.waiting.saturating_add(1);
     }
 
     /// The oldest request of `order`, taken out.
     fn take(&mut self, order: u32) -> Option<(Fingerprint, Timestamp)> {
-        let q = self.by_order.get_mut(&order)?;
-        let (_, fp, ts) = q.pop_front()?;
-        if q.is_empty() {
-            self.by_order.remove(&order);
-        }
+        let w = self.by_order.get_mut(&order)?;
+        let (_, fp, ts) = match w.more.pop_front() {
+            Some(next) => std::mem::replace(&mut w.first, next),
+            None => self.by_order.remove(&order)?.first,
+        };
         self.waiting = self.waiting.saturating_sub(1);
         Some((fp, ts))
     }
