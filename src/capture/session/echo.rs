@@ -29,93 +29,126 @@ enum Pending {
     Text(VecDeque<(Vec<u8>, Timestamp)>),
 }
 
-/// Frame requests waiting, found by `order` in O(1): when echoes fall in a
-/// capture gap their requests stay here (up to [`MAX_PENDING`]), and a
-/// search along a queue of them for every later echo was what made a
-/// dropping live capture fall further behind.
+/// Frame requests waiting, in arrival order, each found by its `order`
+/// without a search along them.
+///
+/// When echoes fall in a capture gap their requests stay here (up to
+/// [`MAX_PENDING`]); a search along a queue of them for every later echo
+/// was what made a dropping live capture fall further behind. The requests
+/// sit in `slots` in the order they came (an answered one leaves a hole
+/// until it reaches the front). While each order is greater than the one
+/// before (what a lab client sends), the slots are sorted by order and a
+/// request is found by bisection; at the first order that is not, an index
+/// from order to positions is built and kept from then on.
 #[derive(Default)]
 struct Frames {
-    /// Per order, its waiting requests, oldest first: `(id, fingerprint,
-    /// time)`.
-    by_order: HashMap<u32, Waiting, foldhash::fast::RandomState>,
-    /// Every request in arrival order, `(id, order)`; entries already
-    /// answered are skipped (and cleared out from time to time).
-    arrivals: VecDeque<(u64, u32)>,
+    /// Requests by arrival; `slots[0]` has id `base`.
+    slots: VecDeque<Slot>,
+    base: u64,
+    /// Once orders stopped rising: per order, the ids of its waiting
+    /// requests, oldest first (the first inline).
+    index: Option<HashMap<u32, (u64, VecDeque<u64>), foldhash::fast::RandomState>>,
+    last_order: Option<u32>,
     waiting: usize,
-    next_id: u64,
 }
 
-/// The requests of one order still waiting, oldest first: the first one
-/// inline (an order is almost always sent once), more only if repeated.
-struct Waiting {
-    first: (u64, Fingerprint, Timestamp),
-    more: VecDeque<(u64, Fingerprint, Timestamp)>,
+#[derive(Clone, Copy)]
+struct Slot {
+    order: u32,
+    /// `None` once answered (or forgotten).
+    request: Option<(Fingerprint, Timestamp)>,
 }
 
 impl Frames {
-    /// Whether `(id, order)` of `arrivals` still waits (answers take the
-    /// oldest request of an order first, so it waits only as its front).
-    fn waits(&self, id: u64, order: u32) -> bool {
-        self.by_order.get(&order).is_some_and(|w| w.first.0 == id)
-    }
-
     fn push(&mut self, order: u32, fp: Fingerprint, ts: Timestamp, untracked: &mut u64) {
         if self.waiting >= MAX_PENDING {
-            // The oldest request still waiting is forgotten.
-            while let Some((id, o)) = self.arrivals.pop_front() {
-                if self.waits(id, o) {
-                    self.take(o);
-                    *untracked = untracked.saturating_add(1);
-                    break;
-                }
+            // The oldest request still waiting (the front: holes there are
+            // cleared) is forgotten.
+            if let Some(s) = self.slots.front().copied()
+                && s.request.is_some()
+            {
+                self.take(s.order);
+                *untracked = untracked.saturating_add(1);
             }
         }
-        // Answered requests at the front are cleared; if an old one that
-        // waits holds them in, all answered ones are cleared once they
-        // outnumber the waiting ones a few times over.
-        while let Some(&(id, o)) = self.arrivals.front() {
-            if self.waits(id, o) {
-                break;
-            }
-            self.arrivals.pop_front();
+        if self.slots.len() >= 4 * MAX_PENDING {
+            self.compact();
         }
-        if self.arrivals.len() > 4 * MAX_PENDING {
-            let keep: VecDeque<(u64, u32)> = self
-                .arrivals
-                .iter()
-                .copied()
-                .filter(|&(id, o)| {
-                    self.by_order
-                        .get(&o)
-                        .is_some_and(|w| w.first.0 == id || w.more.iter().any(|(i, _, _)| *i == id))
-                })
-                .collect();
-            self.arrivals = keep;
+        if self.index.is_none() && self.last_order.is_some_and(|last| order <= last) {
+            self.index = Some(HashMap::default());
+            self.reindex();
         }
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
-        match self.by_order.entry(order) {
-            Entry::Occupied(mut w) => w.get_mut().more.push_back((id, fp, ts)),
-            Entry::Vacant(v) => {
-                v.insert(Waiting {
-                    first: (id, fp, ts),
-                    more: VecDeque::new(),
-                });
-            }
+        self.last_order = Some(order);
+        let id = self.base.wrapping_add(self.slots.len() as u64);
+        self.slots.push_back(Slot {
+            order,
+            request: Some((fp, ts)),
+        });
+        if let Some(index) = &mut self.index {
+            add(index, order, id);
         }
-        self.arrivals.push_back((id, order));
         self.waiting = self.waiting.saturating_add(1);
     }
 
     /// The oldest request of `order`, taken out.
     fn take(&mut self, order: u32) -> Option<(Fingerprint, Timestamp)> {
-        let w = self.by_order.get_mut(&order)?;
-        let (_, fp, ts) = match w.more.pop_front() {
-            Some(next) => std::mem::replace(&mut w.first, next),
-            None => self.by_order.remove(&order)?.first,
+        let at = match &mut self.index {
+            // Sorted by order, each order at most once; the lab's servers
+            // echo in order, so it is nearly always the oldest.
+            None if self.slots.front().is_some_and(|s| s.order == order) => 0,
+            None => self.slots.partition_point(|s| s.order < order),
+            Some(index) => {
+                let e = index.get_mut(&order)?;
+                let id = match e.1.pop_front() {
+                    Some(next) => std::mem::replace(&mut e.0, next),
+                    None => index.remove(&order)?.0,
+                };
+                usize::try_from(id.wrapping_sub(self.base)).ok()?
+            }
         };
+        let slot = self.slots.get_mut(at).filter(|s| s.order == order)?;
+        let r = slot.request.take()?;
         self.waiting = self.waiting.saturating_sub(1);
-        Some((fp, ts))
+        while self.slots.front().is_some_and(|s| s.request.is_none()) {
+            self.slots.pop_front();
+            self.base = self.base.wrapping_add(1);
+        }
+        Some(r)
+    }
+
+    /// An old request that waits holds answered ones behind it: the holes
+    /// are closed up (rarely: once the slots are four times the most that
+    /// may wait).
+    fn compact(&mut self) {
+        self.base = self.base.wrapping_add(self.slots.len() as u64);
+        self.slots.retain(|s| s.request.is_some());
+        self.reindex();
+    }
+
+    /// The index made anew from the slots.
+    fn reindex(&mut self) {
+        let Some(index) = &mut self.index else {
+            return;
+        };
+        index.clear();
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.request.is_some() {
+                add(index, s.order, self.base.wrapping_add(i as u64));
+            }
+        }
+    }
+}
+
+fn add(
+    index: &mut HashMap<u32, (u64, VecDeque<u64>), foldhash::fast::RandomState>,
+    order: u32,
+    id: u64,
+) {
+    match index.entry(order) {
+        Entry::Occupied(mut e) => e.get_mut().1.push_back(id),
+        Entry::Vacant(e) => {
+            e.insert((id, VecDeque::new()));
+        }
     }
 }
 
@@ -423,11 +456,8 @@ mod tests {
         let Pending::Frames(q) = &e.pending else {
             panic!()
         };
-        assert!(
-            q.arrivals.len() <= 4 * MAX_PENDING + 1,
-            "{}",
-            q.arrivals.len()
-        );
+        assert!(q.slots.len() <= 4 * MAX_PENDING, "{}", q.slots.len());
+        assert!(q.index.as_ref().is_some_and(|i| i.len() <= MAX_PENDING));
         // Every echo took a request; the lost ones' requests wait or were
         // forgotten, none is lost from the count.
         assert_eq!(e.ok + e.mismatches, 200_000 - lost);
