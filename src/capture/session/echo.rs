@@ -389,6 +389,114 @@ mod tests {
         assert_eq!((e.p50(), e.max()), (Some(10), Some(10)));
     }
 
+    /// The book against the plainest model of it: a queue searched from
+    /// the oldest request, as the book was first written.
+    #[test]
+    fn frames_agree_with_a_queue_searched_from_the_front() {
+        use rand::{Rng, SeedableRng};
+        for seed in 0..10u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut e = Echoes::new(true);
+            e.carries(Carries::Framed(Framing::V2));
+            let mut model: VecDeque<(u32, u8, u32)> = VecDeque::new();
+            let mut model_untracked = 0u64;
+            // Rising orders first (bisection), then, for half the seeds,
+            // repeated and falling ones too (the index).
+            let mut next = 0u32;
+            for step in 0..60_000u32 {
+                let rising = seed % 2 == 0 || step < 5_000;
+                if rng.random_bool(0.55) {
+                    let order = if rising {
+                        next += rng.random_range(1..3);
+                        next
+                    } else {
+                        rng.random_range(0..50)
+                    };
+                    let byte = rng.random::<u8>();
+                    e.frame(Dir::ToServer, order, &[byte], t(step));
+                    if model.len() >= MAX_PENDING {
+                        model.pop_front();
+                        model_untracked += 1;
+                    }
+                    model.push_back((order, byte, step));
+                } else {
+                    // An echo of a waiting request (its bytes or others),
+                    // or of an order nobody sent.
+                    let (order, byte) = match model.get(rng.random_range(0..model.len().max(1))) {
+                        Some(&(o, b, _)) if rng.random_bool(0.9) => {
+                            (o, b ^ u8::from(rng.random_bool(0.1)))
+                        }
+                        _ => (rng.random_range(0..100_000), 0),
+                    };
+                    let want = match model.iter().position(|m| m.0 == order) {
+                        Some(p) => {
+                            let (_, b, t0) = model.remove(p).unwrap();
+                            if b == byte {
+                                EchoMatch::Ok {
+                                    latency_us: u64::from(step - t0),
+                                }
+                            } else {
+                                EchoMatch::Mismatch
+                            }
+                        }
+                        None => EchoMatch::Unsolicited,
+                    };
+                    assert_eq!(
+                        e.frame(Dir::ToClient, order, &[byte], t(step)),
+                        Some(want),
+                        "seed {seed} step {step}"
+                    );
+                }
+                assert_eq!(e.waiting(), model.len() as u64, "seed {seed} step {step}");
+            }
+            assert_eq!(e.untracked, model_untracked, "seed {seed}");
+            assert!(
+                model_untracked > 0,
+                "seed {seed}: the bound was never reached"
+            );
+        }
+    }
+
+    #[test]
+    fn an_old_request_that_waits_does_not_hold_memory_or_lose_its_match() {
+        // Order 5 is never echoed until the end and order 3 comes after it
+        // (so orders fell: the index is in use); 40,000 pairs behind them
+        // push the slots past the point where holes are closed up, several
+        // times.
+        for falling in [false, true] {
+            let mut e = Echoes::new(true);
+            e.carries(Carries::Framed(Framing::V2));
+            e.frame(Dir::ToServer, 5, b"five", t(1));
+            if falling {
+                e.frame(Dir::ToServer, 3, b"three", t(2));
+            }
+            for i in 0..40_000u32 {
+                let msg = i.to_be_bytes();
+                e.frame(Dir::ToServer, 1000 + i, &msg, t(10));
+                assert_eq!(
+                    e.frame(Dir::ToClient, 1000 + i, &msg, t(12)),
+                    Some(EchoMatch::Ok { latency_us: 2 }),
+                    "pair {i}"
+                );
+                let Pending::Frames(q) = &e.pending else {
+                    panic!()
+                };
+                assert!(q.slots.len() <= 4 * MAX_PENDING);
+            }
+            assert_eq!(
+                e.frame(Dir::ToClient, 5, b"five", t(21)),
+                Some(EchoMatch::Ok { latency_us: 20 })
+            );
+            if falling {
+                assert_eq!(
+                    e.frame(Dir::ToClient, 3, b"three", t(22)),
+                    Some(EchoMatch::Ok { latency_us: 20 })
+                );
+            }
+            assert_eq!((e.waiting(), e.untracked), (0, 0));
+        }
+    }
+
     #[test]
     fn text_echoes_are_a_byte_stream() {
         let mut e = Echoes::new(true);
