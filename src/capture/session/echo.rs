@@ -50,6 +50,10 @@ struct Frames {
     index: Option<HashMap<u32, (u64, VecDeque<u64>), foldhash::fast::RandomState>>,
     last_order: Option<u32>,
     waiting: usize,
+    /// Where the next echo's request probably is (just after the last
+    /// one's): echoes come in order, also past requests that wait for
+    /// echoes lost in a gap.
+    hint: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -96,6 +100,7 @@ impl Frames {
             // Sorted by order, each order at most once; the lab's servers
             // echo in order, so it is nearly always the oldest.
             None if self.slots.front().is_some_and(|s| s.order == order) => 0,
+            None if self.slots.get(self.hint).is_some_and(|s| s.order == order) => self.hint,
             None => self.slots.partition_point(|s| s.order < order),
             Some(index) => {
                 let e = index.get_mut(&order)?;
@@ -109,9 +114,11 @@ impl Frames {
         let slot = self.slots.get_mut(at).filter(|s| s.order == order)?;
         let r = slot.request.take()?;
         self.waiting = self.waiting.saturating_sub(1);
+        self.hint = at.saturating_add(1);
         while self.slots.front().is_some_and(|s| s.request.is_none()) {
             self.slots.pop_front();
             self.base = self.base.wrapping_add(1);
+            self.hint = self.hint.saturating_sub(1);
         }
         Some(r)
     }
@@ -122,6 +129,7 @@ impl Frames {
     fn compact(&mut self) {
         self.base = self.base.wrapping_add(self.slots.len() as u64);
         self.slots.retain(|s| s.request.is_some());
+        self.hint = 0;
         self.reindex();
     }
 
