@@ -28,8 +28,13 @@ pub enum Speaks {
 }
 
 enum Reader {
-    Text { buf: Vec<u8>, len: usize },
-    Framed(FrameReader),
+    Text {
+        buf: Vec<u8>,
+        len: usize,
+    },
+    /// Boxed: the selector holds thousands of idle connections, and the
+    /// variant's size is every connection's.
+    Framed(Box<FrameReader>),
 }
 
 /// A connection's protocol state.
@@ -56,7 +61,7 @@ impl Conn {
                 buf: Vec::new(),
                 len: 0,
             },
-            Speaks::Framed(f) => Reader::Framed(FrameReader::new(f, max_frame)),
+            Speaks::Framed(f) => Reader::Framed(Box::new(FrameReader::new(f, max_frame))),
         };
         Conn {
             id,

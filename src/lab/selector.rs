@@ -54,7 +54,7 @@ struct Client {
     /// Reading paused because `out` is above the high-water mark.
     paused: bool,
     /// The client closed its side; close ours once `out` is written.
-    closing: Option<String>,
+    closing: Option<&'static str>,
     /// Times reading was paused because echoes queued up.
     pauses: u64,
     /// Last time bytes came in or an echo went out.
@@ -131,7 +131,7 @@ fn idle_reason(c: &Client, idle: Duration, now: Instant) -> Option<String> {
 }
 
 /// Deregisters a connection and logs its close line.
-fn close(poll: &Poll, mut c: Client, reason: String, log: &Log) {
+fn close(poll: &Poll, mut c: Box<Client>, reason: String, log: &Log) {
     let _ = poll.registry().deregister(&mut c.stream);
     let reason = if c.pauses > 0 {
         format!(
@@ -176,7 +176,9 @@ pub fn run(
             let _ = waker.wake();
         });
     }
-    let mut clients: HashMap<usize, Client> = HashMap::new();
+    // Boxed: the table's slots stay small (it is sized in powers of two,
+    // so up to half of them are empty) and a client costs its own size.
+    let mut clients: HashMap<usize, Box<Client>> = HashMap::new();
     let mut next_token = FIRST_CLIENT;
     let mut accepted: u64 = 0;
     let mut refusals = Refusals::default();
@@ -301,7 +303,7 @@ pub fn run(
                 });
                 clients.insert(
                     token.0,
-                    Client {
+                    Box::new(Client {
                         stream,
                         conn,
                         out: Vec::new(),
@@ -310,7 +312,7 @@ pub fn run(
                         closing: None,
                         pauses: 0,
                         active: Instant::now(),
-                    },
+                    }),
                 );
             }
         }
@@ -371,11 +373,11 @@ fn serve_once(c: &mut Client, readable: bool, log: &Log) -> Option<Next> {
             match c.conn.read_from(&mut c.stream) {
                 Ok(0) => {
                     c.closing = Some(match c.conn.finish() {
-                        Ok(()) => "client closed".into(),
+                        Ok(()) => "client closed",
                         Err(d) => {
                             c.conn
                                 .log_decode_error(log, &d, "client closed mid-frame: ");
-                            "client closed mid-frame".into()
+                            "client closed mid-frame"
                         }
                     });
                     break;
@@ -408,7 +410,7 @@ fn serve_once(c: &mut Client, readable: bool, log: &Log) -> Option<Next> {
         }
     }
     Some(match (&c.closing, c.pending()) {
-        (Some(reason), 0) => Next::Close(reason.clone()),
+        (Some(reason), 0) => Next::Close((*reason).to_string()),
         _ => Next::Keep,
     })
 }
