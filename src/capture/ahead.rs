@@ -114,9 +114,13 @@ impl Ahead {
                 );
             };
             let mut old = std::mem::replace(&mut self.cur, batch);
-            old.data.clear();
-            old.packets.clear();
-            let _ = self.recycle.try_send(old);
+            // Reused, unless a large packet grew it (a pcapng block may hold
+            // 16 MiB): memory stays about the batches in flight.
+            if old.data.capacity() <= 2 * BATCH_BYTES {
+                old.data.clear();
+                old.packets.clear();
+                let _ = self.recycle.try_send(old);
+            }
             self.next = 0;
             if let Some(i) = self.cur.interfaces.take() {
                 self.interfaces = i;

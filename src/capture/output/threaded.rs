@@ -112,9 +112,12 @@ impl<W: Write + Send + 'static> Threaded<W> {
                     for rec in &b.recs {
                         replay(&mut p, rec, &b);
                     }
-                    b.data.clear();
-                    b.recs.clear();
-                    let _ = recycle.try_send(b);
+                    // Reused, unless a large message grew it.
+                    if b.data.capacity() <= 2 * BATCH_BYTES {
+                        b.data.clear();
+                        b.recs.clear();
+                        let _ = recycle.try_send(b);
+                    }
                 }
                 p.into_inner()
             })?;
