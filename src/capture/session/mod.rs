@@ -4,9 +4,9 @@
 //! [`Sink`].
 //!
 //! Here is the flow table ([`Tracker`]: finding a packet's session,
-//! making, expiring and ending sessions); [`conn`] is one connection's
+//! making, expiring and ending sessions); `conn` is one connection's
 //! state (handshake, close, reassembly, framing detection, decoding),
-//! [`echo`] its echo matching, [`summary`] what it comes to at the end.
+//! [`echo`] its echo matching, `summary` what it comes to at the end.
 //!
 //! * The **client** is the side that sent the SYN; without a SYN, the side
 //!   not on the server port (`--port`), else the higher port.
