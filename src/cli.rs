@@ -315,6 +315,18 @@ pub enum CaptureProtoArg {
     Text,
 }
 
+/// `--table` of `rc1 capture`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableArg {
+    /// Compact when standard output is a terminal, full otherwise.
+    Auto,
+    /// The main columns, fitted to the terminal's width ($COLUMNS when set,
+    /// else the terminal's size, else 80).
+    Compact,
+    /// Every column, as wide as its content (about 190 columns).
+    Full,
+}
+
 /// `rc1 capture`.
 #[derive(Debug, Clone, Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["interface", "read", "list_interfaces"])))]
@@ -348,6 +360,12 @@ pub struct CaptureArgs {
     /// Also print TCP handshakes, FIN/RST and retransmissions.
     #[arg(long)]
     pub tcp_events: bool,
+    /// Layout of the sessions table. On a terminal (auto) it fits the
+    /// width: client and server as ip:port, retransmissions and gaps
+    /// folded into anomalies, long cells wrapped. A pipe or a file gets
+    /// every column; --json has every field either way.
+    #[arg(long, value_enum, default_value_t = TableArg::Auto, value_name = "LAYOUT")]
+    pub table: TableArg,
     /// Print only the reassembled bytes of session N (numbers as in the
     /// sessions table), both directions, gaps marked: like Wireshark's
     /// Follow TCP Stream.

@@ -204,6 +204,7 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         quiet: args.output.quiet,
         // Live: each event as it happens; a file: buffered, for speed.
         flush_each: source.is_live(),
+        table: table_layout(args.table),
     };
     let outcome = if let Some(n) = args.follow {
         let out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -255,6 +256,24 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         bail!(cut);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sessions table's layout for `--table`: compact on a terminal (or
+/// when asked), fitted to its width.
+fn table_layout(arg: cli::TableArg) -> capture::output::table::TableLayout {
+    use capture::output::table::{TableLayout, terminal_width};
+    let compact = match arg {
+        cli::TableArg::Full => false,
+        cli::TableArg::Compact => true,
+        cli::TableArg::Auto => std::io::stdout().is_terminal(),
+    };
+    if compact {
+        TableLayout::Compact {
+            width: terminal_width(),
+        }
+    } else {
+        TableLayout::Full
+    }
 }
 
 fn run_dissector(args: &cli::DissectorArgs) -> Result<ExitCode> {

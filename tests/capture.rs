@@ -346,3 +346,96 @@ fn totals_count_every_message_each_session_counts() {
     }
     assert!(checked >= 20, "only {checked} fixtures");
 }
+
+/// The fixtures' names (pcap and pcapng).
+fn fixture_files() -> Vec<String> {
+    let dir = format!("{}/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("fixtures")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".pcap") || n.ends_with(".pcapng"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `rc1 capture -r FILE -q` with `COLUMNS` set and `EXTRA` flags: stdout.
+fn table_of(file: &str, columns: &str, extra: &[&str]) -> String {
+    let out = crate::util::rc1()
+        .args(["capture", "-r", &fixture(file), "-q"])
+        .args(extra)
+        .env("COLUMNS", columns)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run rc1");
+    stdout(&out)
+}
+
+/// The lines of a sessions table in `text`.
+fn table_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with(['┌', '│', '╞', '└']))
+        .collect()
+}
+
+#[test]
+fn compact_sessions_table_fits_80_and_120_columns() {
+    let mut tables = 0;
+    for file in fixture_files() {
+        for width in [80, 120] {
+            let text = table_of(&file, &width.to_string(), &["--table", "compact"]);
+            let lines = table_lines(&text);
+            if lines.is_empty() {
+                continue; // no session in this file
+            }
+            tables += 1;
+            for l in &lines {
+                assert!(
+                    l.chars().count() <= width,
+                    "{file} at {width} columns: a line is {} wide:\n{text}",
+                    l.chars().count()
+                );
+            }
+            assert!(
+                lines[1].contains("client") && lines[1].contains("anomalies"),
+                "{file}: {text}"
+            );
+            // The full table's wide headers are not in the compact one.
+            assert!(!text.contains("client port"), "{file}: {text}");
+            // The totals still follow the table.
+            assert!(text.contains(" packets, "), "{file}: {text}");
+        }
+    }
+    assert!(tables > 40, "only {tables} tables drawn");
+}
+
+#[test]
+fn compact_table_folds_gaps_into_anomalies() {
+    let text = table_of("gap.pcap", "120", &["--table", "compact"]);
+    assert!(text.contains("gap (40 B, 2 frames)"), "{text}");
+    let narrow = table_of("gap.pcap", "80", &["--table", "compact"]);
+    // Two lines a session at 80: client over server.
+    let lines = table_lines(&narrow);
+    let at = lines
+        .iter()
+        .position(|l| l.contains("10.0.0.1:40005"))
+        .unwrap_or_else(|| panic!("{narrow}"));
+    assert!(lines[at + 1].contains("10.0.0.2:5005"), "{narrow}");
+}
+
+#[test]
+fn a_pipe_gets_the_full_table_whatever_columns_says() {
+    for file in ["mixed.pcap", "v2-damaged.pcap", "udp.pcap"] {
+        let piped = table_of(file, "80", &[]);
+        assert!(
+            piped.contains("client port") && piped.contains("gaps (bytes)"),
+            "{piped}"
+        );
+        assert_eq!(piped, table_of(file, "80", &["--table", "full"]), "{file}");
+        assert_eq!(piped, table_of(file, "80", &["--table", "auto"]), "{file}");
+        assert!(
+            table_lines(&piped).iter().any(|l| l.chars().count() > 120),
+            "{piped}"
+        );
+    }
+}

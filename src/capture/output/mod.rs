@@ -44,6 +44,8 @@ pub struct ReportOptions {
     pub quiet: bool,
     /// Flush after every line (live captures).
     pub flush_each: bool,
+    /// Layout of the sessions table (text output).
+    pub table: table::TableLayout,
 }
 
 impl ReportOptions {
@@ -237,7 +239,7 @@ impl<W: Write> Sink for Printer<W> {
             let mut sessions = std::mem::take(&mut self.sessions);
             sessions.sort_by_key(|s| s.id);
             if !sessions.is_empty() {
-                let table = table::sessions_table(&sessions);
+                let table = table::render(&sessions, self.opts.table);
                 self.line("");
                 self.line(&table);
                 for s in &sessions {
