@@ -58,6 +58,7 @@ Examples:
   rc1 flood --proto v2 -c 8 --max -d 10s          # as fast as it echoes, 8 connections
   rc1 flood --proto v3 --rate 20000 -n 100000 --size 100..1500 -i 1
   rc1 server --proto udp --echo -q & rc1 flood --proto udp -n 10000
+  rc1 flood --proto v2 -n 100000 -q --json        # one JSON object, the final report
 
 --max keeps up to --pipeline requests in flight per connection. --rate sends
 on a fixed schedule and measures latency from each request's intended send
@@ -142,6 +143,10 @@ pub struct FloodArgs {
     /// Interval and final reports as JSON lines (the final object last).
     #[arg(long)]
     pub json: bool,
+    /// Print only the final report (text, or its one JSON object with
+    /// --json): no interval lines, no progress bar.
+    #[arg(long, short = 'q', conflicts_with = "interval")]
+    pub quiet: bool,
 }
 
 /// `N` or `MIN..MAX`.
@@ -260,7 +265,8 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
             hold: a.hold,
             // Drawn on stderr, and only when the report goes to a terminal
             // too (not when stdout is piped or redirected).
-            progress: std::io::IsTerminal::is_terminal(&std::io::stdout())
+            progress: !a.quiet
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
                 && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         })
     }

@@ -265,6 +265,33 @@ fn rate_mode_paces_and_interval_reports_stream_as_json() {
     assert_eq!(s["mode"], "rate 2000/s");
 }
 
+#[test]
+fn quiet_prints_only_the_final_report() {
+    let server = Server::start(&["--proto", "v2", "-q"]);
+    let port = server.port();
+    let base = ["flood", "-p", "v2", "--port", &port, "-n", "500", "-q"];
+    let out = run(&[&base[..], &["--json"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["type"], "summary");
+    assert_eq!(lines[0]["verified"], 500);
+    let out = run(&base);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = crate::util::stdout(&out);
+    assert!(text.starts_with("rc1 flood v2 "), "{text}");
+    assert!(
+        text.contains("verified") && text.contains("errors: none"),
+        "{text}"
+    );
+    assert!(!text.contains("echoes/s"), "no interval line: {text}");
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    // -q asks for no interval lines: -i with it is a usage error.
+    let out = run(&[&base[..], &["-i", "1"]].concat());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--interval"), "{}", stderr(&out));
+}
+
 /// `rc1 capture -i lo --json` for a server port, its output read as it
 /// comes (a full pipe would block it).
 struct Capture {
