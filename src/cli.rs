@@ -296,6 +296,18 @@ pub struct DissectorArgs {
     /// fields known; report Wireshark's Lua version.
     #[arg(long)]
     pub check: bool,
+    /// Say what was done as one JSON object on stdout: --check gives
+    /// {plugin, fields, lua, current}; -o and --install {path, bytes} (and
+    /// --install `how` the folder was found); alone, {lua, bytes} with the
+    /// dissector's text in `lua`.
+    #[arg(long)]
+    pub json: bool,
+    /// Say nothing on success (the exit status tells): no "wrote", no
+    /// "installed", no --check report. Errors, and the warning that the
+    /// installed rc1.lua is stale, still go to stderr; without -o,
+    /// --install or --check the Lua is still printed (it is the output).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 const CAPTURE_EXIT_CODES: &str = "\

@@ -279,28 +279,63 @@ fn table_layout(arg: cli::TableArg) -> capture::output::table::TableLayout {
 fn run_dissector(args: &cli::DissectorArgs) -> Result<ExitCode> {
     use std::io::Write;
     let lua = dissector::generate(&dissector::RC1)?;
+    let stale = "the loaded rc1.lua is not what this rc1 generates (another version, or \
+                 edited): run `rc1 dissector --install` to replace it";
     if args.check {
         let r = dissector::check(&dissector::RC1)?;
-        println!("Wireshark loads the dissector: {}", r.plugin);
-        println!("fields and expert infos: {}", r.fields.join(", "));
-        println!("Wireshark's Lua: {}", r.lua);
-        if !r.current {
-            println!(
-                "note: the loaded rc1.lua is not what this rc1 generates (another version, or \
-                 edited): run `rc1 dissector --install` to replace it"
-            );
+        if args.json {
+            let v = serde_json::json!({
+                "plugin": r.plugin,
+                "fields": r.fields,
+                "lua": r.lua,
+                "current": r.current,
+            });
+            println!("{v}");
+        } else if !args.quiet {
+            println!("Wireshark loads the dissector: {}", r.plugin);
+            println!("fields and expert infos: {}", r.fields.join(", "));
+            println!("Wireshark's Lua: {}", r.lua);
+            if !r.current {
+                println!("note: {stale}");
+            }
+        }
+        if !r.current && args.quiet {
+            eprintln!("rc1 dissector: warning: {stale}");
         }
     } else if args.install {
         let (path, how) = dissector::install(&lua)?;
-        println!("installed {} ({how})", path.display());
-        println!("check it with: rc1 dissector --check");
+        if args.json {
+            let v = serde_json::json!({
+                "path": path.display().to_string(),
+                "bytes": lua.len(),
+                "how": how,
+            });
+            println!("{v}");
+        } else if !args.quiet {
+            println!("installed {} ({how})", path.display());
+            println!("check it with: rc1 dissector --check");
+        }
     } else if let Some(path) = &args.output {
         std::fs::write(path, &lua)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        eprintln!("wrote {} ({} bytes)", path.display(), lua.len());
+        if args.json {
+            let v = serde_json::json!({
+                "path": path.display().to_string(),
+                "bytes": lua.len(),
+            });
+            println!("{v}");
+        } else if !args.quiet {
+            eprintln!("wrote {} ({} bytes)", path.display(), lua.len());
+        }
     } else {
         let mut out = std::io::stdout().lock();
-        if let Err(e) = out.write_all(lua.as_bytes()).and_then(|()| out.flush())
+        let text = if args.json {
+            let v = serde_json::json!({ "lua": lua, "bytes": lua.len() });
+            format!("{v}\n")
+        } else {
+            lua
+        };
+        if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
             && e.kind() != std::io::ErrorKind::BrokenPipe
         {
             bail!("cannot write the dissector to standard output: {e}");

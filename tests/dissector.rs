@@ -901,3 +901,92 @@ fn a_lone_request_held_for_the_framing_is_shown_with_its_echo() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn json_and_quiet_say_what_was_done_or_nothing() {
+    let test = "json_and_quiet_say_what_was_done_or_nothing";
+    let lua = std::fs::read_to_string(LUA).unwrap();
+    let home = std::env::temp_dir().join(format!("rc1-home-json-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    let rc1_in_home = |args: &[&str], path: Option<&str>| {
+        let mut c = crate::util::rc1();
+        c.args(args).env("HOME", &home);
+        if let Some(p) = path {
+            c.env("PATH", p);
+        }
+        c.output().unwrap()
+    };
+    let err = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let one_object = |o: &std::process::Output| -> Value {
+        assert!(o.status.success(), "{}", err(o));
+        let lines = json_lines(o);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        lines.into_iter().next().unwrap()
+    };
+    // Alone: the Lua inside a JSON object.
+    let v = one_object(&run(&["dissector", "--json"]));
+    assert_eq!(v["lua"].as_str(), Some(lua.as_str()));
+    assert_eq!(v["bytes"].as_u64(), Some(lua.len() as u64));
+    // -o: {path, bytes}, and the file holds those bytes.
+    let file = home.join("out.lua");
+    let file_s = file.to_str().unwrap();
+    let out = run(&["dissector", "-o", file_s, "--json"]);
+    let v = one_object(&out);
+    assert!(err(&out).is_empty(), "{}", err(&out));
+    assert_eq!(v["path"].as_str(), Some(file_s));
+    assert_eq!(v["bytes"].as_u64(), Some(lua.len() as u64));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), lua);
+    // -q: nothing at all, the file still written.
+    std::fs::remove_file(&file).unwrap();
+    let out = run(&["dissector", "-o", file_s, "-q"]);
+    assert!(out.status.success(), "{}", err(&out));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        err(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), lua);
+    // --install: {path, bytes, how}; -q: nothing.
+    let v = one_object(&rc1_in_home(
+        &["dissector", "--install", "--json"],
+        Some("/nonexistent"),
+    ));
+    let default = home.join(".local/lib/wireshark/plugins/rc1.lua");
+    assert_eq!(v["path"].as_str(), default.to_str());
+    assert_eq!(v["bytes"].as_u64(), Some(lua.len() as u64));
+    assert!(
+        v["how"].as_str().unwrap().contains("tshark was not found"),
+        "{v}"
+    );
+    let out = rc1_in_home(&["dissector", "--install", "-q"], Some("/nonexistent"));
+    assert!(out.status.success(), "{}", err(&out));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        err(&out)
+    );
+    if have_prerequisite(tshark_present(), test, "tshark") {
+        let _ = std::fs::remove_dir_all(home.join(".local"));
+        one_object(&rc1_in_home(&["dissector", "--install", "--json"], None));
+        let v = one_object(&rc1_in_home(&["dissector", "--check", "--json"], None));
+        assert!(v["plugin"].as_str().unwrap().contains("rc1.lua"), "{v}");
+        let fields: Vec<&str> = v["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(fields.contains(&"rc1.order"), "{v}");
+        assert!(v["lua"].as_str().unwrap().starts_with("Lua 5."), "{v}");
+        assert_eq!(v["current"], true, "{v}");
+        let out = rc1_in_home(&["dissector", "--check", "-q"], None);
+        assert!(out.status.success(), "{}", err(&out));
+        assert!(
+            out.stdout.is_empty() && out.stderr.is_empty(),
+            "{}",
+            err(&out)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&home);
+}
