@@ -356,7 +356,9 @@ pub struct CaptureArgs {
     /// Read a saved capture (pcap or pcapng).
     #[arg(short = 'r', long = "read", value_name = "FILE")]
     pub read: Option<std::path::PathBuf>,
-    /// List the interfaces a live capture can use, and exit.
+    /// List the interfaces a live capture can use, and exit (-q: the names
+    /// alone, one a line; --json: one object a line with name,
+    /// description, addresses, loopback, up, running).
     #[arg(short = 'D', long = "list-interfaces")]
     pub list_interfaces: bool,
     /// A BPF capture filter (tcpdump syntax); it replaces rc1's own choice

@@ -166,9 +166,36 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// `rc1 capture -D`: numbered lines as `tshark -D`; `-q` the names alone,
+/// one a line; `--json` an object a line (`type` `interface`).
+fn list_interfaces(o: &OutputArgs) -> Result<()> {
+    if o.json {
+        for (i, d) in capture::source::interfaces()?.iter().enumerate() {
+            let v = serde_json::json!({
+                "type": "interface",
+                "index": i + 1,
+                "name": d.name,
+                "description": d.description,
+                "addresses": d.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "loopback": d.loopback,
+                "up": d.up,
+                "running": d.running,
+            });
+            println!("{v}");
+        }
+    } else if o.quiet {
+        for d in capture::source::interfaces()? {
+            println!("{}", d.name);
+        }
+    } else {
+        print!("{}", capture::source::list_interfaces()?);
+    }
+    Ok(())
+}
+
 fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
     if args.list_interfaces {
-        print!("{}", capture::source::list_interfaces()?);
+        list_interfaces(&args.output)?;
         return Ok(ExitCode::SUCCESS);
     }
     let opts = match capture::CaptureOptions::try_from(args) {

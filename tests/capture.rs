@@ -439,3 +439,44 @@ fn a_pipe_gets_the_full_table_whatever_columns_says() {
         );
     }
 }
+
+#[test]
+fn list_interfaces_as_text_names_or_json() {
+    let text = run(&["capture", "-D"]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    let names = run(&["capture", "-D", "-q"]);
+    assert!(names.status.success(), "{}", stderr(&names));
+    let json = run(&["capture", "-D", "--json"]);
+    assert!(json.status.success(), "{}", stderr(&json));
+    let objects = json_lines(&json);
+    // Linux's libpcap always has the `any` pseudo-device.
+    assert!(!objects.is_empty(), "{}", stdout(&text));
+    let names = stdout(&names);
+    let names: Vec<&str> = names.lines().collect();
+    assert_eq!(names.len(), objects.len());
+    assert_eq!(stdout(&text).lines().count(), objects.len());
+    for (i, (o, name)) in objects.iter().zip(&names).enumerate() {
+        assert_eq!(o["type"], "interface", "{o}");
+        assert_eq!(o["index"], i + 1, "{o}");
+        assert_eq!(o["name"].as_str(), Some(*name), "{o}");
+        assert!(
+            o["description"].is_null() || o["description"].is_string(),
+            "{o}"
+        );
+        assert!(o["addresses"].is_array(), "{o}");
+        for flag in ["loopback", "up", "running"] {
+            assert!(o[flag].is_boolean(), "{flag}: {o}");
+        }
+        if *name == "lo" {
+            assert_eq!(o["loopback"], true, "{o}");
+            assert!(
+                o["addresses"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a == "127.0.0.1"),
+                "{o}"
+            );
+        }
+    }
+}

@@ -167,13 +167,45 @@ pub fn interface_names() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// An interface a live capture can use, as `rc1 capture -D` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveInterface {
+    /// The name to give `-i`.
+    pub name: String,
+    /// libpcap's description, if any.
+    pub description: Option<String>,
+    /// Its IP addresses.
+    pub addresses: Vec<std::net::IpAddr>,
+    /// A loopback interface (`lo`: where the lab's traffic is).
+    pub loopback: bool,
+    /// Up.
+    pub up: bool,
+    /// Running (up, with a link).
+    pub running: bool,
+}
+
+/// The interfaces a live capture can use, in libpcap's order.
+pub fn interfaces() -> Result<Vec<LiveInterface>> {
+    let devices = Device::list().map_err(|e| anyhow!("cannot list interfaces: {e}"))?;
+    Ok(devices
+        .into_iter()
+        .map(|d| LiveInterface {
+            addresses: d.addresses.iter().map(|a| a.addr).collect(),
+            loopback: d.flags.is_loopback(),
+            up: d.flags.is_up(),
+            running: d.flags.is_running(),
+            name: d.name,
+            description: d.desc,
+        })
+        .collect())
+}
+
 /// `rc1 capture -D`: the interfaces, numbered like `tshark -D`.
 pub fn list_interfaces() -> Result<String> {
-    let devices = Device::list().map_err(|e| anyhow!("cannot list interfaces: {e}"))?;
     let mut out = String::new();
-    for (i, d) in devices.iter().enumerate() {
+    for (i, d) in interfaces()?.iter().enumerate() {
         let desc = d
-            .desc
+            .description
             .as_deref()
             .map(|s| format!(" ({s})"))
             .unwrap_or_default();
