@@ -22,6 +22,7 @@
 //! `message` is the text, escaped (`\xC3`) where the bytes are not UTF-8;
 //! `message_hex` is always the bytes themselves.
 
+pub mod hex;
 pub mod json;
 pub mod table;
 pub mod text;
