@@ -348,6 +348,12 @@ pub struct CaptureArgs {
     /// Also print TCP handshakes, FIN/RST and retransmissions.
     #[arg(long)]
     pub tcp_events: bool,
+    /// Under each frame line, the frame's bytes as a hex dump with its
+    /// fields marked (from the field spec), where each TCP segment's bytes
+    /// begin (▸), and bytes never captured (..); text messages and UDP
+    /// datagrams as hex + ASCII. Text output only.
+    #[arg(long, conflicts_with = "follow")]
+    pub hex: bool,
     /// Print only the reassembled bytes of session N (numbers as in the
     /// sessions table), both directions, gaps marked: like Wireshark's
     /// Follow TCP Stream.
