@@ -386,6 +386,12 @@ pub struct CaptureArgs {
     /// every column; --json has every field either way.
     #[arg(long, value_enum, default_value_t = TableArg::Auto, value_name = "LAYOUT")]
     pub table: TableArg,
+    /// Under each frame line, the frame's bytes as a hex dump with its
+    /// fields marked (from the field spec), where each TCP segment's bytes
+    /// begin (▸), and bytes never captured (..); text messages and UDP
+    /// datagrams as hex + ASCII. Text output only.
+    #[arg(long, conflicts_with = "follow")]
+    pub hex: bool,
     /// Print only the reassembled bytes of session N (numbers as in the
     /// sessions table), both directions, gaps marked: like Wireshark's
     /// Follow TCP Stream.

@@ -202,6 +202,14 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         Ok(o) => o,
         Err(e) => return Ok(usage_error("capture", &e)),
     };
+    if args.hex && args.output.json {
+        return Ok(usage_error(
+            "capture",
+            &anyhow::anyhow!(
+                "--hex is a text view and --json has every frame's bytes already (message_hex): give one of them"
+            ),
+        ));
+    }
     let mut source = capture::open(&opts)?;
     // The handle (and any -w file) is open: root is no longer needed.
     if source.is_live()
@@ -232,6 +240,7 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         // Live: each event as it happens; a file: buffered, for speed.
         flush_each: source.is_live(),
         table: table_layout(args.table),
+        hex: args.hex,
     };
     let outcome = if let Some(n) = args.follow {
         let out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -246,16 +255,19 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
     } else {
         // A file's lines are formatted and written on a thread of their
         // own while decoding goes on; live, each line as it happens.
-        let mut printer: Box<dyn capture::event::Sink> = if source.is_live() || report.quiet {
-            let out = std::io::BufWriter::new(std::io::stdout().lock());
-            Box::new(capture::output::Printer::new(out, report))
-        } else {
-            let out = std::io::BufWriter::new(std::io::stdout());
-            Box::new(
-                capture::output::threaded::Threaded::new(out, report)
-                    .map_err(|e| anyhow::anyhow!("cannot start the output thread: {e}"))?,
-            )
-        };
+        // (--hex needs the reassembled chunks in order with the events:
+        // the printer on this thread sees them.)
+        let mut printer: Box<dyn capture::event::Sink> =
+            if source.is_live() || report.quiet || report.hex {
+                let out = std::io::BufWriter::new(std::io::stdout().lock());
+                Box::new(capture::output::Printer::new(out, report))
+            } else {
+                let out = std::io::BufWriter::new(std::io::stdout());
+                Box::new(
+                    capture::output::threaded::Threaded::new(out, report)
+                        .map_err(|e| anyhow::anyhow!("cannot start the output thread: {e}"))?,
+                )
+            };
         match &args.dump_streams {
             Some(dir) => {
                 let mut dump = capture::streams::Dump::new(dir.clone())

@@ -30,5 +30,7 @@ mod broken;
 // tcpdump's 830 test captures: read or refused clearly, counted, and
 // compared with tshark.
 mod corpus;
+// The bytes pane of `rc1 capture --hex`.
+mod hex;
 // Shared helpers.
 mod util;

@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let mut pipeline = Pipeline::new(opts, true, select);
     let mut printer = Printer::new(
         std::io::sink(),
-        ReportOptions { json: head & 0x80 != 0, tcp_events: true, quiet: false, flush_each: false },
+        ReportOptions { json: head & 0x80 != 0, tcp_events: true, quiet: false, flush_each: false, hex: head & 0x20 != 0, ..Default::default() },
     );
     let mut n = 0u64;
     // Packets: a link-type byte, a length byte pair, then that many bytes.

@@ -22,6 +22,8 @@
 //! `message` is the text, escaped (`\xC3`) where the bytes are not UTF-8;
 //! `message_hex` is always the bytes themselves.
 
+mod bytes;
+pub mod hex;
 pub mod json;
 pub mod table;
 pub mod text;
@@ -46,6 +48,9 @@ pub struct ReportOptions {
     pub flush_each: bool,
     /// Layout of the sessions table (text output).
     pub table: table::TableLayout,
+    /// Text output: each frame's bytes under its line (`--hex`), see
+    /// [`hex`].
+    pub hex: bool,
 }
 
 impl ReportOptions {
@@ -81,6 +86,8 @@ pub struct Printer<W: Write> {
     line: String,
     /// The addresses of recent sessions, already formatted.
     names: Names,
+    /// `--hex` only: recent segment starts and stream bytes per session.
+    hex: Option<Box<bytes::HexBytes>>,
 }
 
 /// Sessions' addresses as text, kept between events in a small
@@ -138,7 +145,53 @@ impl<W: Write> Printer<W> {
             buf: Vec::with_capacity(WRITE_BATCH * 2),
             line: String::with_capacity(256),
             names: Names::default(),
+            hex: (opts.hex && !opts.json).then(Box::default),
         }
+    }
+
+    /// `--hex`: the bytes pane under an event's line, into `buf`.
+    fn hex_pane(&mut self, ev: &Event<'_>) {
+        let Some(kept) = &mut self.hex else { return };
+        self.line.clear();
+        let width = hex::DEFAULT_WIDTH;
+        match ev {
+            Event::Frame {
+                at,
+                dir,
+                offset,
+                framing,
+                frame,
+                ..
+            } => {
+                let segs = kept.segment_starts(at.session, *dir, *offset, frame.raw.len());
+                hex::frame_pane_whole(
+                    &mut self.line,
+                    bytes::spec_of(*framing),
+                    frame.raw,
+                    &segs,
+                    width,
+                );
+            }
+            Event::Text {
+                at,
+                dir,
+                offset,
+                data,
+                ..
+            } => {
+                // (A text message is one chunk: no marks; the starts kept
+                // for it are dropped.)
+                let _ = kept.segment_starts(at.session, *dir, *offset, data.len());
+                hex::plain_pane(&mut self.line, data, width)
+            }
+            Event::Udp { data, .. } => hex::plain_pane(&mut self.line, data, width),
+            Event::Detected { at, framing, .. } => kept.detected(at.session, framing),
+            Event::Diagnostic { .. } if !self.opts.quiet => {
+                kept.diagnostic_pane(&mut self.line, ev, width)
+            }
+            _ => {}
+        }
+        self.buf.extend_from_slice(self.line.as_bytes());
     }
 
     /// Ends the line in `buf`; writes what is gathered once it is large,
@@ -214,9 +267,24 @@ impl<W: Write> Sink for Printer<W> {
             self.buf.extend_from_slice(self.line.as_bytes());
         }
         self.end_line();
+        if self.hex.is_some() {
+            self.hex_pane(ev);
+            if self.opts.flush_each || self.buf.len() >= WRITE_BATCH {
+                self.write_out();
+            }
+        }
+    }
+
+    fn stream(&mut self, at: &Where, dir: Dir, chunk: &crate::capture::reassembly::Chunk<'_>) {
+        if let Some(kept) = &mut self.hex {
+            kept.stream(at.session, dir, chunk);
+        }
     }
 
     fn session_end(&mut self, s: &SessionSummary) {
+        if let Some(kept) = &mut self.hex {
+            kept.end(s.id);
+        }
         if self.opts.json {
             json::session(&mut self.buf, s);
             self.end_line();
