@@ -23,6 +23,7 @@
 //! `message_hex` is always the bytes themselves.
 
 pub mod json;
+pub mod ladder;
 pub mod table;
 pub mod text;
 pub mod threaded;
@@ -44,12 +45,18 @@ pub struct ReportOptions {
     pub quiet: bool,
     /// Flush after every line (live captures).
     pub flush_each: bool,
+    /// No line per event, not even diagnostics: only the sessions table
+    /// and totals at the end (`--ladder` draws the events instead).
+    pub summary_only: bool,
 }
 
 impl ReportOptions {
     /// Whether an event is printed with these options (`-q` keeps only
-    /// diagnostics; TCP events need `--tcp-events`).
+    /// diagnostics; TCP events need `--tcp-events`; `summary_only`: none).
     pub fn prints(&self, ev: &Event<'_>) -> bool {
+        if self.summary_only {
+            return false;
+        }
         match ev {
             Event::Diagnostic { .. } => true,
             Event::Tcp { .. } => self.tcp_events && !self.quiet,

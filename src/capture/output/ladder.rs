@@ -1,0 +1,1096 @@
+//! Ladder diagrams (`rc1 capture --ladder`): one lane per endpoint (each
+//! client in order of first appearance, then the servers), time going
+//! down, an arrow per event: the handshake, each frame or message, each
+//! echo, retransmissions, gaps, FIN and RST. Several sessions share one
+//! diagram, interleaved in time, so two clients served at once are seen
+//! at once.
+//!
+//! [`Ladder`] is a [`Sink`] that collects rows (at most
+//! [`LadderOptions::max_events`]; the rest are only counted, so memory
+//! stays bounded on a huge capture) and draws them with
+//! [`Ladder::render`]: as text that fits a width ([`LadderStyle::Text`]),
+//! or as a Mermaid `sequenceDiagram` ([`LadderStyle::Mermaid`]).
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+
+use crate::capture::event::{Dir, EchoMatch, Event, Fact, SessionSummary, Sink, TcpWhat, Totals};
+use crate::capture::source::Timestamp;
+use crate::codec::escape::preview_into;
+use crate::units::push_micros;
+
+use super::text::push_time;
+
+/// How the ladder is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LadderStyle {
+    /// Lanes of box-drawing characters that fit [`LadderOptions::width`].
+    Text,
+    /// A Mermaid `sequenceDiagram` (no colour, labels cut at
+    /// [`MERMAID_LABEL`] characters).
+    Mermaid,
+}
+
+/// What the ladder draws, and how.
+#[derive(Debug, Clone)]
+pub struct LadderOptions {
+    /// Text or Mermaid.
+    pub style: LadderStyle,
+    /// Text: columns every line fits in (at least [`MIN_WIDTH`]).
+    pub width: usize,
+    /// Text: ANSI colours (handshake and FIN dim, echo ok green,
+    /// mismatch, gap and RST red, retransmission yellow).
+    pub color: bool,
+    /// Rows drawn at most; later events are counted, not kept.
+    pub max_events: usize,
+    /// Only events at or after this time.
+    pub from: Option<Timestamp>,
+    /// Only events at or before this time.
+    pub to: Option<Timestamp>,
+    /// Only this session's events (numbers as in the sessions table).
+    pub session: Option<u64>,
+}
+
+/// Narrowest text ladder.
+pub const MIN_WIDTH: usize = 40;
+
+/// Rows drawn by default.
+pub const DEFAULT_MAX_EVENTS: usize = 300;
+
+/// Mermaid labels are cut at this many characters.
+pub const MERMAID_LABEL: usize = 60;
+
+/// The columns a label gets at least, between the last client lane and
+/// the first server lane (more clients than that allows share a lane).
+const MIN_LABEL: usize = 20;
+
+/// A row's colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tone {
+    Plain,
+    Dim,
+    Good,
+    Bad,
+    Warn,
+}
+
+impl Tone {
+    fn ansi(self) -> &'static str {
+        match self {
+            Tone::Plain => "",
+            Tone::Dim => "\x1b[2m",
+            Tone::Good => "\x1b[32m",
+            Tone::Bad => "\x1b[31m",
+            Tone::Warn => "\x1b[33m",
+        }
+    }
+}
+
+/// How an arrow ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    /// Delivered (requests solid, answers dotted in Mermaid).
+    Normal,
+    /// FIN: an open arrow.
+    Open,
+    /// Lost (a gap) or reset: a cross.
+    Cross,
+}
+
+/// Where a note goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum On {
+    /// A client's lane.
+    Client(SocketAddr),
+    /// A server's lane.
+    Server(SocketAddr),
+    /// Whichever lane has this address (from [`Ladder::note`]).
+    Addr(SocketAddr),
+    /// Across the diagram.
+    Across,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Arrow {
+        client: SocketAddr,
+        server: SocketAddr,
+        dir: Dir,
+        head: Head,
+    },
+    Note(On),
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    ts: Timestamp,
+    session: Option<u64>,
+    kind: Kind,
+    label: String,
+    tone: Tone,
+}
+
+/// A ladder diagram being collected.
+pub struct Ladder {
+    opts: LadderOptions,
+    rows: Vec<Row>,
+    left_out: u64,
+}
+
+impl Ladder {
+    /// An empty ladder.
+    pub fn new(opts: LadderOptions) -> Ladder {
+        Ladder {
+            opts,
+            rows: Vec::new(),
+            left_out: 0,
+        }
+    }
+
+    /// A note from outside the capture (e.g. the server's log: "thread for
+    /// conn #2", "selector: token 3 readable"), drawn at its time on `at`'s
+    /// lane (None: across the diagram).
+    pub fn note(&mut self, ts: Timestamp, at: Option<SocketAddr>, text: &str) {
+        if !self.in_window(ts) {
+            return;
+        }
+        let on = match at {
+            Some(a) => On::Addr(a),
+            None => On::Across,
+        };
+        let label = text.replace(['\n', '\r'], " ");
+        self.push(Row {
+            ts,
+            session: None,
+            kind: Kind::Note(on),
+            label,
+            tone: Tone::Plain,
+        });
+    }
+
+    /// Writes the diagram.
+    pub fn render(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut rows: Vec<&Row> = self.rows.iter().collect();
+        // Stable: events of one instant keep their order.
+        rows.sort_by_key(|r| (r.ts.sec, r.ts.usec));
+        match self.opts.style {
+            LadderStyle::Text => self.render_text(&rows, out),
+            LadderStyle::Mermaid => self.render_mermaid(&rows, out),
+        }
+    }
+
+    /// Events drawn and events left out.
+    pub fn counts(&self) -> (usize, u64) {
+        (self.rows.len(), self.left_out)
+    }
+
+    fn in_window(&self, ts: Timestamp) -> bool {
+        let key = (ts.sec, ts.usec);
+        self.opts.from.is_none_or(|f| key >= (f.sec, f.usec))
+            && self.opts.to.is_none_or(|t| key <= (t.sec, t.usec))
+    }
+
+    fn push(&mut self, row: Row) {
+        if self.rows.len() < self.opts.max_events {
+            self.rows.push(row);
+        } else {
+            self.left_out = self.left_out.saturating_add(1);
+        }
+    }
+
+    /// The sentence under a diagram that was cut, if it was.
+    fn left_out_sentence(&self) -> Option<String> {
+        (self.left_out > 0).then(|| {
+            format!(
+                "{} more event(s) not drawn (the ladder stops at {}; --ladder-max N draws more): \
+                 narrow it with -c N (the first N packets), --follow N (session N only) or \
+                 --from T --to T (a time window)",
+                self.left_out, self.opts.max_events
+            )
+        })
+    }
+
+    fn render_text(&self, rows: &[&Row], out: &mut dyn Write) -> io::Result<()> {
+        let w = self.opts.width.max(MIN_WIDTH);
+        let lanes = Lanes::new(rows, w);
+        let color = self.opts.color;
+        let origin = rows.first().map(|r| r.ts);
+        let mut head = String::from("time: +seconds after ");
+        match origin {
+            Some(t) => {
+                push_time(&mut head, t);
+                head.push_str(" UTC");
+            }
+            None => head.push_str("the first event (no event to draw)"),
+        }
+        writeln!(out, "{}", fit(&head, w))?;
+        for (alias, name) in lanes.legend() {
+            writeln!(out, "{}", fit(&format!("{alias:>3} = {name}"), w))?;
+        }
+        // The header: aliases above their lanes.
+        let mut cells = Cells::new(w);
+        for (i, alias) in lanes.aliases.iter().enumerate() {
+            cells.put_str(lanes.pos[i], alias, Tone::Plain);
+        }
+        writeln!(out, "{}", cells.finish(false))?;
+        for (n, r) in rows.iter().enumerate() {
+            let mut cells = Cells::new(w);
+            if let Some(o) = origin {
+                let t = relative(r.ts, o);
+                cells.put_str(0, &t, Tone::Plain);
+            }
+            for i in 0..lanes.aliases.len() {
+                if lanes.active(i, n) {
+                    cells.put(lanes.pos[i], '│', Tone::Plain);
+                }
+            }
+            let label = match (r.session, lanes.shared_session_label(r)) {
+                (Some(s), true) => format!("#{s} {}", r.label),
+                _ => r.label.clone(),
+            };
+            match &r.kind {
+                Kind::Arrow {
+                    client,
+                    server,
+                    dir,
+                    head,
+                } => {
+                    let c = lanes.pos[lanes.client(*client)];
+                    let s = lanes.pos[lanes.server(*server)];
+                    let (a, b) = (c.min(s), c.max(s));
+                    let rightward = (c < s) == (*dir == Dir::ToServer);
+                    let tip = match head {
+                        Head::Normal => {
+                            if rightward {
+                                '▶'
+                            } else {
+                                '◀'
+                            }
+                        }
+                        Head::Open => {
+                            if rightward {
+                                '▷'
+                            } else {
+                                '◁'
+                            }
+                        }
+                        Head::Cross => '╳',
+                    };
+                    for x in a + 1..b {
+                        cells.put(x, '─', r.tone);
+                    }
+                    if rightward {
+                        cells.put(b.saturating_sub(1), tip, r.tone);
+                    } else {
+                        cells.put(a + 1, tip, r.tone);
+                    }
+                    let room = b.saturating_sub(a).saturating_sub(5);
+                    if room > 0 {
+                        let l = cut(&label, room);
+                        cells.put(a + 2, ' ', r.tone);
+                        cells.put_str(a + 3, &l, r.tone);
+                        cells.put(a + 3 + l.chars().count(), ' ', r.tone);
+                    }
+                }
+                Kind::Note(on) => {
+                    let lane = match on {
+                        On::Client(a) => Some(lanes.client(*a)),
+                        On::Server(a) => Some(lanes.server(*a)),
+                        On::Addr(a) => lanes.find(*a),
+                        On::Across => None,
+                    };
+                    match lane {
+                        Some(i) if i < lanes.clients => {
+                            // To the right of a client lane, up to the servers.
+                            let p = lanes.pos[i];
+                            let end = lanes.pos[lanes.clients].saturating_sub(1);
+                            let room = end.saturating_sub(p + 2);
+                            cells.put(p, '├', r.tone);
+                            cells.put(p + 1, '╴', r.tone);
+                            cells.put_str(p + 2, &cut(&label, room), r.tone);
+                        }
+                        Some(i) => {
+                            // To the left of a server lane, after the clients.
+                            let p = lanes.pos[i];
+                            let start = lanes.pos[lanes.clients.saturating_sub(1)] + 2;
+                            let room = p.saturating_sub(1).saturating_sub(start);
+                            let l = cut(&label, room);
+                            let n = l.chars().count();
+                            cells.put_str(p.saturating_sub(1 + n), &l, r.tone);
+                            cells.put(p.saturating_sub(1), '╶', r.tone);
+                            cells.put(p, '┤', r.tone);
+                        }
+                        None => {
+                            let text = match on {
+                                On::Addr(a) => format!("{a}: {label}"),
+                                _ => label,
+                            };
+                            let start = lanes.time_width;
+                            let room = w.saturating_sub(start + 4);
+                            let l = cut(&text, room);
+                            cells.put_str(start, "┄ ", r.tone);
+                            cells.put_str(start + 2, &l, r.tone);
+                            cells.put(start + 2 + l.chars().count(), ' ', r.tone);
+                        }
+                    }
+                }
+            }
+            writeln!(out, "{}", cells.finish(color))?;
+        }
+        if let Some(s) = self.left_out_sentence() {
+            // Said in full (a terminal wraps it): it tells what to do.
+            let s = format!("… {s}");
+            if color {
+                writeln!(out, "{}{s}\x1b[0m", Tone::Warn.ansi())?;
+            } else {
+                writeln!(out, "{s}")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn render_mermaid(&self, rows: &[&Row], out: &mut dyn Write) -> io::Result<()> {
+        let lanes = Lanes::all(rows);
+        writeln!(out, "sequenceDiagram")?;
+        for (i, alias) in lanes.aliases.iter().enumerate() {
+            let name = lanes.names.get(i).map(String::as_str).unwrap_or("?");
+            writeln!(out, "    participant {alias} as {}", mermaid_text(name))?;
+        }
+        let first = lanes.aliases.first().cloned().unwrap_or_default();
+        let last = lanes.aliases.last().cloned().unwrap_or_default();
+        for r in rows {
+            let label = mermaid_text(&cut(&r.label, MERMAID_LABEL));
+            match &r.kind {
+                Kind::Arrow {
+                    client,
+                    server,
+                    dir,
+                    head,
+                } => {
+                    let c = &lanes.aliases[lanes.client(*client)];
+                    let s = &lanes.aliases[lanes.server(*server)];
+                    let (from, to) = match dir {
+                        Dir::ToServer => (c, s),
+                        Dir::ToClient => (s, c),
+                    };
+                    let arrow = match (head, dir) {
+                        (Head::Normal, Dir::ToServer) => "->>",
+                        (Head::Normal, Dir::ToClient) => "-->>",
+                        (Head::Open, Dir::ToServer) => "-)",
+                        (Head::Open, Dir::ToClient) => "--)",
+                        (Head::Cross, Dir::ToServer) => "-x",
+                        (Head::Cross, Dir::ToClient) => "--x",
+                    };
+                    writeln!(out, "    {from}{arrow}{to}: {label}")?;
+                }
+                Kind::Note(on) => {
+                    let lane = match on {
+                        On::Client(a) => Some(lanes.client(*a)),
+                        On::Server(a) => Some(lanes.server(*a)),
+                        On::Addr(a) => lanes.find(*a),
+                        On::Across => None,
+                    };
+                    match lane {
+                        Some(i) => {
+                            writeln!(out, "    Note right of {}: {label}", lanes.aliases[i])?
+                        }
+                        None if lanes.aliases.is_empty() => {}
+                        None => {
+                            let text = match on {
+                                On::Addr(a) => {
+                                    mermaid_text(&cut(&format!("{a}: {}", r.label), MERMAID_LABEL))
+                                }
+                                _ => label,
+                            };
+                            if first == last {
+                                writeln!(out, "    Note over {first}: {text}")?;
+                            } else {
+                                writeln!(out, "    Note over {first},{last}: {text}")?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(s) = self.left_out_sentence() {
+            if lanes.aliases.is_empty() {
+                writeln!(out, "%% {s}")?;
+            } else if first == last {
+                writeln!(out, "    Note over {first}: {}", mermaid_text(&s))?;
+            } else {
+                writeln!(out, "    Note over {first},{last}: {}", mermaid_text(&s))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sink for Ladder {
+    fn event(&mut self, ev: &Event<'_>) {
+        let (ts, session) = match ev {
+            Event::Frame { at, .. }
+            | Event::Text { at, .. }
+            | Event::Udp { at, .. }
+            | Event::Detected { at, .. }
+            | Event::Tcp { at, .. } => (at.ts, Some(at.session)),
+            Event::Diagnostic { ts, at, .. } => (*ts, at.map(|a| a.session)),
+        };
+        if !self.in_window(ts) {
+            return;
+        }
+        if let Some(want) = self.opts.session
+            && session != Some(want)
+        {
+            return;
+        }
+        if let Some(row) = row_of(ev) {
+            self.push(row);
+        }
+    }
+
+    fn session_end(&mut self, _s: &SessionSummary) {}
+
+    fn finish(&mut self, _totals: &Totals) {}
+}
+
+/// The row of an event.
+fn row_of(ev: &Event<'_>) -> Option<Row> {
+    let arrow = |at: &crate::capture::event::Where, dir: Dir, head: Head| Kind::Arrow {
+        client: at.client,
+        server: at.server,
+        dir,
+        head,
+    };
+    let mut label = String::new();
+    let (ts, session, kind, tone) = match ev {
+        Event::Frame {
+            at,
+            dir,
+            framing,
+            frame,
+            echo,
+            ..
+        } => {
+            let tone = match echo {
+                Some(e) => echo_label(&mut label, *e, Some(frame.order)),
+                None => Tone::Plain,
+            };
+            if !matches!(echo, Some(EchoMatch::Ok { .. })) {
+                if !label.is_empty() {
+                    label.push(' ');
+                }
+                label.push_str(framing.name());
+                if frame.version != 1 {
+                    let _ = write!(label, " ver={}", frame.version);
+                }
+                let _ = write!(label, " order={} size={} ", frame.order, frame.size);
+                preview_into(&mut label, frame.message);
+                if frame.is_cut() {
+                    label.push_str(" (cut)");
+                }
+                if matches!(echo, Some(EchoMatch::Unsolicited)) {
+                    label.push_str(UNSOLICITED);
+                }
+            }
+            (at.ts, at.session, arrow(at, *dir, Head::Normal), tone)
+        }
+        Event::Text {
+            at,
+            dir,
+            data,
+            echo,
+            ..
+        } => {
+            let tone = match echo {
+                Some(e) => echo_label(&mut label, *e, None),
+                None => Tone::Plain,
+            };
+            if !matches!(echo, Some(EchoMatch::Ok { .. })) {
+                if !label.is_empty() {
+                    label.push(' ');
+                }
+                label.push_str("text ");
+                preview_into(&mut label, data);
+                if matches!(echo, Some(EchoMatch::Unsolicited)) {
+                    label.push_str(UNSOLICITED);
+                }
+            }
+            (at.ts, at.session, arrow(at, *dir, Head::Normal), tone)
+        }
+        Event::Udp {
+            at,
+            dir,
+            data,
+            truncated,
+        } => {
+            label.push_str("udp ");
+            preview_into(&mut label, data);
+            if *truncated {
+                label.push_str(" (truncated)");
+            }
+            (
+                at.ts,
+                at.session,
+                arrow(at, *dir, Head::Normal),
+                Tone::Plain,
+            )
+        }
+        Event::Detected { at, framing, .. } => {
+            let _ = write!(label, "framing {framing}");
+            (
+                at.ts,
+                at.session,
+                Kind::Note(On::Client(at.client)),
+                Tone::Dim,
+            )
+        }
+        Event::Tcp { at, what } => {
+            let (text, kind, tone): (&str, Kind, Tone) = match *what {
+                TcpWhat::Syn => ("SYN", arrow(at, Dir::ToServer, Head::Normal), Tone::Dim),
+                TcpWhat::SynAck => ("SYN-ACK", arrow(at, Dir::ToClient, Head::Normal), Tone::Dim),
+                TcpWhat::Established { rtt_us } => {
+                    label.push_str("ACK, handshake RTT ");
+                    push_micros(&mut label, rtt_us);
+                    ("", arrow(at, Dir::ToServer, Head::Normal), Tone::Dim)
+                }
+                TcpWhat::Fin(d) => ("FIN", arrow(at, d, Head::Open), Tone::Dim),
+                TcpWhat::Rst(d) => ("RST", arrow(at, d, Head::Cross), Tone::Bad),
+                TcpWhat::Retransmission(d) => {
+                    ("retransmission", arrow(at, d, Head::Normal), Tone::Warn)
+                }
+                TcpWhat::OutOfOrder(d) => (
+                    "out-of-order (ahead of a hole)",
+                    arrow(at, d, Head::Normal),
+                    Tone::Warn,
+                ),
+                TcpWhat::PickedUp => (
+                    "picked up mid-stream (no SYN seen)",
+                    Kind::Note(On::Client(at.client)),
+                    Tone::Warn,
+                ),
+            };
+            label.push_str(text);
+            (at.ts, at.session, kind, tone)
+        }
+        Event::Diagnostic {
+            ts,
+            at,
+            dir,
+            code,
+            message,
+            facts,
+        } => {
+            let kind = match (at, dir) {
+                (Some(a), Some(d)) if *code == "tcp.gap" => {
+                    let n = facts.iter().find_map(|(k, v)| match (k, v) {
+                        (&"length", Fact::Num(n)) => Some(*n),
+                        _ => None,
+                    });
+                    match n {
+                        Some(n) => {
+                            let _ = write!(label, "✗ {n} bytes never captured");
+                        }
+                        None => label.push_str("✗ bytes never captured"),
+                    }
+                    arrow(a, *d, Head::Cross)
+                }
+                (Some(a), Some(Dir::ToServer)) | (Some(a), None) => {
+                    Kind::Note(On::Client(a.client))
+                }
+                (Some(a), Some(Dir::ToClient)) => Kind::Note(On::Server(a.server)),
+                (None, _) => Kind::Note(On::Across),
+            };
+            if label.is_empty() {
+                let _ = write!(label, "{code}: {message}");
+            }
+            (*ts, at.map(|a| a.session).unwrap_or(0), kind, Tone::Bad)
+        }
+    };
+    let session = match ev {
+        Event::Diagnostic { at: None, .. } => None,
+        _ => Some(session),
+    };
+    Some(Row {
+        ts,
+        session,
+        kind,
+        label: label.replace(['\n', '\r'], " "),
+        tone,
+    })
+}
+
+/// After an answer no captured request matches.
+const UNSOLICITED: &str = " (no request captured)";
+
+/// `echo ok 57 µs` and the like into `b`; the tone it is drawn in.
+fn echo_label(b: &mut String, e: EchoMatch, order: Option<u32>) -> Tone {
+    match e {
+        EchoMatch::Ok { latency_us } => {
+            b.push_str("echo ok ");
+            push_micros(b, latency_us);
+            if let Some(o) = order {
+                let _ = write!(b, " (order={o})");
+            }
+            Tone::Good
+        }
+        EchoMatch::Mismatch => {
+            b.push_str("echo MISMATCH");
+            Tone::Bad
+        }
+        // Said after the message (see `UNSOLICITED`).
+        EchoMatch::Unsolicited => Tone::Warn,
+    }
+}
+
+/// `+S.micro` seconds after `origin`.
+fn relative(ts: Timestamp, origin: Timestamp) -> String {
+    let us = ts.micros_since(origin);
+    format!("+{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+/// `s` cut to `n` characters, ending in `…` when cut.
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    if n == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(n - 1).collect();
+    out.push('…');
+    out
+}
+
+/// A line cut to `w` characters.
+fn fit(s: &str, w: usize) -> String {
+    cut(s, w)
+}
+
+/// Text Mermaid reads as it is: characters that end or change a message
+/// (`;` ends a statement, `#` starts a comment, `<br>` breaks a line,
+/// quotes and brackets are syntax in places) as `#NN;` entity codes,
+/// which Mermaid decodes when it draws.
+pub fn mermaid_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '#' | ';' | '"' | '<' | '>' | '[' | ']' | '{' | '}' | ':' | '%' | '\\' => {
+                let _ = write!(out, "#{};", u32::from(c));
+            }
+            '\n' | '\r' => out.push(' '),
+            c if c.is_control() => out.push('?'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One text line being drawn: a character and a tone per column.
+struct Cells {
+    chars: Vec<char>,
+    tones: Vec<Tone>,
+}
+
+impl Cells {
+    fn new(w: usize) -> Cells {
+        Cells {
+            chars: vec![' '; w],
+            tones: vec![Tone::Plain; w],
+        }
+    }
+
+    /// Sets column `x` (nothing past the width).
+    fn put(&mut self, x: usize, c: char, t: Tone) {
+        if let (Some(slot), Some(tone)) = (self.chars.get_mut(x), self.tones.get_mut(x)) {
+            *slot = c;
+            *tone = t;
+        }
+    }
+
+    fn put_str(&mut self, x: usize, s: &str, t: Tone) {
+        for (i, c) in s.chars().enumerate() {
+            self.put(x + i, c, t);
+        }
+    }
+
+    /// The line, trailing spaces trimmed, with colour codes if `color`.
+    fn finish(self, color: bool) -> String {
+        let end = self
+            .chars
+            .iter()
+            .rposition(|c| *c != ' ')
+            .map_or(0, |i| i + 1);
+        let mut out = String::with_capacity(end * 3);
+        let mut cur = Tone::Plain;
+        for (c, t) in self.chars.iter().zip(&self.tones).take(end) {
+            if color && *t != cur {
+                if cur != Tone::Plain {
+                    out.push_str("\x1b[0m");
+                }
+                out.push_str(t.ansi());
+                cur = *t;
+            }
+            out.push(*c);
+        }
+        if color && cur != Tone::Plain {
+            out.push_str("\x1b[0m");
+        }
+        out
+    }
+}
+
+/// The lanes of a diagram: clients first (in order of first appearance),
+/// then servers; when more clients or servers than fit, the last lane of
+/// each kind is shared by the rest.
+struct Lanes {
+    /// Client addresses with lanes of their own, in order.
+    client_addrs: Vec<SocketAddr>,
+    /// Server addresses with lanes of their own.
+    server_addrs: Vec<SocketAddr>,
+    /// Lanes of clients (the first lanes).
+    clients: usize,
+    /// Whether the last client lane (server lane) is shared.
+    clients_shared: bool,
+    servers_shared: bool,
+    /// Aliases (`C1`, `S`) and names (`ip:port`) of every lane.
+    aliases: Vec<String>,
+    names: Vec<String>,
+    /// Text: column of each lane, and the width of the time column.
+    pos: Vec<usize>,
+    time_width: usize,
+    /// Text: first and last row of each lane.
+    span: Vec<Option<(usize, usize)>>,
+}
+
+impl Lanes {
+    /// Endpoints in order of first appearance.
+    fn endpoints(rows: &[&Row]) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+        let mut clients = Vec::new();
+        let mut servers = Vec::new();
+        let add = |v: &mut Vec<SocketAddr>, a: SocketAddr| {
+            if !v.contains(&a) {
+                v.push(a);
+            }
+        };
+        for r in rows {
+            match r.kind {
+                Kind::Arrow { client, server, .. } => {
+                    add(&mut clients, client);
+                    add(&mut servers, server);
+                }
+                Kind::Note(On::Client(a)) => add(&mut clients, a),
+                Kind::Note(On::Server(a)) => add(&mut servers, a),
+                Kind::Note(_) => {}
+            }
+        }
+        (clients, servers)
+    }
+
+    /// Every endpoint its own lane (Mermaid).
+    fn all(rows: &[&Row]) -> Lanes {
+        let (c, s) = Lanes::endpoints(rows);
+        Lanes::build(rows, c, s, false, false, &[], 0)
+    }
+
+    /// Lanes that fit `w` columns.
+    fn new(rows: &[&Row], w: usize) -> Lanes {
+        let (mut c, mut s) = Lanes::endpoints(rows);
+        let origin = rows.first().map(|r| r.ts);
+        let time_width = match (origin, rows.last()) {
+            (Some(o), Some(l)) => relative(l.ts, o).chars().count() + 1,
+            _ => 10,
+        };
+        // Columns for lanes other than the label gap, two per lane at least.
+        let room = w.saturating_sub(time_width + 3 + MIN_LABEL);
+        let max_lanes = (room / 2 + 2).max(2);
+        let keep_s = s.len().min((max_lanes / 4).max(1));
+        let servers_shared = s.len() > keep_s;
+        s.truncate(keep_s);
+        let keep_c = c.len().min(max_lanes.saturating_sub(keep_s).max(1));
+        let clients_shared = c.len() > keep_c;
+        c.truncate(keep_c);
+        let lanes = c.len() + s.len();
+        // Spacing of neighbouring lanes of one kind: 4 when it fits.
+        let others = lanes.saturating_sub(2).max(1);
+        let step = (room / others).clamp(2, 4);
+        let mut pos = Vec::with_capacity(lanes);
+        for i in 0..c.len() {
+            pos.push(time_width + 1 + i * step);
+        }
+        // The servers at the right edge, their aliases (up to 3 chars) in.
+        let last = w.saturating_sub(3);
+        let ns = s.len();
+        for j in 0..ns {
+            pos.push(last.saturating_sub((ns - 1 - j) * step));
+        }
+        Lanes::build(rows, c, s, clients_shared, servers_shared, &pos, time_width)
+    }
+
+    fn build(
+        rows: &[&Row],
+        c: Vec<SocketAddr>,
+        s: Vec<SocketAddr>,
+        clients_shared: bool,
+        servers_shared: bool,
+        pos: &[usize],
+        time_width: usize,
+    ) -> Lanes {
+        let mut aliases = Vec::new();
+        let mut names = Vec::new();
+        for (i, a) in c.iter().enumerate() {
+            if clients_shared && i + 1 == c.len() {
+                aliases.push("C+".to_string());
+                names.push("the other clients (labels begin with the session)".to_string());
+            } else {
+                aliases.push(format!("C{}", i + 1));
+                names.push(a.to_string());
+            }
+        }
+        for (j, a) in s.iter().enumerate() {
+            if servers_shared && j + 1 == s.len() {
+                aliases.push("S+".to_string());
+                names.push("the other servers".to_string());
+            } else if s.len() == 1 {
+                aliases.push("S".to_string());
+                names.push(a.to_string());
+            } else {
+                aliases.push(format!("S{}", j + 1));
+                names.push(a.to_string());
+            }
+        }
+        let mut lanes = Lanes {
+            clients: c.len(),
+            client_addrs: c,
+            server_addrs: s,
+            clients_shared,
+            servers_shared,
+            aliases,
+            names,
+            pos: pos.to_vec(),
+            time_width,
+            span: Vec::new(),
+        };
+        let mut span: Vec<Option<(usize, usize)>> = vec![None; lanes.aliases.len()];
+        for (n, r) in rows.iter().enumerate() {
+            let mut mark = |i: usize| {
+                if let Some(sp) = span.get_mut(i) {
+                    *sp = Some(sp.map_or((n, n), |(a, _)| (a, n)));
+                }
+            };
+            match r.kind {
+                Kind::Arrow { client, server, .. } => {
+                    mark(lanes.client(client));
+                    mark(lanes.server(server));
+                }
+                Kind::Note(On::Client(a)) => mark(lanes.client(a)),
+                Kind::Note(On::Server(a)) => mark(lanes.server(a)),
+                Kind::Note(On::Addr(a)) => {
+                    if let Some(i) = lanes.find(a) {
+                        mark(i);
+                    }
+                }
+                Kind::Note(On::Across) => {}
+            }
+        }
+        lanes.span = span;
+        lanes
+    }
+
+    /// The lane of a client (a shared last lane for those without one).
+    fn client(&self, a: SocketAddr) -> usize {
+        self.client_addrs
+            .iter()
+            .position(|x| *x == a)
+            .filter(|&i| !(self.clients_shared && i + 1 == self.clients))
+            .unwrap_or(self.clients.saturating_sub(1))
+    }
+
+    /// The lane of a server.
+    fn server(&self, a: SocketAddr) -> usize {
+        let ns = self.server_addrs.len();
+        let j = self
+            .server_addrs
+            .iter()
+            .position(|x| *x == a)
+            .filter(|&j| !(self.servers_shared && j + 1 == ns))
+            .unwrap_or(ns.saturating_sub(1));
+        self.clients + j
+    }
+
+    /// The lane of an address, if it has one of its own.
+    fn find(&self, a: SocketAddr) -> Option<usize> {
+        if let Some(i) = self.client_addrs.iter().position(|x| *x == a) {
+            return Some(self.client(a)).filter(|_| i < self.clients);
+        }
+        self.server_addrs
+            .iter()
+            .position(|x| *x == a)
+            .map(|_| self.server(a))
+    }
+
+    /// Whether lane `i` is drawn on row `n` (between its first and last
+    /// rows: a session's lifetime).
+    fn active(&self, i: usize, n: usize) -> bool {
+        matches!(self.span.get(i), Some(Some((a, b))) if (*a..=*b).contains(&n))
+    }
+
+    /// Whether a row is on a shared lane (its label then names the session).
+    fn shared_session_label(&self, r: &Row) -> bool {
+        let on_shared_client =
+            |a: SocketAddr| self.clients_shared && self.client(a) + 1 == self.clients;
+        match r.kind {
+            Kind::Arrow { client, server, .. } => {
+                on_shared_client(client)
+                    || (self.servers_shared && self.server(server) + 1 == self.aliases.len())
+            }
+            Kind::Note(On::Client(a)) => on_shared_client(a),
+            _ => false,
+        }
+    }
+
+    /// `(alias, name)` of every lane.
+    fn legend(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.aliases
+            .iter()
+            .map(String::as_str)
+            .zip(self.names.iter().map(String::as_str))
+    }
+}
+
+/// Whether to colour: `always` yes, `never` no, `auto` when stdout is a
+/// terminal and `NO_COLOR` is unset or empty (<https://no-color.org>).
+pub fn color_wanted(choice: ColorChoice, stdout_is_terminal: bool, no_color: Option<&str>) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => stdout_is_terminal && no_color.is_none_or(str::is_empty),
+    }
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorChoice {
+    /// Colour on a terminal unless `NO_COLOR` is set.
+    Auto,
+    /// Always (even with `NO_COLOR`).
+    Always,
+    /// Never.
+    Never,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::event::Where;
+
+    fn ts(usec: u32) -> Timestamp {
+        Timestamp { sec: 1000, usec }
+    }
+
+    fn opts(style: LadderStyle) -> LadderOptions {
+        LadderOptions {
+            style,
+            width: 80,
+            color: false,
+            max_events: 100,
+            from: None,
+            to: None,
+            session: None,
+        }
+    }
+
+    #[test]
+    fn color_follows_the_choice_the_terminal_and_no_color() {
+        use ColorChoice::*;
+        assert!(color_wanted(Always, false, Some("1")));
+        assert!(!color_wanted(Never, true, None));
+        assert!(color_wanted(Auto, true, None));
+        assert!(color_wanted(Auto, true, Some("")));
+        assert!(!color_wanted(Auto, true, Some("1")));
+        assert!(!color_wanted(Auto, false, None));
+    }
+
+    #[test]
+    fn mermaid_names_and_messages_are_escaped() {
+        let mut l = Ladder::new(opts(LadderStyle::Mermaid));
+        let client: SocketAddr = "[::1]:40000".parse().unwrap();
+        let server: SocketAddr = "[::1]:5005".parse().unwrap();
+        let at = Where {
+            ts: ts(1),
+            session: 1,
+            client,
+            server,
+        };
+        l.event(&Event::Text {
+            at,
+            dir: Dir::ToServer,
+            offset: 0,
+            data: b";:#\"<>[]",
+            echo: None,
+        });
+        l.note(ts(2), Some(server), "a;b#c");
+        let mut out = Vec::new();
+        l.render(&mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "sequenceDiagram");
+        assert_eq!(lines[1], "    participant C1 as #91;#58;#58;1#93;#58;40000");
+        assert_eq!(lines[2], "    participant S as #91;#58;#58;1#93;#58;5005");
+        // The message: preview quotes it and escapes the inner quote.
+        assert_eq!(
+            lines[3],
+            "    C1->>S: text #34;#59;#58;#35;#92;#34;#60;#62;#91;#93;#34;"
+        );
+        assert_eq!(lines[4], "    Note right of S: a#59;b#35;c");
+        for line in &lines[1..] {
+            // No raw `;`, and every `#` begins an entity.
+            let body = line.replace(|c: char| c.is_ascii_digit(), "");
+            assert!(!body.replace("#;", "").contains([';', '#']), "{line}");
+        }
+    }
+
+    #[test]
+    fn labels_are_cut_in_characters_not_bytes() {
+        assert_eq!(cut("µµµµ", 4), "µµµµ");
+        assert_eq!(cut("µµµµµ", 4), "µµµ…");
+        assert_eq!(cut("abc", 0), "");
+    }
+
+    #[test]
+    fn events_past_the_limit_are_counted_not_kept() {
+        let mut o = opts(LadderStyle::Text);
+        o.max_events = 2;
+        let mut l = Ladder::new(o);
+        for i in 0..5 {
+            l.note(ts(i), None, "n");
+        }
+        assert_eq!(l.counts(), (2, 3));
+        let mut out = Vec::new();
+        l.render(&mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("3 more event(s) not drawn"), "{out}");
+    }
+
+    #[test]
+    fn the_window_and_the_session_filter_what_is_drawn() {
+        let mut o = opts(LadderStyle::Text);
+        o.from = Some(ts(10));
+        o.to = Some(ts(20));
+        o.session = Some(2);
+        let mut l = Ladder::new(o);
+        let at = |session, usec| Where {
+            ts: ts(usec),
+            session,
+            client: SocketAddr::from(([127, 0, 0, 1], 40000)),
+            server: SocketAddr::from(([127, 0, 0, 1], 5005)),
+        };
+        for (s, t) in [(2, 5), (2, 15), (1, 15), (2, 25)] {
+            l.event(&Event::Tcp {
+                at: at(s, t),
+                what: TcpWhat::Syn,
+            });
+        }
+        assert_eq!(l.counts(), (1, 0));
+    }
+}
