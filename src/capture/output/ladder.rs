@@ -225,8 +225,30 @@ impl Ladder {
             None => head.push_str("the first event (no event to draw)"),
         }
         writeln!(out, "{}", fit(&head, w))?;
-        for (alias, name) in lanes.legend() {
-            writeln!(out, "{}", fit(&format!("{alias:>3} = {name}"), w))?;
+        // The sessions of each client lane, as the sessions table numbers them.
+        let mut sessions: Vec<Vec<u64>> = vec![Vec::new(); lanes.clients];
+        for r in rows {
+            let client = match r.kind {
+                Kind::Arrow { client, .. } | Kind::Note(On::Client(client)) => client,
+                _ => continue,
+            };
+            if let (Some(list), Some(id)) = (sessions.get_mut(lanes.client(client)), r.session)
+                && !list.contains(&id)
+            {
+                list.push(id);
+            }
+        }
+        for (i, (alias, name)) in lanes.legend().enumerate() {
+            let mut line = format!("{alias:>3} = {name}");
+            let shared = lanes.clients_shared && i + 1 == lanes.clients;
+            if let Some(list) = sessions.get(i)
+                && !list.is_empty()
+                && !shared
+            {
+                let ids: Vec<String> = list.iter().map(|id| format!("#{id}")).collect();
+                let _ = write!(line, " (session {})", ids.join(", "));
+            }
+            writeln!(out, "{}", fit(&line, w))?;
         }
         // The header: aliases above their lanes.
         let mut cells = Cells::new(w);
@@ -339,12 +361,12 @@ impl Ladder {
             writeln!(out, "{}", cells.finish(color))?;
         }
         if let Some(s) = self.left_out_sentence() {
-            // Said in full (a terminal wraps it): it tells what to do.
-            let s = format!("… {s}");
-            if color {
-                writeln!(out, "{}{s}\x1b[0m", Tone::Warn.ansi())?;
-            } else {
-                writeln!(out, "{s}")?;
+            for line in wrap(&format!("… {s}"), w) {
+                if color {
+                    writeln!(out, "{}{line}\x1b[0m", Tone::Warn.ansi())?;
+                } else {
+                    writeln!(out, "{line}")?;
+                }
             }
         }
         Ok(())
@@ -662,20 +684,44 @@ fn cut(s: &str, n: usize) -> String {
     out
 }
 
+/// `s` in lines of at most `w` characters, broken at spaces (a word
+/// longer than `w` is cut).
+fn wrap(s: &str, w: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in s.split(' ') {
+        let (n, m) = (line.chars().count(), word.chars().count());
+        if n > 0 && n + 1 + m > w {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&cut(word, w));
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// A line cut to `w` characters.
 fn fit(s: &str, w: usize) -> String {
     cut(s, w)
 }
 
-/// Text Mermaid reads as it is: characters that end or change a message
-/// (`;` ends a statement, `#` starts a comment, `<br>` breaks a line,
-/// quotes and brackets are syntax in places) as `#NN;` entity codes,
-/// which Mermaid decodes when it draws.
+/// Text Mermaid reads as it is, in a participant's alias or after an
+/// arrow's or a note's `:`. Mermaid's grammar takes such text up to the
+/// first `#` (a comment), `;` (the end of a statement) or newline; `<br>`
+/// in it breaks the line; quotes, braces, `%` and backslashes have
+/// meanings elsewhere. Those are written as `#NN;` entity codes, which
+/// Mermaid decodes when it draws. Colons and brackets stay as they are:
+/// the grammar reads them literally there (`[::1]:5005` stays legible).
 pub fn mermaid_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
-            '#' | ';' | '"' | '<' | '>' | '[' | ']' | '{' | '}' | ':' | '%' | '\\' => {
+            '#' | ';' | '"' | '<' | '>' | '{' | '}' | '%' | '\\' => {
                 let _ = write!(out, "#{};", u32::from(c));
             }
             '\n' | '\r' => out.push(' '),
@@ -929,9 +975,13 @@ impl Lanes {
             .map(|_| self.server(a))
     }
 
-    /// Whether lane `i` is drawn on row `n` (between its first and last
-    /// rows: a session's lifetime).
+    /// Whether lane `i` is drawn on row `n`: a client's between its first
+    /// and last rows (its sessions' lifetime), a server's on every row.
     fn active(&self, i: usize, n: usize) -> bool {
+        // A server is there the whole time.
+        if i >= self.clients {
+            return true;
+        }
         matches!(self.span.get(i), Some(Some((a, b))) if (*a..=*b).contains(&n))
     }
 
@@ -1035,12 +1085,13 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "sequenceDiagram");
-        assert_eq!(lines[1], "    participant C1 as #91;#58;#58;1#93;#58;40000");
-        assert_eq!(lines[2], "    participant S as #91;#58;#58;1#93;#58;5005");
-        // The message: preview quotes it and escapes the inner quote.
+        assert_eq!(lines[1], "    participant C1 as [::1]:40000");
+        assert_eq!(lines[2], "    participant S as [::1]:5005");
+        // The message, quoted by the preview (its own quote escaped as
+        // `\"`): `;`, `#`, quotes, the backslash and `<>` as entity codes.
         assert_eq!(
             lines[3],
-            "    C1->>S: text #34;#59;#58;#35;#92;#34;#60;#62;#91;#93;#34;"
+            "    C1->>S: text #34;#59;:#35;#92;#34;#60;#62;[]#34;"
         );
         assert_eq!(lines[4], "    Note right of S: a#59;b#35;c");
         for line in &lines[1..] {
@@ -1070,6 +1121,7 @@ mod tests {
         l.render(&mut out).unwrap();
         let out = String::from_utf8(out).unwrap();
         assert!(out.contains("3 more event(s) not drawn"), "{out}");
+        assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
     }
 
     #[test]
