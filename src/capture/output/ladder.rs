@@ -225,35 +225,13 @@ impl Ladder {
             None => head.push_str("the first event (no event to draw)"),
         }
         writeln!(out, "{}", fit(&head, w))?;
-        // The sessions of each client lane, as the sessions table numbers them.
-        let mut sessions: Vec<Vec<u64>> = vec![Vec::new(); lanes.clients];
-        for r in rows {
-            let client = match r.kind {
-                Kind::Arrow { client, .. } | Kind::Note(On::Client(client)) => client,
-                _ => continue,
-            };
-            if let (Some(list), Some(id)) = (sessions.get_mut(lanes.client(client)), r.session)
-                && !list.contains(&id)
-            {
-                list.push(id);
-            }
-        }
-        for (i, (alias, name)) in lanes.legend().enumerate() {
-            let mut line = format!("{alias:>3} = {name}");
-            let shared = lanes.clients_shared && i + 1 == lanes.clients;
-            if let Some(list) = sessions.get(i)
-                && !list.is_empty()
-                && !shared
-            {
-                let ids: Vec<String> = list.iter().map(|id| format!("#{id}")).collect();
-                let _ = write!(line, " (session {})", ids.join(", "));
-            }
+        for line in lanes.legend(rows) {
             writeln!(out, "{}", fit(&line, w))?;
         }
         // The header: aliases above their lanes.
         let mut cells = Cells::new(w);
         for (i, alias) in lanes.aliases.iter().enumerate() {
-            cells.put_str(lanes.pos[i], alias, Tone::Plain);
+            cells.put_str(lanes.col(i), alias, Tone::Plain);
         }
         writeln!(out, "{}", cells.finish(false))?;
         for (n, r) in rows.iter().enumerate() {
@@ -264,10 +242,10 @@ impl Ladder {
             }
             for i in 0..lanes.aliases.len() {
                 if lanes.active(i, n) {
-                    cells.put(lanes.pos[i], '│', Tone::Plain);
+                    cells.put(lanes.col(i), '│', Tone::Plain);
                 }
             }
-            let label = match (r.session, lanes.shared_session_label(r)) {
+            let label = match (r.session, lanes.names_session(r)) {
                 (Some(s), true) => format!("#{s} {}", r.label),
                 _ => r.label.clone(),
             };
@@ -278,8 +256,8 @@ impl Ladder {
                     dir,
                     head,
                 } => {
-                    let c = lanes.pos[lanes.client(*client)];
-                    let s = lanes.pos[lanes.server(*server)];
+                    let c = lanes.col(lanes.client(*client));
+                    let s = lanes.col(lanes.server(*server));
                     let (a, b) = (c.min(s), c.max(s));
                     let rightward = (c < s) == (*dir == Dir::ToServer);
                     let tip = match head {
@@ -325,8 +303,12 @@ impl Ladder {
                     match lane {
                         Some(i) if i < lanes.clients => {
                             // To the right of a client lane, up to the servers.
-                            let p = lanes.pos[i];
-                            let end = lanes.pos[lanes.clients].saturating_sub(1);
+                            let p = lanes.col(i);
+                            // No server lane yet: to the edge.
+                            let end = lanes
+                                .pos
+                                .get(lanes.clients)
+                                .map_or(w, |x| x.saturating_sub(1));
                             let room = end.saturating_sub(p + 2);
                             cells.put(p, '├', r.tone);
                             cells.put(p + 1, '╴', r.tone);
@@ -334,8 +316,11 @@ impl Ladder {
                         }
                         Some(i) => {
                             // To the left of a server lane, after the clients.
-                            let p = lanes.pos[i];
-                            let start = lanes.pos[lanes.clients.saturating_sub(1)] + 2;
+                            let p = lanes.col(i);
+                            let start = match lanes.clients {
+                                0 => lanes.time_width,
+                                n => lanes.col(n - 1) + 2,
+                            };
                             let room = p.saturating_sub(1).saturating_sub(start);
                             let l = cut(&label, room);
                             let n = l.chars().count();
@@ -376,8 +361,11 @@ impl Ladder {
         let lanes = Lanes::all(rows);
         writeln!(out, "sequenceDiagram")?;
         for (i, alias) in lanes.aliases.iter().enumerate() {
-            let name = lanes.names.get(i).map(String::as_str).unwrap_or("?");
-            writeln!(out, "    participant {alias} as {}", mermaid_text(name))?;
+            writeln!(
+                out,
+                "    participant {alias} as {}",
+                mermaid_text(&lanes.name(i))
+            )?;
         }
         let first = lanes.aliases.first().cloned().unwrap_or_default();
         let last = lanes.aliases.last().cloned().unwrap_or_default();
@@ -390,8 +378,8 @@ impl Ladder {
                     dir,
                     head,
                 } => {
-                    let c = &lanes.aliases[lanes.client(*client)];
-                    let s = &lanes.aliases[lanes.server(*server)];
+                    let c = lanes.alias(lanes.client(*client));
+                    let s = lanes.alias(lanes.server(*server));
                     let (from, to) = match dir {
                         Dir::ToServer => (c, s),
                         Dir::ToClient => (s, c),
@@ -414,9 +402,7 @@ impl Ladder {
                         On::Across => None,
                     };
                     match lane {
-                        Some(i) => {
-                            writeln!(out, "    Note right of {}: {label}", lanes.aliases[i])?
-                        }
+                        Some(i) => writeln!(out, "    Note right of {}: {label}", lanes.alias(i))?,
                         None if lanes.aliases.is_empty() => {}
                         None => {
                             let text = match on {
@@ -786,48 +772,61 @@ impl Cells {
     }
 }
 
+/// A client and its first and last rows.
+type Spanned = (SocketAddr, (usize, usize));
+
+/// Clients named one by one in a text ladder's legend at most; the rest
+/// are summed up, and their rows begin with their session number.
+const LEGEND_CLIENTS: usize = 24;
+
 /// The lanes of a diagram: clients first (in order of first appearance),
-/// then servers; when more clients or servers than fit, the last lane of
-/// each kind is shared by the rest.
+/// then servers. In text, a client whose sessions all begin after an
+/// earlier client's ended takes that client's lane (a capture of one
+/// client after another stays narrow; clients at the same time always
+/// have lanes of their own); when more lanes are needed than fit, the last
+/// lane of each kind is shared by the rest (`C+`, `S+`).
 struct Lanes {
-    /// Client addresses with lanes of their own, in order.
-    client_addrs: Vec<SocketAddr>,
-    /// Server addresses with lanes of their own.
-    server_addrs: Vec<SocketAddr>,
+    /// Each client and its lane, in order of first appearance.
+    client_lane: Vec<(SocketAddr, usize)>,
+    /// First and last row of each client (as `client_lane`).
+    client_span: Vec<(usize, usize)>,
+    /// Each server and its lane (among all lanes).
+    server_lane: Vec<(SocketAddr, usize)>,
     /// Lanes of clients (the first lanes).
     clients: usize,
     /// Whether the last client lane (server lane) is shared.
     clients_shared: bool,
     servers_shared: bool,
-    /// Aliases (`C1`, `S`) and names (`ip:port`) of every lane.
+    /// Aliases (`C1`, `S`) of every lane.
     aliases: Vec<String>,
-    names: Vec<String>,
     /// Text: column of each lane, and the width of the time column.
     pos: Vec<usize>,
     time_width: usize,
-    /// Text: first and last row of each lane.
-    span: Vec<Option<(usize, usize)>>,
 }
 
 impl Lanes {
-    /// Endpoints in order of first appearance.
-    fn endpoints(rows: &[&Row]) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
-        let mut clients = Vec::new();
+    /// Clients with their first and last rows, and servers, in order of
+    /// first appearance.
+    fn endpoints(rows: &[&Row]) -> (Vec<Spanned>, Vec<SocketAddr>) {
+        let mut clients: Vec<Spanned> = Vec::new();
         let mut servers = Vec::new();
-        let add = |v: &mut Vec<SocketAddr>, a: SocketAddr| {
-            if !v.contains(&a) {
-                v.push(a);
-            }
-        };
-        for r in rows {
-            match r.kind {
-                Kind::Arrow { client, server, .. } => {
-                    add(&mut clients, client);
-                    add(&mut servers, server);
+        for (n, r) in rows.iter().enumerate() {
+            let (client, server) = match r.kind {
+                Kind::Arrow { client, server, .. } => (Some(client), Some(server)),
+                Kind::Note(On::Client(a)) => (Some(a), None),
+                Kind::Note(On::Server(a)) => (None, Some(a)),
+                Kind::Note(_) => (None, None),
+            };
+            if let Some(c) = client {
+                match clients.iter_mut().find(|(a, _)| *a == c) {
+                    Some((_, span)) => span.1 = n,
+                    None => clients.push((c, (n, n))),
                 }
-                Kind::Note(On::Client(a)) => add(&mut clients, a),
-                Kind::Note(On::Server(a)) => add(&mut servers, a),
-                Kind::Note(_) => {}
+            }
+            if let Some(sv) = server
+                && !servers.contains(&sv)
+            {
+                servers.push(sv);
             }
         }
         (clients, servers)
@@ -836,175 +835,254 @@ impl Lanes {
     /// Every endpoint its own lane (Mermaid).
     fn all(rows: &[&Row]) -> Lanes {
         let (c, s) = Lanes::endpoints(rows);
-        Lanes::build(rows, c, s, false, false, &[], 0)
+        let lanes: Vec<usize> = (0..c.len()).collect();
+        Lanes::build(c, lanes, s, usize::MAX, usize::MAX, Vec::new(), 0)
     }
 
     /// Lanes that fit `w` columns.
     fn new(rows: &[&Row], w: usize) -> Lanes {
-        let (mut c, mut s) = Lanes::endpoints(rows);
+        let (c, s) = Lanes::endpoints(rows);
         let origin = rows.first().map(|r| r.ts);
         let time_width = match (origin, rows.last()) {
             (Some(o), Some(l)) => relative(l.ts, o).chars().count() + 1,
             _ => 10,
         };
+        // A lane for each client, taking a freed lane when there is one.
+        let mut last_row: Vec<usize> = Vec::new();
+        let mut lane_of = Vec::with_capacity(c.len());
+        for (_, (first, last)) in &c {
+            match last_row.iter().position(|&l| l < *first) {
+                Some(j) => {
+                    last_row[j] = *last;
+                    lane_of.push(j);
+                }
+                None => {
+                    last_row.push(*last);
+                    lane_of.push(last_row.len() - 1);
+                }
+            }
+        }
         // Columns for lanes other than the label gap, two per lane at least.
         let room = w.saturating_sub(time_width + 3 + MIN_LABEL);
         let max_lanes = (room / 2 + 2).max(2);
         let keep_s = s.len().min((max_lanes / 4).max(1));
-        let servers_shared = s.len() > keep_s;
-        s.truncate(keep_s);
-        let keep_c = c.len().min(max_lanes.saturating_sub(keep_s).max(1));
-        let clients_shared = c.len() > keep_c;
-        c.truncate(keep_c);
-        let lanes = c.len() + s.len();
+        let keep_c = last_row.len().min(max_lanes.saturating_sub(keep_s).max(1));
+        let lanes = keep_c + keep_s;
         // Spacing of neighbouring lanes of one kind: 4 when it fits.
         let others = lanes.saturating_sub(2).max(1);
         let step = (room / others).clamp(2, 4);
         let mut pos = Vec::with_capacity(lanes);
-        for i in 0..c.len() {
+        for i in 0..keep_c {
             pos.push(time_width + 1 + i * step);
         }
         // The servers at the right edge, their aliases (up to 3 chars) in.
         let last = w.saturating_sub(3);
-        let ns = s.len();
-        for j in 0..ns {
-            pos.push(last.saturating_sub((ns - 1 - j) * step));
+        for j in 0..keep_s {
+            pos.push(last.saturating_sub((keep_s - 1 - j) * step));
         }
-        Lanes::build(rows, c, s, clients_shared, servers_shared, &pos, time_width)
+        Lanes::build(c, lane_of, s, keep_c, keep_s, pos, time_width)
     }
 
     fn build(
-        rows: &[&Row],
-        c: Vec<SocketAddr>,
+        c: Vec<Spanned>,
+        lane_of: Vec<usize>,
         s: Vec<SocketAddr>,
-        clients_shared: bool,
-        servers_shared: bool,
-        pos: &[usize],
+        keep_c: usize,
+        keep_s: usize,
+        pos: Vec<usize>,
         time_width: usize,
     ) -> Lanes {
+        let needed_c = lane_of.iter().map(|l| l + 1).max().unwrap_or(0);
+        let clients = needed_c.min(keep_c);
+        let clients_shared = needed_c > clients;
+        let ns = s.len().min(keep_s);
+        let servers_shared = s.len() > ns;
+        let client_lane = c
+            .iter()
+            .zip(&lane_of)
+            .map(|((a, _), &l)| (*a, l.min(clients.saturating_sub(1))))
+            .collect();
+        let client_span = c.iter().map(|(_, span)| *span).collect();
+        let server_lane = s
+            .iter()
+            .enumerate()
+            .map(|(j, a)| (*a, clients + j.min(ns.saturating_sub(1))))
+            .collect();
         let mut aliases = Vec::new();
-        let mut names = Vec::new();
-        for (i, a) in c.iter().enumerate() {
-            if clients_shared && i + 1 == c.len() {
-                aliases.push("C+".to_string());
-                names.push("the other clients (labels begin with the session)".to_string());
+        for i in 0..clients {
+            aliases.push(if clients_shared && i + 1 == clients {
+                "C+".to_string()
             } else {
-                aliases.push(format!("C{}", i + 1));
-                names.push(a.to_string());
-            }
+                format!("C{}", i + 1)
+            });
         }
-        for (j, a) in s.iter().enumerate() {
-            if servers_shared && j + 1 == s.len() {
-                aliases.push("S+".to_string());
-                names.push("the other servers".to_string());
+        for j in 0..ns {
+            aliases.push(if servers_shared && j + 1 == ns {
+                "S+".to_string()
             } else if s.len() == 1 {
-                aliases.push("S".to_string());
-                names.push(a.to_string());
+                "S".to_string()
             } else {
-                aliases.push(format!("S{}", j + 1));
-                names.push(a.to_string());
-            }
+                format!("S{}", j + 1)
+            });
         }
-        let mut lanes = Lanes {
-            clients: c.len(),
-            client_addrs: c,
-            server_addrs: s,
+        Lanes {
+            client_lane,
+            client_span,
+            server_lane,
+            clients,
             clients_shared,
             servers_shared,
             aliases,
-            names,
-            pos: pos.to_vec(),
+            pos,
             time_width,
-            span: Vec::new(),
-        };
-        let mut span: Vec<Option<(usize, usize)>> = vec![None; lanes.aliases.len()];
-        for (n, r) in rows.iter().enumerate() {
-            let mut mark = |i: usize| {
-                if let Some(sp) = span.get_mut(i) {
-                    *sp = Some(sp.map_or((n, n), |(a, _)| (a, n)));
-                }
-            };
-            match r.kind {
-                Kind::Arrow { client, server, .. } => {
-                    mark(lanes.client(client));
-                    mark(lanes.server(server));
-                }
-                Kind::Note(On::Client(a)) => mark(lanes.client(a)),
-                Kind::Note(On::Server(a)) => mark(lanes.server(a)),
-                Kind::Note(On::Addr(a)) => {
-                    if let Some(i) = lanes.find(a) {
-                        mark(i);
-                    }
-                }
-                Kind::Note(On::Across) => {}
-            }
         }
-        lanes.span = span;
-        lanes
     }
 
-    /// The lane of a client (a shared last lane for those without one).
+    /// Text: the column of lane `i`.
+    fn col(&self, i: usize) -> usize {
+        self.pos.get(i).copied().unwrap_or(self.time_width)
+    }
+
+    /// The alias of lane `i`.
+    fn alias(&self, i: usize) -> &str {
+        self.aliases.get(i).map_or("?", String::as_str)
+    }
+
+    /// The lane of a client.
     fn client(&self, a: SocketAddr) -> usize {
-        self.client_addrs
+        self.client_lane
             .iter()
-            .position(|x| *x == a)
-            .filter(|&i| !(self.clients_shared && i + 1 == self.clients))
-            .unwrap_or(self.clients.saturating_sub(1))
+            .find(|(x, _)| *x == a)
+            .map_or(0, |(_, l)| *l)
     }
 
     /// The lane of a server.
     fn server(&self, a: SocketAddr) -> usize {
-        let ns = self.server_addrs.len();
-        let j = self
-            .server_addrs
+        self.server_lane
             .iter()
-            .position(|x| *x == a)
-            .filter(|&j| !(self.servers_shared && j + 1 == ns))
-            .unwrap_or(ns.saturating_sub(1));
-        self.clients + j
+            .find(|(x, _)| *x == a)
+            .map_or(self.clients, |(_, l)| *l)
+    }
+
+    /// Whether a lane is shared by several endpoints at once.
+    fn shared(&self, lane: usize) -> bool {
+        (self.clients_shared && lane + 1 == self.clients)
+            || (self.servers_shared && lane + 1 == self.aliases.len())
     }
 
     /// The lane of an address, if it has one of its own.
     fn find(&self, a: SocketAddr) -> Option<usize> {
-        if let Some(i) = self.client_addrs.iter().position(|x| *x == a) {
-            return Some(self.client(a)).filter(|_| i < self.clients);
-        }
-        self.server_addrs
+        self.client_lane
             .iter()
-            .position(|x| *x == a)
-            .map(|_| self.server(a))
+            .chain(&self.server_lane)
+            .find(|(x, _)| *x == a)
+            .map(|(_, l)| *l)
+            .filter(|&l| !self.shared(l))
     }
 
-    /// Whether lane `i` is drawn on row `n`: a client's between its first
-    /// and last rows (its sessions' lifetime), a server's on every row.
+    /// The address on lane `i` (Mermaid: one each).
+    fn name(&self, i: usize) -> String {
+        self.client_lane
+            .iter()
+            .chain(&self.server_lane)
+            .find(|(_, l)| *l == i)
+            .map_or_else(|| "?".to_string(), |(a, _)| a.to_string())
+    }
+
+    /// Whether lane `i` is drawn on row `n`: a client lane while one of
+    /// its clients' sessions lasts (between its first and last rows), a
+    /// server's on every row.
     fn active(&self, i: usize, n: usize) -> bool {
-        // A server is there the whole time.
         if i >= self.clients {
             return true;
         }
-        matches!(self.span.get(i), Some(Some((a, b))) if (*a..=*b).contains(&n))
+        self.client_lane
+            .iter()
+            .zip(&self.client_span)
+            .any(|((_, l), (a, b))| *l == i && (*a..=*b).contains(&n))
     }
 
-    /// Whether a row is on a shared lane (its label then names the session).
-    fn shared_session_label(&self, r: &Row) -> bool {
-        let on_shared_client =
-            |a: SocketAddr| self.clients_shared && self.client(a) + 1 == self.clients;
+    /// Whether a row's label begins with its session number: it is on a
+    /// lane shared at once or one after another, or its client is not
+    /// named in the legend.
+    fn names_session(&self, r: &Row) -> bool {
+        let unlisted = |a: SocketAddr| {
+            let lane = self.client(a);
+            self.client_lane
+                .iter()
+                .position(|(x, _)| *x == a)
+                .is_some_and(|i| i >= LEGEND_CLIENTS)
+                || self.client_lane.iter().filter(|(_, l)| *l == lane).count() > 1
+        };
         match r.kind {
             Kind::Arrow { client, server, .. } => {
-                on_shared_client(client)
-                    || (self.servers_shared && self.server(server) + 1 == self.aliases.len())
+                self.shared(self.client(client))
+                    || self.shared(self.server(server))
+                    || unlisted(client)
             }
-            Kind::Note(On::Client(a)) => on_shared_client(a),
+            Kind::Note(On::Client(a)) => self.shared(self.client(a)) || unlisted(a),
             _ => false,
         }
     }
 
-    /// `(alias, name)` of every lane.
-    fn legend(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.aliases
-            .iter()
-            .map(String::as_str)
-            .zip(self.names.iter().map(String::as_str))
+    /// The legend of a text ladder: what each alias stands for.
+    fn legend(&self, rows: &[&Row]) -> Vec<String> {
+        // Each client's sessions, as the sessions table numbers them.
+        let mut sessions: Vec<Vec<u64>> = vec![Vec::new(); self.client_lane.len()];
+        for r in rows {
+            let client = match r.kind {
+                Kind::Arrow { client, .. } | Kind::Note(On::Client(client)) => client,
+                _ => continue,
+            };
+            if let (Some(i), Some(id)) = (
+                self.client_lane.iter().position(|(x, _)| *x == client),
+                r.session,
+            ) && let Some(list) = sessions.get_mut(i)
+                && !list.contains(&id)
+            {
+                list.push(id);
+            }
+        }
+        let origin = rows.first().map(|r| r.ts);
+        let mut out = Vec::new();
+        let mut unlisted = 0usize;
+        for (i, (a, lane)) in self.client_lane.iter().enumerate() {
+            if self.shared(*lane) || i >= LEGEND_CLIENTS {
+                unlisted += 1;
+                continue;
+            }
+            let mut line = format!("{:>3} = {a}", self.alias(*lane));
+            if let Some(list) = sessions.get(i).filter(|l| !l.is_empty()) {
+                let ids: Vec<String> = list.iter().map(|id| format!("#{id}")).collect();
+                let _ = write!(line, " (session {})", ids.join(", "));
+            }
+            let reused = self.client_lane.iter().filter(|(_, l)| l == lane).count() > 1;
+            if reused
+                && let (Some(o), Some((first, _))) = (origin, self.client_span.get(i))
+                && let Some(r) = rows.get(*first)
+            {
+                let _ = write!(line, " from {}", relative(r.ts, o));
+            }
+            out.push(line);
+        }
+        if unlisted > 0 {
+            out.push(format!(
+                "  + {unlisted} more client(s): their rows begin with the session number \
+                 (the sessions table lists them)"
+            ));
+        }
+        for (a, lane) in &self.server_lane {
+            if !self.shared(*lane) {
+                out.push(format!("{:>3} = {a}", self.alias(*lane)));
+            }
+        }
+        if self.servers_shared {
+            out.push(format!(
+                "{:>3} = the other servers",
+                self.aliases.last().map_or("S+", String::as_str)
+            ));
+        }
+        out
     }
 }
 
