@@ -26,7 +26,8 @@ fn rows(out: &str) -> Vec<&str> {
         .collect()
 }
 
-const FIXTURES: [&str; 6] = [
+const FIXTURES: [&str; 7] = [
+    "mixed.pcap",
     "v2-echo.pcap",
     "text-threaded.pcap",
     "text-selector.pcap",

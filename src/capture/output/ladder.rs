@@ -1180,6 +1180,61 @@ mod tests {
     }
 
     #[test]
+    fn many_clients_at_once_share_a_last_lane_and_every_line_fits() {
+        let mut o = opts(LadderStyle::Text);
+        o.max_events = 300;
+        let mut l = Ladder::new(o);
+        let server = SocketAddr::from(([10, 0, 0, 2], 5005));
+        // 100 clients open at once: SYNs first, then FINs.
+        for (what, t0) in [(TcpWhat::Syn, 0), (TcpWhat::Fin(Dir::ToServer), 1000)] {
+            for i in 0..100u16 {
+                let at = Where {
+                    ts: ts(t0 + u32::from(i)),
+                    session: u64::from(i) + 1,
+                    client: SocketAddr::from(([10, 0, 0, 1], 40000 + i)),
+                    server,
+                };
+                l.event(&Event::Tcp { at, what });
+            }
+        }
+        let mut out = Vec::new();
+        l.render(&mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.lines().all(|x| x.chars().count() <= 80), "{out}");
+        assert!(out.contains("C+"), "{out}");
+        assert!(out.contains("more client(s)"), "{out}");
+        // Rows on the shared lane say their session.
+        assert!(out.contains("#100 FIN"), "{out}");
+    }
+
+    #[test]
+    fn clients_one_after_another_take_the_same_lane() {
+        let mut l = Ladder::new(opts(LadderStyle::Text));
+        let server = SocketAddr::from(([10, 0, 0, 2], 5005));
+        for i in 0..10u16 {
+            let at = Where {
+                ts: ts(u32::from(i) * 10),
+                session: u64::from(i) + 1,
+                client: SocketAddr::from(([10, 0, 0, 1], 40000 + i)),
+                server,
+            };
+            l.event(&Event::Tcp {
+                at,
+                what: TcpWhat::Syn,
+            });
+            l.event(&Event::Tcp {
+                at,
+                what: TcpWhat::Rst(Dir::ToClient),
+            });
+        }
+        let mut out = Vec::new();
+        l.render(&mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains("C2"), "{out}");
+        assert!(out.contains("#10 SYN") && out.contains("#10 RST"), "{out}");
+    }
+
+    #[test]
     fn labels_are_cut_in_characters_not_bytes() {
         assert_eq!(cut("µµµµ", 4), "µµµµ");
         assert_eq!(cut("µµµµµ", 4), "µµµ…");
