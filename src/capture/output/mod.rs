@@ -2,7 +2,8 @@
 //! written as text lines ([`text`]), or JSON lines ([`json`]), then the
 //! sessions table ([`table`]) and totals. [`Printer`] is the [`Sink`] that
 //! chooses among them; it writes to any `io::Write`, so tests print into a
-//! buffer.
+//! buffer. [`ladder`] draws the same events as a ladder diagram (text or
+//! Mermaid) instead of lines.
 //!
 //! # JSON lines
 //!
