@@ -390,11 +390,11 @@ pub struct CaptureArgs {
     /// fields marked (from the field spec), where each TCP segment's bytes
     /// begin (▸), and bytes never captured (..); text messages and UDP
     /// datagrams as hex + ASCII. Text output only.
-    #[arg(long, conflicts_with = "follow")]
+    #[arg(long, conflicts_with_all = ["follow", "ladder"])]
     pub hex: bool,
     /// Print only the reassembled bytes of session N (numbers as in the
     /// sessions table), both directions, gaps marked: like Wireshark's
-    /// Follow TCP Stream.
+    /// Follow TCP Stream. With --ladder: draw session N only.
     #[arg(long, value_name = "N", conflicts_with = "dump_streams")]
     pub follow: Option<u64>,
     /// Also write each TCP session's directions to DIR (sNNN-…-c2s.bin /
@@ -419,9 +419,113 @@ pub struct CaptureArgs {
     /// the summary gives the count and each lost stretch is a reported gap.
     #[arg(short = 'B', long, value_name = "BYTES", value_parser = parse_size)]
     pub buffer_size: Option<u32>,
+    /// Draw the events as a ladder diagram instead of a line each: one
+    /// lane per endpoint, time going down (text, the default, or a Mermaid
+    /// sequenceDiagram to paste into a report). The sessions table and
+    /// totals follow. Labels are cut to fit: the full text is in --json
+    /// (without --ladder). With --ladder, --follow N draws session N only.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "text", value_name = "STYLE", conflicts_with = "json")]
+    pub ladder: Option<LadderArg>,
+    /// Ladder width in columns (at least 40). Default: the terminal's
+    /// width on a terminal, else 80.
+    #[arg(long, value_name = "N", requires = "ladder")]
+    pub width: Option<usize>,
+    /// Ladder colours: auto (on a terminal, unless NO_COLOR is set and not
+    /// empty), always (even with NO_COLOR), never.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    pub color: ColorArg,
+    /// Events drawn in the ladder at most; the rest are counted and the
+    /// ladder says how to narrow it (-c, --follow, --from/--to).
+    #[arg(long, value_name = "N", default_value_t = crate::capture::output::ladder::DEFAULT_MAX_EVENTS, requires = "ladder")]
+    pub ladder_max: usize,
+    /// Ladder: only events from this time: seconds after the first packet
+    /// (1.5 or +1.5), epoch seconds (1700000000.25), or the time of day of
+    /// the first packet's day, UTC as the event lines print it
+    /// (18:50:51 or 18:50:51.2).
+    #[arg(long, value_name = "T", requires = "ladder", value_parser = parse_when)]
+    pub from: Option<When>,
+    /// Ladder: only events up to this time (the same forms as --from).
+    #[arg(long, value_name = "T", requires = "ladder", value_parser = parse_when)]
+    pub to: Option<When>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub output: OutputArgs,
+}
+
+/// `--ladder` of `rc1 capture`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LadderArg {
+    /// Lanes of text that fit --width.
+    Text,
+    /// A Mermaid sequenceDiagram (GitHub and GitLab draw it).
+    Mermaid,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    /// On a terminal, unless NO_COLOR is set (and not empty).
+    Auto,
+    /// Always, even with NO_COLOR.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// A time given to `--from` / `--to`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum When {
+    /// Microseconds after the first packet.
+    After(u64),
+    /// Microseconds since the epoch.
+    Epoch(u64),
+    /// Microseconds after midnight (UTC) of the first packet's day.
+    OfDay(u64),
+}
+
+/// Epoch seconds are told from seconds after the first packet by size:
+/// from this many seconds (1973) a plain number is an epoch time.
+const EPOCH_FROM: f64 = 1e8;
+
+/// Parses `--from` / `--to`.
+pub fn parse_when(s: &str) -> Result<When, String> {
+    let bad = || {
+        format!(
+            "cannot read the time {s:?}: give seconds after the first packet (1.5 or +1.5), \
+             epoch seconds (1700000000.25) or a time of day HH:MM:SS[.frac] (UTC)"
+        )
+    };
+    let secs = |t: &str| -> Result<f64, String> {
+        let v: f64 = t.parse().map_err(|_| bad())?;
+        if v.is_finite() && v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(bad())
+        }
+    };
+    let us = |v: f64| (v * 1e6).round() as u64;
+    if s.contains(':') {
+        let parts: Vec<&str> = s.split(':').collect();
+        let [h, m, sec] = parts.as_slice() else {
+            return Err(bad());
+        };
+        let h: u64 = h.parse().map_err(|_| bad())?;
+        let m: u64 = m.parse().map_err(|_| bad())?;
+        let sec = secs(sec)?;
+        if h > 23 || m > 59 || sec >= 60.0 {
+            return Err(bad());
+        }
+        return Ok(When::OfDay((h * 3600 + m * 60) * 1_000_000 + us(sec)));
+    }
+    if let Some(rest) = s.strip_prefix('+') {
+        return Ok(When::After(us(secs(rest)?)));
+    }
+    let v = secs(s)?;
+    if v >= EPOCH_FROM {
+        Ok(When::Epoch(us(v)))
+    } else {
+        Ok(When::After(us(v)))
+    }
 }
 
 /// `--proto` of `rc1 server`.
@@ -580,7 +684,8 @@ impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
                 max_buffered: a.max_buffered as usize,
             },
             count: a.count,
-            tcp_events: a.tcp_events,
+            // The ladder draws the handshake, FIN and RST.
+            tcp_events: a.tcp_events || a.ladder.is_some(),
             write: a.write.clone(),
             buffer: a.buffer_size.unwrap_or(crate::capture::source::LIVE_BUFFER),
             progress: !a.output.quiet,

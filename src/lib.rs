@@ -241,7 +241,15 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         flush_each: source.is_live(),
         table: table_layout(args.table),
         hex: args.hex,
+        summary_only: false,
     };
+    if let Some(style) = args.ladder {
+        let ladder = match ladder_options(args, style) {
+            Ok(l) => l,
+            Err(e) => return Ok(usage_error("capture", &e)),
+        };
+        return run_ladder(&opts, source, &stop, args, ladder);
+    }
     let outcome = if let Some(n) = args.follow {
         let out = std::io::BufWriter::new(std::io::stdout().lock());
         let mut follow = capture::streams::Follow::new(n, out);
@@ -313,6 +321,182 @@ fn table_layout(arg: cli::TableArg) -> capture::output::table::TableLayout {
     } else {
         TableLayout::Full
     }
+}
+
+/// The ladder's options from the command line (usage errors as `Err`).
+fn ladder_options(
+    args: &cli::CaptureArgs,
+    style: cli::LadderArg,
+) -> Result<capture::output::ladder::LadderOptions> {
+    use capture::output::ladder::{self, ColorChoice, LadderOptions, LadderStyle, MIN_WIDTH};
+    let is_terminal = std::io::stdout().is_terminal();
+    let width = match args.width {
+        Some(w) if w < MIN_WIDTH => bail!(
+            "--width {w} is too narrow for a ladder: give at least {MIN_WIDTH} columns \
+             (or --ladder mermaid, which has no width)"
+        ),
+        Some(w) => w,
+        None if is_terminal => console::Term::stdout()
+            .size_checked()
+            .map_or(80, |(_, cols)| usize::from(cols))
+            .max(MIN_WIDTH),
+        None => 80,
+    };
+    if args.ladder_max == 0 {
+        bail!("--ladder-max 0 would draw nothing; give at least 1");
+    }
+    let choice = match args.color {
+        cli::ColorArg::Auto => ColorChoice::Auto,
+        cli::ColorArg::Always => ColorChoice::Always,
+        cli::ColorArg::Never => ColorChoice::Never,
+    };
+    let no_color = std::env::var("NO_COLOR").ok();
+    let style = match style {
+        cli::LadderArg::Text => LadderStyle::Text,
+        cli::LadderArg::Mermaid => LadderStyle::Mermaid,
+    };
+    let (from, to) = if args.from.is_some() || args.to.is_some() {
+        let origin = first_packet_time(args)?;
+        let from = args.from.map(|w| resolve_when(w, origin));
+        let to = args.to.map(|w| resolve_when(w, origin));
+        if let (Some(f), Some(t)) = (from, to)
+            && (t.sec, t.usec) < (f.sec, f.usec)
+        {
+            bail!("--to is before --from: the window would be empty");
+        }
+        (from, to)
+    } else {
+        (None, None)
+    };
+    Ok(LadderOptions {
+        style,
+        width,
+        // Mermaid is never coloured.
+        color: style == LadderStyle::Text
+            && ladder::color_wanted(choice, is_terminal, no_color.as_deref()),
+        max_events: args.ladder_max,
+        from,
+        to,
+        session: args.follow,
+    })
+}
+
+/// The time `--from`/`--to` count from: a file's first packet, or now
+/// for a live capture.
+fn first_packet_time(args: &cli::CaptureArgs) -> Result<capture::source::Timestamp> {
+    use capture::source::Timestamp;
+    let Some(path) = &args.read else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        return Ok(Timestamp {
+            sec: i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
+            usec: now.subsec_micros(),
+        });
+    };
+    let mut reader = capture::savefile::Reader::open(path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // A file with no packet (or a first record that cannot be read: the
+    // capture reports it) has no first time: the epoch.
+    Ok(match reader.next_packet() {
+        Ok(Some(p)) => p.ts,
+        _ => Timestamp::default(),
+    })
+}
+
+/// A `--from`/`--to` time as a timestamp, given the first packet's.
+fn resolve_when(w: cli::When, origin: capture::source::Timestamp) -> capture::source::Timestamp {
+    use capture::source::Timestamp;
+    match w {
+        cli::When::After(us) => Timestamp::from_tag(origin.tag().saturating_add(us)),
+        cli::When::Epoch(us) => Timestamp::from_tag(us),
+        cli::When::OfDay(us) => {
+            let midnight = origin.sec - origin.sec.rem_euclid(86_400);
+            let midnight = u64::try_from(midnight)
+                .unwrap_or(0)
+                .saturating_mul(1_000_000);
+            Timestamp::from_tag(midnight.saturating_add(us))
+        }
+    }
+}
+
+/// `rc1 capture --ladder`: the events into the ladder, the sessions table
+/// and totals into a buffer; then the ladder, then the table (in Mermaid,
+/// as `%%` comments, so the output stays one diagram).
+fn run_ladder(
+    opts: &capture::CaptureOptions,
+    source: capture::source::Source,
+    stop: &Stop,
+    args: &cli::CaptureArgs,
+    lopts: capture::output::ladder::LadderOptions,
+) -> Result<ExitCode> {
+    use capture::output::ladder::{Ladder, LadderStyle};
+    use std::io::Write;
+    let style = lopts.style;
+    let mut ladder = Ladder::new(lopts);
+    let report = capture::output::ReportOptions {
+        summary_only: true,
+        table: table_layout(args.table),
+        ..capture::output::ReportOptions::default()
+    };
+    let mut table = capture::output::Printer::new(Vec::new(), report);
+    let outcome = match &args.dump_streams {
+        Some(dir) => {
+            let mut dump = capture::streams::Dump::new(dir.clone())
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            let mut both = capture::event::Tee(&mut ladder, &mut table);
+            let outcome = capture::run(
+                opts,
+                source,
+                stop,
+                &mut capture::event::Tee(&mut both, &mut dump),
+            )?;
+            if let Some(e) = dump.error {
+                bail!("--dump-streams: {e}");
+            }
+            outcome
+        }
+        None => capture::run(
+            opts,
+            source,
+            stop,
+            &mut capture::event::Tee(&mut ladder, &mut table),
+        )?,
+    };
+    if let Some(n) = args.follow
+        && ladder.counts() == (0, 0)
+    {
+        bail!(
+            "no session #{n} in this capture{} (see the sessions table of `rc1 capture -r`)",
+            if args.from.is_some() || args.to.is_some() {
+                " between --from and --to"
+            } else {
+                ""
+            }
+        );
+    }
+    let summary = table.into_inner().unwrap_or_default();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = ladder.render(&mut out).and_then(|()| {
+        let summary = String::from_utf8_lossy(&summary);
+        for line in summary.lines() {
+            match style {
+                LadderStyle::Text => writeln!(out, "{line}")?,
+                LadderStyle::Mermaid if line.is_empty() => writeln!(out, "%%")?,
+                LadderStyle::Mermaid => writeln!(out, "%% {line}")?,
+            }
+        }
+        out.flush()
+    });
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        bail!("cannot write the ladder to standard output: {e}");
+    }
+    if let Some(cut) = outcome.truncated {
+        bail!(cut);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_dissector(args: &cli::DissectorArgs) -> Result<ExitCode> {

@@ -7,6 +7,8 @@
 mod capture;
 // Golden --json output of every fixture.
 mod golden;
+// Ladder diagrams (--ladder text and mermaid).
+mod ladder;
 // Captures people bring: interfaces, tags, fragments, tunnels, strays.
 mod realworld;
 // Codec properties: round trips, chunking, truncation, oversized claims.

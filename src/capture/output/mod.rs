@@ -2,7 +2,8 @@
 //! written as text lines ([`text`]), or JSON lines ([`json`]), then the
 //! sessions table ([`table`]) and totals. [`Printer`] is the [`Sink`] that
 //! chooses among them; it writes to any `io::Write`, so tests print into a
-//! buffer.
+//! buffer. [`ladder`] draws the same events as a ladder diagram (text or
+//! Mermaid) instead of lines.
 //!
 //! # JSON lines
 //!
@@ -25,6 +26,7 @@
 mod bytes;
 pub mod hex;
 pub mod json;
+pub mod ladder;
 pub mod table;
 pub mod text;
 pub mod threaded;
@@ -51,12 +53,18 @@ pub struct ReportOptions {
     /// Text output: each frame's bytes under its line (`--hex`), see
     /// [`hex`].
     pub hex: bool,
+    /// No line per event, not even diagnostics: only the sessions table
+    /// and totals at the end (`--ladder` draws the events instead).
+    pub summary_only: bool,
 }
 
 impl ReportOptions {
     /// Whether an event is printed with these options (`-q` keeps only
-    /// diagnostics; TCP events need `--tcp-events`).
+    /// diagnostics; TCP events need `--tcp-events`; `summary_only`: none).
     pub fn prints(&self, ev: &Event<'_>) -> bool {
+        if self.summary_only {
+            return false;
+        }
         match ev {
             Event::Diagnostic { .. } => true,
             Event::Tcp { .. } => self.tcp_events && !self.quiet,
