@@ -50,6 +50,58 @@ pub enum Command {
     /// echoes verified, mismatched, missing; rates; latency percentiles.
     #[command(after_help = FLOOD_HELP)]
     Flood(FloodArgs),
+    /// Run one exercise of the lab guide on loopback (its server, its
+    /// clients, a capture), draw its ladder and answer its questions from
+    /// what was measured (`rc1 lab 4`, `rc1 lab 2.2`).
+    #[command(after_help = LAB_HELP)]
+    Lab(LabArgs),
+}
+
+const LAB_HELP: &str = "\
+Examples:
+  sudo rc1 lab 1          # UDP: two clients, their source ports, no handshake
+  sudo rc1 lab 2.2        # TCP text, thread per client: two clients at once
+  sudo rc1 lab 3          # the selector server with three clients
+  sudo rc1 lab 4 --keep out/   # v2 frames, a frame split in two; keeps the pcap and the Mermaid diagram
+  rc1 lab 5 --json        # the same facts as one JSON object
+
+Capturing on lo needs root or, once:
+  sudo setcap cap_net_raw,cap_net_admin=eip \"$(command -v rc1)\"
+Without it the exercise still runs, and the ladder and the wire facts come
+from the exercise's shipped capture (fixtures/), said in the output.
+
+Exit status: 0 the exercise ran and every echo matched; 1 error (the port is
+busy, a client failed, an echo differed); 2 usage error.";
+
+
+/// `rc1 lab`.
+#[derive(Debug, Clone, Args)]
+pub struct LabArgs {
+    /// The exercise (1 to 5) or one question of it (1.2, 2.2, 3.2, 4.2, 4.3, 5.2, ...).
+    #[arg(value_name = "N", value_parser = clap::value_parser!(crate::exercise::Exercise))]
+    pub exercise: crate::exercise::Exercise,
+    /// The server's port: the lab's 5005; 0 takes any free port (when 5005
+    /// is busy, or for tests).
+    #[arg(long, default_value_t = 5005)]
+    pub port: u16,
+    /// Keep the capture (exercise-N.pcap) and the Mermaid diagram
+    /// (exercise-N.mmd) in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<std::path::PathBuf>,
+    /// Do not capture: draw and answer from the exercise's shipped capture
+    /// (what happens anyway when capturing is not allowed).
+    #[arg(long)]
+    pub fixture: bool,
+    /// Width of the ladder and the answers (default: the terminal's, or 80).
+    #[arg(long, value_name = "N")]
+    pub width: Option<usize>,
+    /// Colour in the ladder.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
+    /// `--json`: the same facts as one JSON object; `-q`: the answers
+    /// only, without the ladder.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 const FLOOD_HELP: &str = "\

@@ -24,6 +24,7 @@ pub mod capture;
 pub mod cli;
 pub mod codec;
 pub mod dissector;
+pub mod exercise;
 pub mod flood;
 pub mod lab;
 pub mod spec;
@@ -146,6 +147,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Capture(args) => run_capture(&args),
+        Command::Lab(args) => run_lab(&args),
         Command::Dissector(args) => run_dissector(&args),
         Command::Flood(args) => {
             let opts = match flood::FloodOptions::try_from(&args) {
@@ -495,6 +497,78 @@ fn run_ladder(
     }
     if let Some(cut) = outcome.truncated {
         bail!(cut);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The width of standard output when it is a terminal.
+fn terminal_width() -> Option<usize> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    console::Term::stdout()
+        .size_checked()
+        .map(|(_, cols)| usize::from(cols))
+}
+
+/// Whether to colour: `--color`, then NO_COLOR and whether stdout is a
+/// terminal.
+fn use_color(c: cli::ColorArg) -> bool {
+    use capture::output::ladder::{ColorChoice, color_wanted};
+    let choice = match c {
+        cli::ColorArg::Auto => ColorChoice::Auto,
+        cli::ColorArg::Always => ColorChoice::Always,
+        cli::ColorArg::Never => ColorChoice::Never,
+    };
+    color_wanted(
+        choice,
+        std::io::stdout().is_terminal(),
+        std::env::var("NO_COLOR").ok().as_deref(),
+    )
+}
+
+fn run_lab(args: &cli::LabArgs) -> Result<ExitCode> {
+    use std::io::Write;
+    let width = args.width.or_else(terminal_width).unwrap_or(80);
+    if width < 60 {
+        return Ok(usage_error(
+            "lab",
+            &anyhow::anyhow!("--width {width} is too narrow: give 60 or more"),
+        ));
+    }
+    let opts = exercise::LabOptions {
+        exercise: args.exercise,
+        port: args.port,
+        iface: "lo".to_string(),
+        keep: args.keep.clone(),
+        fixture: args.fixture,
+        width,
+        color: use_color(args.color),
+    };
+    let run = exercise::run(&opts)?;
+    if let exercise::Wire::Fixture { why, .. } = &run.wire
+        && !args.fixture
+    {
+        eprintln!(
+            "rc1 lab: not capturing ({why}); the ladder and the wire facts come from the \
+             shipped fixture instead"
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    if args.output.json {
+        writeln!(out, "{}", exercise::answers::json(&run, width))?;
+    } else {
+        exercise::answers::print_text(&run, width, !args.output.quiet, &mut out)?;
+    }
+    out.flush()?;
+    // UDP clients get no echo in the lab; TCP clients must get every one.
+    let (sent, ok) = run
+        .exchange
+        .clients
+        .iter()
+        .fold((0, 0), |(s, o), c| (s + c.sent, o + c.echoes_ok));
+    if args.exercise.number > 1 && ok < sent {
+        bail!("{} of {sent} echoes differed from what was sent", sent - ok);
     }
     Ok(ExitCode::SUCCESS)
 }
