@@ -34,5 +34,7 @@ mod broken;
 mod corpus;
 // The bytes pane of `rc1 capture --hex`.
 mod hex;
+// rc1 lab N: each exercise end to end on loopback, its answers checked.
+mod lab;
 // Shared helpers.
 mod util;

@@ -87,7 +87,11 @@ fn layout(spec: &FramingSpec) -> Vec<String> {
                 FieldKind::U32Be => ("L".to_string(), "unsigned 32 bits, big-endian".to_string()),
                 FieldKind::FixedBytes { pad, len_by } => (
                     format!("{}s", f.width),
-                    format!("first min({len_by}, {}) bytes, then '{}' pad", f.width, char::from(pad)),
+                    format!(
+                        "first min({len_by}, {}) bytes, then '{}' pad",
+                        f.width,
+                        char::from(pad)
+                    ),
                 ),
                 FieldKind::SizedBy(by) => ("-".to_string(), format!("exactly `{by}` bytes")),
             };
@@ -116,12 +120,7 @@ fn pane(run: &Run, f: &SeenFrame, spec: &FramingSpec, width: usize) -> String {
     let mut out = String::new();
     hex::frame_pane(&mut out, spec, &bytes, &starts, width);
     if (f.raw.len() as u64) < f.len {
-        let _ = writeln!(
-            out,
-            "  (the first {} of its {} bytes)",
-            f.raw.len(),
-            f.len
-        );
+        let _ = writeln!(out, "  (the first {} of its {} bytes)", f.raw.len(), f.len);
     }
     out
 }
@@ -147,7 +146,9 @@ fn sessions(run: &Run) -> Vec<&SessionSummary> {
 }
 
 fn t0(run: &Run) -> Timestamp {
-    sessions(run).first().map_or_else(Timestamp::default, |s| s.first)
+    sessions(run)
+        .first()
+        .map_or_else(Timestamp::default, |s| s.first)
 }
 
 /// Where the wire facts come from, said on every answer that uses them.
@@ -228,7 +229,8 @@ fn ports(run: &Run, a: &mut Answer, when: &str) {
     a.fact("server_port", json!(run.server.port()));
     a.fact(
         "ephemeral_range",
-        run.port_range.map_or(Value::Null, |(lo, hi)| json!([lo, hi])),
+        run.port_range
+            .map_or(Value::Null, |(lo, hi)| json!([lo, hi])),
     );
 }
 
@@ -239,9 +241,7 @@ fn handshakes(run: &Run, a: &mut Answer) {
     let mut parts = Vec::new();
     let mut facts = Vec::new();
     for s in &ss {
-        let rtt = s
-            .handshake_rtt_us
-            .map_or("not seen".to_string(), micros);
+        let rtt = s.handshake_rtt_us.map_or("not seen".to_string(), micros);
         parts.push(format!(
             "#{} from port {} at {} (SYN → SYN-ACK → ACK in {rtt}), ended {}",
             s.id,
@@ -320,14 +320,25 @@ fn echo_line(run: &Run, a: &mut Answer) {
     let missing: u64 = ss.iter().map(|s| s.echoes_missing).sum();
     let p50: Vec<String> = ss
         .iter()
-        .filter_map(|s| s.echo_latency_p50_us.map(|p| format!("#{} {}", s.id, micros(p))))
+        .filter_map(|s| {
+            s.echo_latency_p50_us
+                .map(|p| format!("#{} {}", s.id, micros(p)))
+        })
         .collect();
     a.say(format!(
         "Echoes on the wire: {ok} equal to their request, {bad} different, {missing} \
          missing; median time from request to echo: {}. The clients checked them too: \
          {} of {} echoes equal to what was sent.",
-        if p50.is_empty() { "none".to_string() } else { p50.join(", ") },
-        run.exchange.clients.iter().map(|c| c.echoes_ok).sum::<usize>(),
+        if p50.is_empty() {
+            "none".to_string()
+        } else {
+            p50.join(", ")
+        },
+        run.exchange
+            .clients
+            .iter()
+            .map(|c| c.echoes_ok)
+            .sum::<usize>(),
         run.exchange.clients.iter().map(|c| c.sent).sum::<usize>(),
     ));
     a.fact("echoes_ok", json!(ok));
@@ -850,7 +861,10 @@ pub fn by_hand(ex: Exercise, port: u16) -> Vec<(String, String)> {
     vec![
         (
             format!("python3 {}", ex.python_server()),
-            format!("the lab's server; or: rc1 server --proto {}", ex.server().name()),
+            format!(
+                "the lab's server; or: rc1 server --proto {}",
+                ex.server().name()
+            ),
         ),
         (
             format!("python3 {}", ex.python_client()),
@@ -897,20 +911,24 @@ pub fn print_text(
 ) -> std::io::Result<()> {
     let ex = run.exercise;
     writeln!(out, "Exercise {ex}: {}", title(ex))?;
-    match &run.wire {
-        Wire::Live { iface } => writeln!(
-            out,
-            "Ran on loopback: rc1's {} on {}, its client(s) against it, captured on {iface}.",
+    let said = match &run.wire {
+        Wire::Live { iface } => vec![format!(
+            "Ran on loopback: rc1's server in place of {} on {}, the exercise's client(s) \
+             against it, captured on {iface}.",
             ex.python_server(),
             run.server
-        )?,
-        Wire::Fixture { name, why } => {
-            writeln!(out, "Ran on loopback without capturing: {why}.")?;
-            writeln!(
-                out,
+        )],
+        Wire::Fixture { name, why } => vec![
+            format!("Ran on loopback without capturing: {why}."),
+            format!(
                 "The ladder and the wire facts are from the shipped {name} instead (an \
                  earlier run of the same exercise)."
-            )?;
+            ),
+        ],
+    };
+    for s in said {
+        for w in wrap(&s, width + 2) {
+            writeln!(out, "{w}")?;
         }
     }
     if ladder {
@@ -1060,8 +1078,14 @@ mod tests {
 
     #[test]
     fn relative_times_are_from_the_first_packet() {
-        let a = Timestamp { sec: 10, usec: 999_000 };
-        let b = Timestamp { sec: 11, usec: 1_000 };
+        let a = Timestamp {
+            sec: 10,
+            usec: 999_000,
+        };
+        let b = Timestamp {
+            sec: 11,
+            usec: 1_000,
+        };
         assert_eq!(rel(b, a), "+0.002000 s");
         assert_eq!(us_between(a, b), 2_000);
         assert_eq!(us_between(b, a), 0);

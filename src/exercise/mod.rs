@@ -56,14 +56,24 @@ impl Exercise {
 
     /// The lab's server script.
     pub fn python_server(self) -> &'static str {
-        ["serverUDP.py", "serverTCP.py", "serverTCPsel.py", "serverTCPv2.py", "serverTCPv3.py"]
-            [usize::from(self.number.clamp(1, 5) - 1)]
+        [
+            "serverUDP.py",
+            "serverTCP.py",
+            "serverTCPsel.py",
+            "serverTCPv2.py",
+            "serverTCPv3.py",
+        ][usize::from(self.number.clamp(1, 5) - 1)]
     }
 
     /// The lab's client script.
     pub fn python_client(self) -> &'static str {
-        ["clientUDP.py", "clientTCP.py", "clientTCP.py", "clientTCPv2.py", "clientTCPv3.py"]
-            [usize::from(self.number.clamp(1, 5) - 1)]
+        [
+            "clientUDP.py",
+            "clientTCP.py",
+            "clientTCP.py",
+            "clientTCPv2.py",
+            "clientTCPv3.py",
+        ][usize::from(self.number.clamp(1, 5) - 1)]
     }
 
     /// rc1's server for it.
@@ -202,7 +212,10 @@ pub struct LogLine {
 impl LogLine {
     /// The event's name (`accept`, `text`, `frame`, `close`, ...).
     pub fn event(&self) -> &str {
-        self.json.get("event").and_then(|v| v.as_str()).unwrap_or("")
+        self.json
+            .get("event")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
     }
 
     /// A string field.
@@ -247,7 +260,10 @@ pub struct Run {
 
 /// A writer that keeps what the server's log prints.
 #[derive(Clone, Default)]
-struct Kept(Arc<Mutex<Vec<(Timestamp, Vec<u8>)>>>);
+struct Kept(Arc<Mutex<Vec<Stamped>>>);
+
+/// A line the server printed, and when.
+type Stamped = (Timestamp, Vec<u8>);
 
 impl Write for Kept {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -333,7 +349,12 @@ struct Sinks {
 }
 
 impl Sinks {
-    fn drive(&mut self, opts: &CaptureOptions, source: capture::source::Source, stop: &Stop) -> Result<()> {
+    fn drive(
+        &mut self,
+        opts: &CaptureOptions,
+        source: capture::source::Source,
+        stop: &Stop,
+    ) -> Result<()> {
         let mut both = Tee(&mut self.ladder, &mut self.mermaid);
         let mut all = Tee(&mut both as &mut dyn Sink, &mut self.observed);
         let outcome = capture::run(opts, source, stop, &mut all)?;
@@ -545,11 +566,16 @@ mod tests {
     #[test]
     fn each_exercise_ships_its_capture() {
         for n in 1..=5 {
-            let (name, bytes) = Exercise { number: n, part: None }.fixture();
+            let (name, bytes) = Exercise {
+                number: n,
+                part: None,
+            }
+            .fixture();
             assert!(name.ends_with(".pcap"));
             // A pcap file's magic, either byte order.
             assert!(
-                bytes.starts_with(&[0xd4, 0xc3, 0xb2, 0xa1]) || bytes.starts_with(&[0xa1, 0xb2, 0xc3, 0xd4]),
+                bytes.starts_with(&[0xd4, 0xc3, 0xb2, 0xa1])
+                    || bytes.starts_with(&[0xa1, 0xb2, 0xc3, 0xd4]),
                 "{name}"
             );
         }

@@ -4,9 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::capture::event::{
-    Dir, EchoMatch, Event, SessionSummary, Sink, TcpWhat, Totals, Where,
-};
+use crate::capture::event::{Dir, EchoMatch, Event, SessionSummary, Sink, TcpWhat, Totals, Where};
 use crate::capture::reassembly::Chunk;
 use crate::capture::source::Timestamp;
 use crate::codec::Framing;
@@ -228,10 +226,26 @@ mod tests {
         o.segments.insert(
             (1, 0),
             vec![
-                Segment { offset: 0, len: 29, ts },
-                Segment { offset: 29, len: 9, ts },
-                Segment { offset: 38, len: 20, ts },
-                Segment { offset: 58, len: 29, ts },
+                Segment {
+                    offset: 0,
+                    len: 29,
+                    ts,
+                },
+                Segment {
+                    offset: 29,
+                    len: 9,
+                    ts,
+                },
+                Segment {
+                    offset: 38,
+                    len: 20,
+                    ts,
+                },
+                Segment {
+                    offset: 58,
+                    len: 29,
+                    ts,
+                },
             ],
         );
         let segs = o.segments_of(1, Dir::ToServer, 29, 29);
