@@ -117,8 +117,13 @@ fn pane(run: &Run, f: &SeenFrame, spec: &FramingSpec, width: usize) -> String {
         .filter(|&s| s < f.raw.len())
         .collect();
     let bytes: Vec<Option<u8>> = f.raw.iter().copied().map(Some).collect();
+    let mut pane = String::new();
+    hex::frame_pane(&mut pane, spec, &bytes, &starts, width.saturating_sub(2));
+    // Indented as the answer's text.
     let mut out = String::new();
-    hex::frame_pane(&mut out, spec, &bytes, &starts, width);
+    for l in pane.lines() {
+        let _ = writeln!(out, "  {l}");
+    }
     if (f.raw.len() as u64) < f.len {
         let _ = writeln!(out, "  (the first {} of its {} bytes)", f.raw.len(), f.len);
     }
