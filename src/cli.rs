@@ -73,7 +73,6 @@ from the exercise's shipped capture (fixtures/), said in the output.
 Exit status: 0 the exercise ran and every echo matched; 1 error (the port is
 busy, a client failed, an echo differed); 2 usage error.";
 
-
 /// `rc1 lab`.
 #[derive(Debug, Clone, Args)]
 pub struct LabArgs {
@@ -92,7 +91,8 @@ pub struct LabArgs {
     /// (what happens anyway when capturing is not allowed).
     #[arg(long)]
     pub fixture: bool,
-    /// Width of the ladder and the answers (default: the terminal's, or 80).
+    /// Width of the ladder and the answers, at least 72 (default: the
+    /// terminal's, or 80).
     #[arg(long, value_name = "N")]
     pub width: Option<usize>,
     /// Colour in the ladder.

@@ -529,11 +529,16 @@ fn use_color(c: cli::ColorArg) -> bool {
 
 fn run_lab(args: &cli::LabArgs) -> Result<ExitCode> {
     use std::io::Write;
-    let width = args.width.or_else(terminal_width).unwrap_or(80);
-    if width < 60 {
+    let width = match args.width {
+        Some(w) => w,
+        // A narrower terminal wraps the few widest lines rather than refuse.
+        None => terminal_width().unwrap_or(80).max(72),
+    };
+    // The answers' command lines are never cut: they must fit as they are.
+    if width < 72 {
         return Ok(usage_error(
             "lab",
-            &anyhow::anyhow!("--width {width} is too narrow: give 60 or more"),
+            &anyhow::anyhow!("--width {width} is too narrow: give 72 or more"),
         ));
     }
     let opts = exercise::LabOptions {

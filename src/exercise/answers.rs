@@ -915,7 +915,9 @@ pub fn print_text(
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let ex = run.exercise;
-    writeln!(out, "Exercise {ex}: {}", title(ex))?;
+    for w in wrap(&format!("Exercise {ex}: {}", title(ex)), width + 2) {
+        writeln!(out, "{w}")?;
+    }
     let said = match &run.wire {
         Wire::Live { iface } => vec![format!(
             "Ran on loopback: rc1's server in place of {} on {}, the exercise's client(s) \
@@ -944,7 +946,9 @@ pub fn print_text(
     writeln!(out, "What to look at")?;
     for a in answer(run, width) {
         writeln!(out)?;
-        writeln!(out, "{} — {}", a.question, a.asks)?;
+        for w in wrap(&format!("{} — {}", a.question, a.asks), width + 2) {
+            writeln!(out, "{w}")?;
+        }
         for l in &a.lines {
             if l.contains('\n') || l.starts_with("  ") {
                 write!(out, "{l}")?;
@@ -962,7 +966,7 @@ pub fn print_text(
     writeln!(out, "By hand")?;
     for (cmd, what) in by_hand(ex, run.server.port()) {
         writeln!(out, "  {cmd}")?;
-        for w in wrap(&what, width.saturating_sub(4).max(40)) {
+        for w in wrap(&what, width.saturating_sub(6).max(40)) {
             writeln!(out, "      # {w}")?;
         }
     }
@@ -978,8 +982,8 @@ pub fn title(ex: Exercise) -> &'static str {
         1 => "UDP sockets (serverUDP.py, clientUDP.py)",
         2 => "TCP text, a thread per client (serverTCP.py, clientTCP.py)",
         3 => "TCP text with a selector (serverTCPsel.py, clientTCP.py)",
-        4 => "TCP, fixed-size binary frames !BLL20s (serverTCPv2.py, clientTCPv2.py)",
-        _ => "TCP, variable-size binary frames !BLL + size (serverTCPv3.py, clientTCPv3.py)",
+        4 => "TCP, fixed-size frames !BLL20s (serverTCPv2.py, clientTCPv2.py)",
+        _ => "TCP, variable-size frames !BLL + size (serverTCPv3.py, clientTCPv3.py)",
     }
 }
 
