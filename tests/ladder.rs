@@ -429,3 +429,96 @@ fn ladders_match_their_golden_files() {
         failures.join("\n")
     );
 }
+
+/// Mermaid's own parser (tests/mermaid/check.mjs, through node), when
+/// node and its packages are here (`npm ci --prefix tests/mermaid`, which
+/// scripts/install-deps runs); a failure under `CI=true` without them.
+fn mermaid_itself(files: &[std::path::PathBuf]) -> Option<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mermaid");
+    let present = std::path::Path::new(dir)
+        .join("node_modules/mermaid")
+        .is_dir()
+        && std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !crate::util::have_prerequisite(
+        present,
+        "mermaid_itself_parses_every_diagram",
+        "node with tests/mermaid/node_modules (npm ci --prefix tests/mermaid)",
+    ) {
+        return None;
+    }
+    let o = std::process::Command::new("node")
+        .arg(format!("{dir}/check.mjs"))
+        .args(files)
+        .output()
+        .expect("node runs");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "Mermaid rejects a diagram:\n{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(out)
+}
+
+#[test]
+fn mermaid_itself_parses_every_diagram() {
+    let dir = std::env::temp_dir().join(format!("rc1-mermaid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    let mut names: Vec<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".pcap") || n.ends_with(".pcapng"))
+            .collect();
+    names.sort();
+    for name in &names {
+        let o = run(&["capture", "-r", &fixture(name), "--ladder", "mermaid"]);
+        // truncated.pcap ends in a cut record: status 1, everything before it drawn.
+        assert!(
+            o.status.success() || name == "truncated.pcap",
+            "{name}: {}",
+            stderr(&o)
+        );
+        let p = dir.join(format!("{name}.mmd"));
+        std::fs::write(&p, stdout(&o)).unwrap();
+        files.push(p);
+    }
+    // The README's diagram, as GitHub will see it.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```mermaid\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert!(!blocks.is_empty(), "the README shows a Mermaid diagram");
+    for (i, b) in blocks.iter().enumerate() {
+        let p = dir.join(format!("readme-{i}.mmd"));
+        std::fs::write(&p, b).unwrap();
+        files.push(p);
+    }
+    // Each exercise's diagram of `rc1 lab` (from its fixture: no capture needed).
+    for n in 1..=5 {
+        let o = run(&["lab", &n.to_string(), "--fixture", "--port", "0", "--json"]);
+        assert!(o.status.success(), "lab {n}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        let p = dir.join(format!("lab-{n}.mmd"));
+        std::fs::write(&p, v["mermaid"].as_str().unwrap()).unwrap();
+        files.push(p);
+    }
+    if let Some(out) = mermaid_itself(&files) {
+        assert_eq!(
+            out.lines()
+                .filter(|l| l.starts_with("ok ") && l.ends_with(" sequence"))
+                .count(),
+            files.len(),
+            "{out}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
