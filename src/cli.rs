@@ -478,9 +478,9 @@ pub struct CaptureArgs {
     /// (without --ladder). With --ladder, --follow N draws session N only.
     #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "text", value_name = "STYLE", conflicts_with = "json")]
     pub ladder: Option<LadderArg>,
-    /// Ladder width in columns (at least 40). Default: the terminal's
-    /// width on a terminal, else 80.
-    #[arg(long, value_name = "N", requires = "ladder")]
+    /// Width of the ladder or of the --hex panes in columns (at least 40).
+    /// Default: the terminal's width on a terminal, else 80.
+    #[arg(long, value_name = "N")]
     pub width: Option<usize>,
     /// Ladder colours: auto (on a terminal, unless NO_COLOR is set and not
     /// empty), always (even with NO_COLOR), never.

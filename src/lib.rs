@@ -204,6 +204,21 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         Ok(o) => o,
         Err(e) => return Ok(usage_error("capture", &e)),
     };
+    if args.width.is_some() && args.ladder.is_none() && !args.hex {
+        return Ok(usage_error(
+            "capture",
+            &anyhow::anyhow!("--width is the width of --ladder or of --hex: give one of them"),
+        ));
+    }
+    if args.ladder.is_some() && args.output.quiet {
+        return Ok(usage_error(
+            "capture",
+            &anyhow::anyhow!(
+                "--ladder draws every event and -q prints none: give one of them \
+                 (the ladder is followed by the sessions table either way)"
+            ),
+        ));
+    }
     if args.hex && args.output.json {
         return Ok(usage_error(
             "capture",
@@ -243,6 +258,14 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
         flush_each: source.is_live(),
         table: table_layout(args.table),
         hex: args.hex,
+        hex_width: if args.hex {
+            match capture_width(args) {
+                Ok(w) => w,
+                Err(e) => return Ok(usage_error("capture", &e)),
+            }
+        } else {
+            0
+        },
         summary_only: false,
     };
     if let Some(style) = args.ladder {
@@ -325,34 +348,30 @@ fn table_layout(arg: cli::TableArg) -> capture::output::table::TableLayout {
     }
 }
 
+/// `--width` of the ladder or the `--hex` panes: given, else the
+/// terminal's, else 80; at least the ladder's minimum.
+fn capture_width(args: &cli::CaptureArgs) -> Result<usize> {
+    use capture::output::ladder::MIN_WIDTH;
+    Ok(match args.width {
+        Some(w) if w < MIN_WIDTH => bail!(
+            "--width {w} is too narrow: give at least {MIN_WIDTH} columns \
+             (or --ladder mermaid, which has no width)"
+        ),
+        Some(w) => w,
+        None => terminal_width().unwrap_or(80).max(MIN_WIDTH),
+    })
+}
+
 /// The ladder's options from the command line (usage errors as `Err`).
 fn ladder_options(
     args: &cli::CaptureArgs,
     style: cli::LadderArg,
 ) -> Result<capture::output::ladder::LadderOptions> {
-    use capture::output::ladder::{self, ColorChoice, LadderOptions, LadderStyle, MIN_WIDTH};
-    let is_terminal = std::io::stdout().is_terminal();
-    let width = match args.width {
-        Some(w) if w < MIN_WIDTH => bail!(
-            "--width {w} is too narrow for a ladder: give at least {MIN_WIDTH} columns \
-             (or --ladder mermaid, which has no width)"
-        ),
-        Some(w) => w,
-        None if is_terminal => console::Term::stdout()
-            .size_checked()
-            .map_or(80, |(_, cols)| usize::from(cols))
-            .max(MIN_WIDTH),
-        None => 80,
-    };
+    use capture::output::ladder::{LadderOptions, LadderStyle};
+    let width = capture_width(args)?;
     if args.ladder_max == 0 {
         bail!("--ladder-max 0 would draw nothing; give at least 1");
     }
-    let choice = match args.color {
-        cli::ColorArg::Auto => ColorChoice::Auto,
-        cli::ColorArg::Always => ColorChoice::Always,
-        cli::ColorArg::Never => ColorChoice::Never,
-    };
-    let no_color = std::env::var("NO_COLOR").ok();
     let style = match style {
         cli::LadderArg::Text => LadderStyle::Text,
         cli::LadderArg::Mermaid => LadderStyle::Mermaid,
@@ -374,8 +393,7 @@ fn ladder_options(
         style,
         width,
         // Mermaid is never coloured.
-        color: style == LadderStyle::Text
-            && ladder::color_wanted(choice, is_terminal, no_color.as_deref()),
+        color: style == LadderStyle::Text && use_color(args.color),
         max_events: args.ladder_max,
         from,
         to,

@@ -191,6 +191,11 @@ fn exercise_4_v2_fields_a_cut_message_and_a_frame_split_in_two() {
             .collect();
         assert_eq!(segs, vec![9, 20]);
         assert!(t.contains("struct.error: unpack requires a buffer of 29 bytes"));
+        // Python itself, given the first segment's very bytes.
+        assert_eq!(
+            a["facts"]["python_says"],
+            "struct.error: unpack requires a buffer of 29 bytes"
+        );
         assert!(t.contains("arrived in 2 segments"));
         assert_eq!(answer(&v, "4.3")["facts"]["echoes_ok"], 3);
         assert_eq!(answer(&v, "4.1")["facts"]["frames_read"], 3);

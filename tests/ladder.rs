@@ -75,7 +75,7 @@ fn the_width_has_a_minimum_said_clearly() {
         "20",
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--width 20 is too narrow for a ladder: give at least 40"));
+    assert!(stderr(&out).contains("--width 20 is too narrow: give at least 40 columns"));
 }
 
 #[test]
@@ -521,4 +521,37 @@ fn mermaid_itself_parses_every_diagram() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn width_belongs_to_the_ladder_or_the_hex_panes_and_quiet_to_neither() {
+    let o = run(&["capture", "-r", &fixture("udp.pcap"), "--width", "60"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--width is the width of --ladder or of --hex"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["capture", "-r", &fixture("udp.pcap"), "--ladder", "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("-q prints none"), "{}", stderr(&o));
+    // --width sets the --hex panes too.
+    let o = run(&[
+        "capture",
+        "-r",
+        &fixture("v2-echo.pcap"),
+        "--hex",
+        "--width",
+        "60",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let panes: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("00") || l.starts_with("      "))
+        .collect();
+    assert!(!panes.is_empty());
+    for l in panes {
+        assert!(l.chars().count() <= 60, "{} chars: {l}", l.chars().count());
+    }
 }

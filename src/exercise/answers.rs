@@ -724,16 +724,27 @@ fn framed_answers(run: &Run, out: &mut Vec<Answer>, width: usize) {
                     segment_list(segs)
                 ));
                 if v2 {
+                    let got = &f.raw[..usize::try_from(first).unwrap_or(0).min(f.raw.len())];
+                    let python = python_unpack(spec.python_format, got);
+                    let error = python.clone().unwrap_or_else(|| {
+                        "struct.error: unpack requires a buffer of 29 bytes".to_string()
+                    });
                     a.say(format!(
                         "The lab's serverTCPv2.py calls recv(29) once per frame: when the first \
                          segment came it would have returned those {first} bytes, and \
-                         struct.unpack('!BLL20s', …) raises \"struct.error: unpack requires a \
-                         buffer of 29 bytes\"; had it gone on, the next recv(29) would start in \
-                         the middle of the frame and every later frame would be read shifted. \
-                         rc1's server loops until it has 29 bytes: its log shows order={} read \
-                         whole.",
+                         struct.unpack('{}', …) on them {} \"{error}\"; had it gone on, the \
+                         next recv(29) would start in the middle of the frame and every later \
+                         frame would be read shifted. rc1's server loops until it has 29 \
+                         bytes: its log shows order={} read whole.",
+                        spec.python_format,
+                        if python.is_some() {
+                            "raises (python3 here, given those very bytes, says)"
+                        } else {
+                            "raises"
+                        },
                         f.order
                     ));
+                    a.fact("python_says", python.map_or(Value::Null, Value::String));
                 } else {
                     a.say(format!(
                         "The lab's serverTCPv3.py reads the 9-byte header, then recv(size): one \
@@ -797,6 +808,30 @@ fn framed_answers(run: &Run, out: &mut Vec<Answer>, width: usize) {
         }
         out.push(a);
     }
+}
+
+/// What Python's `struct.unpack(format, bytes)` says of `bytes`: its
+/// exception's last line, `ok` when it unpacks, or `None` without python3.
+fn python_unpack(format: &str, bytes: &[u8]) -> Option<String> {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let o = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import struct, sys; struct.unpack(sys.argv[1], bytes.fromhex(sys.argv[2]))",
+            format,
+            &hex,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if o.status.success() {
+        return Some("ok".to_string());
+    }
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
 }
 
 /// The exercise's questions, answered.

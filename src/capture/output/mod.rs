@@ -53,6 +53,8 @@ pub struct ReportOptions {
     /// Text output: each frame's bytes under its line (`--hex`), see
     /// [`hex`].
     pub hex: bool,
+    /// Width of the `--hex` panes in columns (0: [`hex::DEFAULT_WIDTH`]).
+    pub hex_width: usize,
     /// No line per event, not even diagnostics: only the sessions table
     /// and totals at the end (`--ladder` draws the events instead).
     pub summary_only: bool,
@@ -161,7 +163,10 @@ impl<W: Write> Printer<W> {
     fn hex_pane(&mut self, ev: &Event<'_>) {
         let Some(kept) = &mut self.hex else { return };
         self.line.clear();
-        let width = hex::DEFAULT_WIDTH;
+        let width = match self.opts.hex_width {
+            0 => hex::DEFAULT_WIDTH,
+            w => w,
+        };
         match ev {
             Event::Frame {
                 at,
