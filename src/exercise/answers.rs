@@ -849,34 +849,22 @@ pub fn answer(run: &Run, width: usize) -> Vec<Answer> {
 /// did for that client (the thread, the selector key), or nothing.
 pub fn server_note(ex: Exercise, l: &LogLine) -> Option<String> {
     let conn = l.num("conn").unwrap_or(0);
-    let token = l.num("token");
+    let token = l.num("token").map_or("?".to_string(), |t| t.to_string());
+    let port = l.peer().map_or(0, |p| p.port());
+    let len = l.num("len").unwrap_or(0);
     let sel = ex.number == 3;
     Some(match (l.event(), sel) {
-        ("accept", true) => format!(
-            "server: accept #{conn}, selector registers token {}",
-            token.map_or("?".to_string(), |t| t.to_string())
-        ),
-        ("accept", false) => format!("server: accept #{conn}, starts a thread for it"),
-        ("text", true) => format!(
-            "selector wakes: token {} readable, recv {} B",
-            token.map_or("?".to_string(), |t| t.to_string()),
-            l.num("len").unwrap_or(0)
-        ),
-        ("text", false) => format!("thread #{conn}: recv {} B, echo", l.num("len").unwrap_or(0)),
+        ("accept", true) => format!("accept #{conn} (:{port}): selector registers token {token}"),
+        ("accept", false) => format!("accept #{conn} (:{port}): starts a thread for it"),
+        ("text", true) => format!("selector wakes: token {token} readable, recv {len} B"),
+        ("text", false) => format!("thread #{conn}: recv {len} B, echo"),
         ("frame", _) => format!(
             "thread #{conn}: order={} read whole, echo",
             l.num("order").unwrap_or(0)
         ),
-        ("close", true) => format!(
-            "selector: token {} closed, unregistered",
-            token.map_or("?".to_string(), |t| t.to_string())
-        ),
+        ("close", true) => format!("selector: token {token} closed, unregistered"),
         ("close", false) => format!("thread #{conn} ends"),
-        ("datagram", _) => format!(
-            "server: recvfrom {} B from port {}",
-            l.num("len").unwrap_or(0),
-            l.peer().map_or(0, |p| p.port())
-        ),
+        ("datagram", _) => format!("recvfrom {len} B from :{port}"),
         _ => return None,
     })
 }

@@ -510,8 +510,10 @@ pub fn run(o: &LabOptions) -> Result<Run> {
     if matches!(wire, Wire::Live { .. }) {
         for line in &log {
             if let Some(text) = answers::server_note(ex, line) {
-                sinks.ladder.note(line.ts, line.peer(), &text);
-                sinks.mermaid.note(line.ts, line.peer(), &text);
+                // On the server's lane: the server did it (the text names
+                // the client).
+                sinks.ladder.note(line.ts, Some(addr), &text);
+                sinks.mermaid.note(line.ts, Some(addr), &text);
             }
         }
     }
