@@ -432,7 +432,7 @@ fn ladders_match_their_golden_files() {
 
 /// Mermaid's own parser (tests/mermaid/check.mjs, through node), when
 /// node and its packages are here (`npm ci --prefix tests/mermaid`, which
-/// scripts/install-deps runs); a failure under `CI=true` without them.
+/// scripts/test runs); a failure under `CI=true` without them.
 fn mermaid_itself(files: &[std::path::PathBuf]) -> Option<String> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mermaid");
     let present = std::path::Path::new(dir)
