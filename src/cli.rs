@@ -50,6 +50,38 @@ pub enum Command {
     /// echoes verified, mismatched, missing; rates; latency percentiles.
     #[command(after_help = FLOOD_HELP)]
     Flood(FloodArgs),
+    /// Describe a binary framing in a small TOML file (from a Python
+    /// struct format): check a file and print its layout, or print the
+    /// built-in v2 and v3 files.
+    #[command(after_help = crate::framing::HELP)]
+    Framing(FramingArgs),
+}
+
+/// `rc1 framing`.
+#[derive(Debug, Clone, Args)]
+pub struct FramingArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: FramingAction,
+}
+
+/// `rc1 framing check|show`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum FramingAction {
+    /// Load a framing file and print its layout (fields, offsets, widths,
+    /// the length field, checks), or its first mistake as FILE:LINE:COL.
+    #[command(
+        after_help = "Exit status: 0 the file is a framing; 1 it is not (the reason on stderr); 2 usage error."
+    )]
+    Check {
+        /// The framing file (a built-in name, v2 or v3, when no such file exists).
+        file: String,
+    },
+    /// Print a built-in framing file (v2 or v3), to read or to copy.
+    Show {
+        /// v2 or v3.
+        name: String,
+    },
 }
 
 const FLOOD_HELP: &str = "\

@@ -88,12 +88,18 @@ pub struct Span {
 /// bytes were captured.
 fn uint_field(spec: &FramingSpec, bytes: &dyn ByteSource, name: &str) -> Option<u64> {
     let f = spec.field(name)?;
-    if !matches!(f.kind, FieldKind::U8 | FieldKind::U32Be) {
+    let (_, false, big_endian) = f.kind.int_shape()? else {
         return None;
-    }
+    };
     let mut v = 0u64;
-    for i in f.range() {
+    let mut take = |i: usize| -> Option<()> {
         v = v.checked_mul(256)?.checked_add(u64::from(bytes.get(i)?))?;
+        Some(())
+    };
+    if big_endian {
+        f.range().try_for_each(&mut take)?;
+    } else {
+        f.range().rev().try_for_each(&mut take)?;
     }
     Some(v)
 }
@@ -112,7 +118,9 @@ fn spans_of(spec: &FramingSpec, bytes: &dyn ByteSource) -> Vec<Span> {
     for f in spec.fields {
         let end = f.offset.saturating_add(f.width);
         match f.kind {
-            FieldKind::U8 | FieldKind::U32Be => push(f.offset, end, f.name),
+            FieldKind::U8 | FieldKind::U32Be | FieldKind::Int { .. } | FieldKind::Bytes { .. } => {
+                push(f.offset, end, f.name)
+            }
             FieldKind::FixedBytes { len_by, .. } => match uint_field(spec, bytes, len_by) {
                 Some(n) => {
                     let cut = usize::try_from(n).unwrap_or(usize::MAX).min(f.width);
