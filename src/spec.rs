@@ -90,17 +90,19 @@ impl FieldKind {
     }
 
     /// For an integer kind, `(width, signed, big_endian)`; `None` for
-    /// byte fields. Readers of integers use this rather than matching the
+    /// byte fields (and for an `Int` whose width is not 1, 2, 4 or 8). Readers of integers use this rather than matching the
     /// three integer variants.
     pub const fn int_shape(self) -> Option<(u8, bool, bool)> {
         match self {
             FieldKind::U8 => Some((1, false, true)),
             FieldKind::U32Be => Some((4, false, true)),
             FieldKind::Int {
-                width,
+                width: width @ (1 | 2 | 4 | 8),
                 signed,
                 big_endian,
             } => Some((width, signed, big_endian)),
+            // Not a width a field can have: read as no integer at all.
+            FieldKind::Int { .. } => None,
             FieldKind::FixedBytes { .. } | FieldKind::SizedBy(_) | FieldKind::Bytes { .. } => None,
         }
     }

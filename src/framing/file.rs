@@ -152,6 +152,10 @@ fn int_of(c: char) -> Option<Code> {
     Some(Code::Int { width, signed })
 }
 
+const NATIVE_FIX: &str = "`@` (and no prefix) is Python's native order *with native alignment and sizes*, \
+     which depend on the machine: write `!` (network order, as the lab), `>`, `<`, \
+     or `=` (this machine's order, standard sizes, no alignment)";
+
 /// Whether a byte-order character means big-endian; `Err` (fix) for
 /// refused ones.
 fn order_of(c: char) -> Result<bool, String> {
@@ -187,7 +191,7 @@ fn parse_struct(fmt: &str) -> Result<(bool, Vec<Code>), (usize, String, String)>
                 format!(
                     "format {fmt:?} has no byte order (Python would use native `@`, starting with {c:?})"
                 ),
-                order_of('x').unwrap_err(),
+                NATIVE_FIX.into(),
             ));
         }
         None => {

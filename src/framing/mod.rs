@@ -16,6 +16,8 @@
 
 pub mod codec;
 mod file;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::sync::OnceLock;
