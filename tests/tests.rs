@@ -32,5 +32,7 @@ mod broken;
 mod corpus;
 // The bytes pane of `rc1 capture --hex`.
 mod hex;
+// `rc1 framing`: framing files checked and shown.
+mod framing;
 // Shared helpers.
 mod util;

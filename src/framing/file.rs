@@ -702,20 +702,29 @@ fn build(raw: RawFile, text: &str, file_name: &str) -> Result<FramingDef, At> {
                     } else {
                         format!("length names {by:?}, which is no field")
                     };
-                    return Err(at(
-                        l,
-                        what,
+                    let earlier: Vec<&str> = before
+                        .iter()
+                        .filter(|e| !e.is_pad)
+                        .map(|e| e.name)
+                        .collect();
+                    let fix = if after.iter().any(|e| e.name == by) {
+                        format!(
+                            "move {by:?} before {:?}: a length must come before what it measures",
+                            d.name
+                        )
+                    } else if earlier.is_empty() {
+                        format!(
+                            "add an unsigned integer field (e.g. type = \"L\") before {:?} and name it here",
+                            d.name
+                        )
+                    } else {
                         format!(
                             "name an unsigned integer field before {:?} (fields: {})",
                             d.name,
-                            before
-                                .iter()
-                                .filter(|e| !e.is_pad)
-                                .map(|e| e.name)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
+                            earlier.join(", ")
+                        )
+                    };
+                    return Err(at(l, what, fix));
                 };
                 match sizer.kind.int_shape() {
                     Some((_, false, _)) => {}

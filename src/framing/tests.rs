@@ -532,7 +532,7 @@ fn a_length_after_the_body() {
         5,
         10,
         "length field \"n\" comes after \"m\"",
-        "name an unsigned integer field before \"m\"",
+        "move \"n\" before \"m\": a length must come before what it measures",
     );
 }
 
