@@ -624,13 +624,8 @@ fn build(raw: RawFile, text: &str, file_name: &str) -> Result<FramingDef, At> {
         let is_body = matches!(d.kind, FieldKind::SizedBy(_));
         let is_bytes = matches!(d.kind, FieldKind::Bytes { .. });
         let pad = match &r.pad {
-            None => {
-                if r.length.is_some() && !is_body {
-                    b'-'
-                } else {
-                    0
-                }
-            }
+            // NUL, as Python's struct pads.
+            None => 0,
             Some(p) if !is_bytes => {
                 return Err(at(
                     p,

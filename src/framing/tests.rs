@@ -914,3 +914,43 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn the_hex_pane_marks_a_trailer_after_the_body_and_a_little_endian_length() {
+    use crate::capture::output::hex;
+    let def = fixture("crc-trailer.toml");
+    let wire = codec::encode(
+        def,
+        &[
+            ("seq", Value::Uint(7)),
+            (
+                "payload",
+                Value::Bytes {
+                    content: b"hello",
+                    padding: &[],
+                },
+            ),
+        ],
+    )
+    .unwrap();
+    let bytes: Vec<Option<u8>> = wire.iter().copied().map(Some).collect();
+    let spans: Vec<_> = hex::field_spans(&def.spec, &bytes)
+        .iter()
+        .map(|s| (s.name, s.start, s.end))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            ("version", 0, 1),
+            ("seq", 1, 5),
+            ("length", 5, 7),
+            ("payload", 7, 12),
+            ("crc", 12, 16)
+        ]
+    );
+    assert_eq!(hex::frame_len(&def.spec, &bytes), Some(16));
+    let le = fixture("le16.toml");
+    // struct.pack('<BHH', 2, 1, 258): a body of 258 bytes.
+    let head = [Some(2), Some(1), Some(0), Some(2), Some(1)];
+    assert_eq!(hex::frame_len(&le.spec, &head), Some(5 + 258));
+}
