@@ -7,6 +7,8 @@
 //! a parse is a frame borrowed from the buffer, a count of the bytes it
 //! needs, or a typed [`DecodeError`] with a stable diagnostic code.
 
+#![warn(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use crate::spec::{self, Check, ChecksumKind, FieldKind, FieldValues, ReadError, Value};
 
 use super::FramingDef;
@@ -246,6 +248,10 @@ pub fn checksum<'a>(algorithm: ChecksumKind, parts: impl IntoIterator<Item = &'a
 /// CRC-32 (IEEE, reflected), as Python's `zlib.crc32`.
 struct Crc32(u32);
 
+#[expect(
+    clippy::indexing_slicing,
+    reason = "const evaluation, i < 256: a bad index fails the build"
+)]
 const CRC_TABLE: [u32; 256] = {
     let mut t = [0u32; 256];
     let mut i = 0;

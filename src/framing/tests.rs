@@ -954,3 +954,45 @@ fn the_hex_pane_marks_a_trailer_after_the_body_and_a_little_endian_length() {
     let head = [Some(2), Some(1), Some(0), Some(2), Some(1)];
     assert_eq!(hex::frame_len(&le.spec, &head), Some(5 + 258));
 }
+
+#[test]
+fn the_agreement_views_cover_frames_needs_and_refusals() {
+    use crate::codec::{Frame, Framing};
+    let (v2, v3) = (builtin("v2").unwrap(), builtin("v3").unwrap());
+    let f2 = Frame::v2(1, 3, b"hello world, how are you")
+        .unwrap()
+        .to_bytes(Framing::V2);
+    let f3 = Frame::v3(7, 2, b"hi").unwrap().to_bytes(Framing::V3);
+    let over = [1, 0, 0, 0, 1, 0xEE, 0x6B, 0x28, 0x00];
+    for (framing, def, buf, max, want) in [
+        (
+            Framing::V2,
+            v2,
+            &f2[..],
+            0,
+            "frame len=29 version=1 order=3 size=24",
+        ),
+        (Framing::V2, v2, &f2[..28], 0, "incomplete 29"),
+        (
+            Framing::V3,
+            v3,
+            &f3[..],
+            2,
+            "frame len=11 version=7 order=2 size=2",
+        ),
+        (Framing::V3, v3, &f3[..10], 2, "incomplete 11"),
+        (Framing::V3, v3, &f3[..4], 2, "incomplete 9"),
+        (Framing::V3, v3, &f3[..], 1, "over 2 1"),
+        (
+            Framing::V3,
+            v3,
+            &over[..],
+            1 << 20,
+            "over 4000000000 1048576",
+        ),
+    ] {
+        let old = old_view(framing, buf, max);
+        assert!(old.starts_with(want), "{old}");
+        assert_eq!(new_view(def, buf, max), old);
+    }
+}
