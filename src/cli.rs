@@ -55,6 +55,11 @@ pub enum Command {
     /// what was measured (`rc1 lab 4`, `rc1 lab 2.2`).
     #[command(after_help = LAB_HELP)]
     Lab(LabArgs),
+    /// Describe a binary framing in a small TOML file (from a Python
+    /// struct format): check a file and print its layout, or print the
+    /// built-in v2 and v3 files.
+    #[command(after_help = crate::framing::HELP)]
+    Framing(FramingArgs),
 }
 
 const LAB_HELP: &str = "\
@@ -102,6 +107,33 @@ pub struct LabArgs {
     /// only, without the ladder.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `rc1 framing`.
+#[derive(Debug, Clone, Args)]
+pub struct FramingArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: FramingAction,
+}
+
+/// `rc1 framing check|show`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum FramingAction {
+    /// Load a framing file and print its layout (fields, offsets, widths,
+    /// the length field, checks), or its first mistake as FILE:LINE:COL.
+    #[command(
+        after_help = "Exit status: 0 the file is a framing; 1 it is not (the reason on stderr); 2 usage error."
+    )]
+    Check {
+        /// The framing file (a built-in name, v2 or v3, when no such file exists).
+        file: String,
+    },
+    /// Print a built-in framing file (v2 or v3), to read or to copy.
+    Show {
+        /// v2 or v3.
+        name: String,
+    },
 }
 
 const FLOOD_HELP: &str = "\

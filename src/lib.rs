@@ -26,6 +26,7 @@ pub mod codec;
 pub mod dissector;
 pub mod exercise;
 pub mod flood;
+pub mod framing;
 pub mod lab;
 pub mod spec;
 pub mod stop;
@@ -149,6 +150,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Capture(args) => run_capture(&args),
         Command::Lab(args) => run_lab(&args),
         Command::Dissector(args) => run_dissector(&args),
+        Command::Framing(args) => Ok(run_framing(&args)),
         Command::Flood(args) => {
             let opts = match flood::FloodOptions::try_from(&args) {
                 Ok(o) => o,
@@ -165,6 +167,37 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         }
+    }
+}
+
+/// `rc1 framing check FILE` / `rc1 framing show NAME`: the layout or the
+/// file on stdout; a bad file's mistake on stderr and status 1.
+fn run_framing(args: &cli::FramingArgs) -> ExitCode {
+    match &args.action {
+        cli::FramingAction::Check { file } => match framing::load(file) {
+            Ok(def) => {
+                print!("{}", framing::layout(def));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rc1 framing check: {e}");
+                ExitCode::from(1)
+            }
+        },
+        cli::FramingAction::Show { name } => match framing::builtin_text(name) {
+            Some(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                let names: Vec<&str> = framing::BUILTIN_FILES.iter().map(|(n, _)| *n).collect();
+                eprintln!(
+                    "rc1 framing show: no built-in framing {name:?}; the built-in ones are {}",
+                    names.join(", ")
+                );
+                ExitCode::from(2)
+            }
+        },
     }
 }
 

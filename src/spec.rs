@@ -41,8 +41,122 @@ pub enum FieldKind {
         /// cutting: the content is its first `min(that, width)` bytes.
         len_by: &'static str,
     },
-    /// As many bytes as the named integer field says (v3's message).
+    /// As many bytes as the named integer field says (v3's message): the
+    /// body. A framing has at most one; fields after it form a fixed
+    /// trailer whose offsets count from the body's end.
     SizedBy(&'static str),
+    /// An integer of another shape than [`FieldKind::U8`] and
+    /// [`FieldKind::U32Be`] (which stay the canonical kinds of `B` and of a
+    /// big-endian unsigned 32-bit field): `struct` codes `b H h I i L l Q
+    /// q` in either byte order. Build it with [`FieldKind::int`], which
+    /// picks the canonical kind.
+    Int {
+        /// Bytes: 1, 2, 4 or 8.
+        width: u8,
+        /// Two's complement (`b h i l q`) rather than unsigned.
+        signed: bool,
+        /// Network byte order (`!`, `>`) rather than little-endian (`<`).
+        big_endian: bool,
+    },
+    /// A fixed number of bytes (`struct` code `Ns`) with no length field:
+    /// the content is the field without its trailing `pad` bytes (Python's
+    /// `struct` pads with NUL, the default), the padding is those bytes.
+    Bytes {
+        /// The padding byte written after shorter content.
+        pad: u8,
+    },
+}
+
+impl FieldKind {
+    /// The kind of an integer of `width` bytes (1, 2, 4 or 8): `U8` for an
+    /// unsigned byte, `U32Be` for an unsigned big-endian 32-bit integer,
+    /// [`FieldKind::Int`] otherwise (a 1-byte `Int` is always marked
+    /// big-endian, since byte order means nothing for it).
+    pub const fn int(width: u8, signed: bool, big_endian: bool) -> FieldKind {
+        match (width, signed, big_endian) {
+            (1, false, _) => FieldKind::U8,
+            (4, false, true) => FieldKind::U32Be,
+            (1, true, _) => FieldKind::Int {
+                width: 1,
+                signed: true,
+                big_endian: true,
+            },
+            _ => FieldKind::Int {
+                width,
+                signed,
+                big_endian,
+            },
+        }
+    }
+
+    /// For an integer kind, `(width, signed, big_endian)`; `None` for
+    /// byte fields (and for an `Int` whose width is not 1, 2, 4 or 8). Readers of integers use this rather than matching the
+    /// three integer variants.
+    pub const fn int_shape(self) -> Option<(u8, bool, bool)> {
+        match self {
+            FieldKind::U8 => Some((1, false, true)),
+            FieldKind::U32Be => Some((4, false, true)),
+            FieldKind::Int {
+                width: width @ (1 | 2 | 4 | 8),
+                signed,
+                big_endian,
+            } => Some((width, signed, big_endian)),
+            // Not a width a field can have: read as no integer at all.
+            FieldKind::Int { .. } => None,
+            FieldKind::FixedBytes { .. } | FieldKind::SizedBy(_) | FieldKind::Bytes { .. } => None,
+        }
+    }
+
+    /// Reads an integer of this kind from exactly its `width` bytes:
+    /// unsigned values as [`Value::Uint`], signed as [`Value::Int`].
+    /// `None` for a byte kind or a slice of another length.
+    pub fn read_int(self, b: &[u8]) -> Option<Value<'static>> {
+        let (width, signed, big_endian) = self.int_shape()?;
+        if b.len() != usize::from(width) {
+            return None;
+        }
+        let mut raw = [0u8; 8];
+        let n = b.len();
+        if big_endian {
+            raw.get_mut(8 - n..)?.copy_from_slice(b);
+        } else {
+            for (i, byte) in b.iter().enumerate() {
+                *raw.get_mut(7 - i)? = *byte;
+            }
+        }
+        let u = u64::from_be_bytes(raw);
+        if signed {
+            let shift = 64 - 8 * u32::from(width);
+            // Sign-extend: move the sign bit to bit 63, then shift back.
+            Some(Value::Int(((u << shift) as i64) >> shift))
+        } else {
+            Some(Value::Uint(u))
+        }
+    }
+
+    /// Writes `v` (reduced to the field's width: the low bytes of its
+    /// two's complement) in this integer kind's byte order; `None` for a
+    /// byte kind.
+    pub fn write_int(self, v: i128) -> Option<Vec<u8>> {
+        let (width, _, big_endian) = self.int_shape()?;
+        let all = (v as u64).to_be_bytes();
+        let mut b = all.get(8 - usize::from(width)..)?.to_vec();
+        if !big_endian {
+            b.reverse();
+        }
+        Some(b)
+    }
+
+    /// The smallest and largest value this integer kind holds.
+    pub fn int_range(self) -> Option<(i128, i128)> {
+        let (width, signed, _) = self.int_shape()?;
+        let bits = 8 * u32::from(width);
+        Some(if signed {
+            (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+        } else {
+            (0, (1i128 << bits) - 1)
+        })
+    }
 }
 
 /// One field of a framing.
@@ -54,7 +168,8 @@ pub struct Field {
     pub filter: &'static str,
     /// Layout of the bytes.
     pub kind: FieldKind,
-    /// Offset from the start of the frame.
+    /// Offset from the start of the frame; for a field after the body (a
+    /// trailer field), from the end of the body.
     pub offset: usize,
     /// Width in bytes; `0` for a field sized by another field.
     pub width: usize,
@@ -81,18 +196,44 @@ pub struct FramingSpec {
 }
 
 impl FramingSpec {
-    /// Length of the fixed part: the end of the last fixed-width field.
+    /// Length of the fixed part: every fixed-width field, header and
+    /// trailer (for a framing without a body, the frame's length).
     pub const fn fixed_len(&self) -> usize {
-        let mut end = 0;
+        let mut len = 0;
         let mut i = 0;
         while i < self.fields.len() {
-            let f = &self.fields[i];
-            if f.width > 0 {
-                end = f.offset + f.width;
-            }
+            len += self.fields[i].width;
             i += 1;
         }
-        end
+        len
+    }
+
+    /// Length of the header: the fields before the body (all of them when
+    /// there is no body).
+    pub const fn header_len(&self) -> usize {
+        let mut len = 0;
+        let mut i = 0;
+        while i < self.fields.len() {
+            if let FieldKind::SizedBy(_) = self.fields[i].kind {
+                break;
+            }
+            len += self.fields[i].width;
+            i += 1;
+        }
+        len
+    }
+
+    /// Length of the trailer: the fixed fields after the body (0 without
+    /// a body).
+    pub const fn trailer_len(&self) -> usize {
+        self.fixed_len() - self.header_len()
+    }
+
+    /// The body (the field sized by another), if the framing has one.
+    pub fn body(&self) -> Option<&'static Field> {
+        self.fields
+            .iter()
+            .find(|f| matches!(f.kind, FieldKind::SizedBy(_)))
     }
 
     /// The field called `name`, if any.
@@ -173,8 +314,10 @@ pub const V3: FramingSpec = FramingSpec {
 /// A field's value, as [`FramingSpec::decode`] reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Value<'a> {
-    /// An integer field.
+    /// An unsigned integer field.
     Uint(u64),
+    /// A signed integer field (`struct` codes `b h i l q`).
+    Int(i64),
     /// A byte field: its content, and (fixed-width fields) the padding
     /// after it.
     Bytes {
@@ -203,13 +346,51 @@ impl<'a> FieldValues<'a> {
             .map(|(_, v)| *v)
     }
 
-    /// The integer value of the field called `name`.
+    /// The value of the unsigned integer field called `name`.
     pub fn uint(&self, name: &str) -> Option<u64> {
         match self.get(name)? {
             Value::Uint(n) => Some(n),
+            Value::Int(_) | Value::Bytes { .. } => None,
+        }
+    }
+
+    /// The value of the integer field called `name`, signed or not.
+    pub fn int(&self, name: &str) -> Option<i128> {
+        match self.get(name)? {
+            Value::Uint(n) => Some(i128::from(n)),
+            Value::Int(n) => Some(i128::from(n)),
             Value::Bytes { .. } => None,
         }
     }
+
+    /// The content of the byte field called `name` (without padding).
+    pub fn bytes(&self, name: &str) -> Option<&'a [u8]> {
+        match self.get(name)? {
+            Value::Bytes { content, .. } => Some(content),
+            Value::Uint(_) | Value::Int(_) => None,
+        }
+    }
+}
+
+/// Why [`FramingSpec::read`] found no frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    /// Not enough bytes yet: the frame needs `need` bytes in all, as far
+    /// as known (the header and trailer until the body's length is read).
+    Incomplete {
+        /// Total length the frame needs, as far as known.
+        need: u64,
+    },
+    /// The body's length field claims more than the maximum; nothing was
+    /// read or reserved for it.
+    OverMax {
+        /// The body.
+        body: &'static Field,
+        /// The length field's value.
+        claimed: u64,
+        /// The maximum it was checked against.
+        max: u64,
+    },
 }
 
 impl FramingSpec {
@@ -219,8 +400,26 @@ impl FramingSpec {
     /// `b` holds less than a whole frame, or a field sized by another is
     /// larger than `max_sized` (checked before any use of it).
     pub fn decode<'a>(&'static self, b: &'a [u8], max_sized: u64) -> Option<FieldValues<'a>> {
+        self.read(b, max_sized).ok()
+    }
+
+    /// [`FramingSpec::decode`], saying why there is no frame: how many
+    /// bytes it needs, or that the body's length is over `max_body`. The
+    /// length is checked before the body is waited for or reserved.
+    pub fn read<'a>(
+        &'static self,
+        b: &'a [u8],
+        max_body: u64,
+    ) -> Result<FieldValues<'a>, ReadError> {
+        let head = self.header_len();
+        let trail = self.trailer_len();
+        let short = |need: u64| ReadError::Incomplete { need };
+        let mut total = head.saturating_add(trail) as u64;
+        if b.len() < head {
+            return Err(short(total));
+        }
         let mut fields: Vec<(&'static Field, Value<'a>)> = Vec::with_capacity(self.fields.len());
-        let mut end = 0usize;
+        let mut base = 0usize;
         for f in self.fields {
             let uint_of = |name: &str, fields: &[(&'static Field, Value<'a>)]| {
                 fields.iter().find_map(|(g, v)| match v {
@@ -228,42 +427,131 @@ impl FramingSpec {
                     _ => None,
                 })
             };
+            let start = base.saturating_add(f.offset);
+            let fixed = || b.get(start..start.saturating_add(f.width));
             let value = match f.kind {
-                FieldKind::U8 => Value::Uint(u64::from(*b.get(f.offset)?)),
-                FieldKind::U32Be => {
-                    let bytes: [u8; 4] = b.get(f.range())?.try_into().ok()?;
-                    Value::Uint(u64::from(u32::from_be_bytes(bytes)))
-                }
+                FieldKind::U8 | FieldKind::U32Be | FieldKind::Int { .. } => f
+                    .kind
+                    .read_int(fixed().ok_or(short(total))?)
+                    .ok_or(short(total))?,
                 FieldKind::FixedBytes { len_by, .. } => {
-                    let field = b.get(f.range())?;
-                    let n = uint_of(len_by, &fields)?;
+                    let field = fixed().ok_or(short(total))?;
+                    let n = uint_of(len_by, &fields).ok_or(short(total))?;
                     let cut = usize::try_from(n).unwrap_or(usize::MAX).min(f.width);
                     let (content, padding) = field.split_at(cut);
                     Value::Bytes { content, padding }
                 }
+                FieldKind::Bytes { pad } => {
+                    let field = fixed().ok_or(short(total))?;
+                    let keep = field.iter().rposition(|&c| c != pad).map_or(0, |i| i + 1);
+                    let (content, padding) = field.split_at(keep);
+                    Value::Bytes { content, padding }
+                }
                 FieldKind::SizedBy(by) => {
-                    let n = uint_of(by, &fields)?;
-                    if n > max_sized {
-                        return None;
+                    let n = uint_of(by, &fields).ok_or(short(total))?;
+                    if n > max_body {
+                        return Err(ReadError::OverMax {
+                            body: f,
+                            claimed: n,
+                            max: max_body,
+                        });
                     }
-                    let n = usize::try_from(n).ok()?;
-                    let content = b.get(f.offset..f.offset.checked_add(n)?)?;
+                    total = total.saturating_add(n);
+                    let n = usize::try_from(n).map_err(|_| short(total))?;
+                    let end = start.checked_add(n).ok_or(short(total))?;
+                    if (b.len() as u64) < total {
+                        return Err(short(total));
+                    }
+                    let content = b.get(start..end).ok_or(short(total))?;
+                    base = end;
                     Value::Bytes {
                         content,
                         padding: &[],
                     }
                 }
             };
-            let f_end = match value {
-                Value::Bytes { content, .. } if f.width == 0 => {
-                    f.offset.checked_add(content.len())?
-                }
-                _ => f.offset.checked_add(f.width)?,
-            };
-            end = end.max(f_end);
             fields.push((f, value));
         }
-        Some(FieldValues { fields, len: end })
+        let len = usize::try_from(total).map_err(|_| short(total))?;
+        if b.len() < len {
+            return Err(short(total));
+        }
+        Ok(FieldValues { fields, len })
+    }
+}
+
+/// A check a framing file adds to a field (`equals`, `expect`,
+/// `checksum`): what [`crate::framing::codec`] verifies on each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The integer field `field` must equal `value`, or the frame is
+    /// invalid ([`FRAMING_CONSTANT`]; `equals = 1` in the file).
+    Equals {
+        /// The field.
+        field: &'static str,
+        /// The value it must have.
+        value: i128,
+    },
+    /// The integer field `field` is expected to be `value`; another value
+    /// is reported ([`FRAMING_UNEXPECTED_VALUE`]) but the frame is decoded
+    /// (`expect = 1`; v2's and v3's version byte).
+    Expect {
+        /// The field.
+        field: &'static str,
+        /// The value the lab sends.
+        value: i128,
+    },
+    /// The integer field `field` holds a checksum of the bytes of the
+    /// fields `over`, concatenated in the order listed
+    /// ([`FRAMING_CHECKSUM`] when it differs; the frame is invalid).
+    Checksum {
+        /// The field holding the checksum.
+        field: &'static str,
+        /// The algorithm.
+        algorithm: ChecksumKind,
+        /// The fields it covers, in the order they are summed.
+        over: &'static [&'static str],
+    },
+}
+
+impl Check {
+    /// The field the check is on.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Check::Equals { field, .. }
+            | Check::Expect { field, .. }
+            | Check::Checksum { field, .. } => field,
+        }
+    }
+}
+
+/// A checksum algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumKind {
+    /// CRC-32 as Python's `zlib.crc32` (IEEE 802.3, reflected, init and
+    /// final XOR `0xFFFFFFFF`): a 4-byte unsigned field.
+    Crc32,
+    /// The Internet checksum (RFC 1071): the 16-bit ones' complement of
+    /// the ones' complement sum of big-endian 16-bit words, an odd last
+    /// byte padded with zero: a 2-byte unsigned field.
+    Internet,
+}
+
+impl ChecksumKind {
+    /// The name a framing file writes: `crc32` or `internet`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumKind::Crc32 => "crc32",
+            ChecksumKind::Internet => "internet",
+        }
+    }
+
+    /// The width in bytes of the field that holds it.
+    pub fn width(self) -> usize {
+        match self {
+            ChecksumKind::Crc32 => 4,
+            ChecksumKind::Internet => 2,
+        }
     }
 }
 
@@ -420,6 +708,27 @@ pub const FRAME_PARTIAL: Diagnostic = Diagnostic {
     summary: "the first captured bytes are the end of a frame sent before the capture began",
 };
 
+/// A field with an `equals` check holds another value: the frame is invalid.
+pub const FRAMING_CONSTANT: Diagnostic = Diagnostic {
+    code: "framing.constant",
+    summary: "a field that must hold a constant (equals in the framing file) holds another value",
+};
+/// A checksum field that does not match the bytes it covers.
+pub const FRAMING_CHECKSUM: Diagnostic = Diagnostic {
+    code: "framing.checksum",
+    summary: "a checksum field does not match the bytes it covers",
+};
+/// A body length above the framing's `max_body`.
+pub const FRAMING_LENGTH_OVER_MAX: Diagnostic = Diagnostic {
+    code: "framing.length_over_max",
+    summary: "a length field claims a body larger than the framing's max_body",
+};
+/// A field with an `expect` check holds another value (reported only).
+pub const FRAMING_UNEXPECTED_VALUE: Diagnostic = Diagnostic {
+    code: "framing.unexpected_value",
+    summary: "a field holds another value than the framing file expects (expect); the frame is still decoded",
+};
+
 /// Every diagnostic code, in one place.
 pub const DIAGNOSTICS: &[Diagnostic] = &[
     TCP_OUT_OF_WINDOW,
@@ -445,6 +754,10 @@ pub const DIAGNOSTICS: &[Diagnostic] = &[
     FRAME_TRUNCATED,
     ECHO_MISMATCH,
     ECHO_MISSING,
+    FRAMING_CONSTANT,
+    FRAMING_CHECKSUM,
+    FRAMING_LENGTH_OVER_MAX,
+    FRAMING_UNEXPECTED_VALUE,
 ];
 
 #[cfg(test)]
@@ -462,6 +775,8 @@ mod tests {
                 match f.kind {
                     FieldKind::U8 => assert_eq!(f.width, 1),
                     FieldKind::U32Be => assert_eq!(f.width, 4),
+                    FieldKind::Int { width, .. } => assert_eq!(f.width, usize::from(width)),
+                    FieldKind::Bytes { .. } => assert!(f.width > 0),
                     FieldKind::FixedBytes { .. } => assert!(f.width > 0),
                     FieldKind::SizedBy(by) => {
                         assert_eq!(f.width, 0);

@@ -36,5 +36,7 @@ mod corpus;
 mod hex;
 // rc1 lab N: each exercise end to end on loopback, its answers checked.
 mod lab;
+// `rc1 framing`: framing files checked and shown.
+mod framing;
 // Shared helpers.
 mod util;

@@ -94,7 +94,17 @@ pub fn generate(spec: &DissectorSpec) -> Result<String> {
     // Fields: each filter name once, with one kind across framings.
     let mut fields: Vec<(&str, &'static spec::Field)> = Vec::new();
     for framing in spec.framings {
+        let mut after_body = false;
         for f in framing.fields {
+            if after_body || matches!(f.kind, FieldKind::Int { .. } | FieldKind::Bytes { .. }) {
+                bail!(
+                    "field {} of framing {}: the Lua template reads only u8, u32 \
+                     (big-endian) and message fields, with nothing after the message",
+                    f.name,
+                    framing.name
+                );
+            }
+            after_body |= matches!(f.kind, FieldKind::SizedBy(_));
             if !f.filter.starts_with("rc1.") {
                 bail!(
                     "field {} has filter {}: it must start with rc1.",
@@ -132,6 +142,9 @@ pub fn generate(spec: &DissectorSpec) -> Result<String> {
                 lua_str(k),
                 lua_str(filter)
             ),
+            FieldKind::Int { .. } | FieldKind::Bytes { .. } => {
+                bail!("field {filter}: no Lua type for {:?}", f.kind)
+            }
             FieldKind::FixedBytes { .. } | FieldKind::SizedBy(_) => writeln!(
                 field_decls,
                 "F[{}] = ProtoField.string({}, {label}, base.ASCII, {desc})",
@@ -194,6 +207,9 @@ pub fn generate(spec: &DissectorSpec) -> Result<String> {
                     "    {{ name = {name}, kind = \"fixed\", offset = {o}, width = {w}, pad = {pad}, len_by = {} }},",
                     lua_str(len_by)
                 ),
+                FieldKind::Int { .. } | FieldKind::Bytes { .. } => {
+                    bail!("field {}: no Lua kind for {:?}", f.name, f.kind)
+                }
                 FieldKind::SizedBy(by) => writeln!(
                     framings,
                     "    {{ name = {name}, kind = \"sized\", offset = {o}, width = 0, by = {} }},",
@@ -281,6 +297,8 @@ fn lua_type(k: FieldKind) -> &'static str {
         FieldKind::U8 => "uint8",
         FieldKind::U32Be => "uint32",
         FieldKind::FixedBytes { .. } | FieldKind::SizedBy(_) => "string",
+        FieldKind::Int { .. } => "int",
+        FieldKind::Bytes { .. } => "bytes",
     }
 }
 

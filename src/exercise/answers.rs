@@ -94,6 +94,23 @@ fn layout(spec: &FramingSpec) -> Vec<String> {
                     ),
                 ),
                 FieldKind::SizedBy(by) => ("-".to_string(), format!("exactly `{by}` bytes")),
+                FieldKind::Int {
+                    width,
+                    signed,
+                    big_endian,
+                } => (
+                    format!("{}{}", if signed { "i" } else { "u" }, u32::from(width) * 8),
+                    format!(
+                        "{} {} bits, {}",
+                        if signed { "signed" } else { "unsigned" },
+                        u32::from(width) * 8,
+                        if big_endian { "big-endian" } else { "little-endian" }
+                    ),
+                ),
+                FieldKind::Bytes { pad } => (
+                    format!("{}s", f.width),
+                    format!("bytes, trailing {pad:#04x} stripped"),
+                ),
             };
             let at = match f.width {
                 0 => format!("from byte {}", f.offset),

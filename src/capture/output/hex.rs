@@ -88,12 +88,18 @@ pub struct Span {
 /// bytes were captured.
 fn uint_field(spec: &FramingSpec, bytes: &dyn ByteSource, name: &str) -> Option<u64> {
     let f = spec.field(name)?;
-    if !matches!(f.kind, FieldKind::U8 | FieldKind::U32Be) {
+    let (_, false, big_endian) = f.kind.int_shape()? else {
         return None;
-    }
+    };
     let mut v = 0u64;
-    for i in f.range() {
+    let mut take = |i: usize| -> Option<()> {
         v = v.checked_mul(256)?.checked_add(u64::from(bytes.get(i)?))?;
+        Some(())
+    };
+    if big_endian {
+        f.range().try_for_each(&mut take)?;
+    } else {
+        f.range().rev().try_for_each(&mut take)?;
     }
     Some(v)
 }
@@ -109,24 +115,30 @@ fn spans_of(spec: &FramingSpec, bytes: &dyn ByteSource) -> Vec<Span> {
             out.push(Span { start, end, name });
         }
     };
+    // Fields after the body (a trailer) count their offsets from its end.
+    let mut base = 0usize;
     for f in spec.fields {
-        let end = f.offset.saturating_add(f.width);
+        let start = base.saturating_add(f.offset);
+        let end = start.saturating_add(f.width);
         match f.kind {
-            FieldKind::U8 | FieldKind::U32Be => push(f.offset, end, f.name),
+            FieldKind::U8 | FieldKind::U32Be | FieldKind::Int { .. } | FieldKind::Bytes { .. } => {
+                push(start, end, f.name)
+            }
             FieldKind::FixedBytes { len_by, .. } => match uint_field(spec, bytes, len_by) {
                 Some(n) => {
                     let cut = usize::try_from(n).unwrap_or(usize::MAX).min(f.width);
-                    let mid = f.offset.saturating_add(cut);
-                    push(f.offset, mid, f.name);
+                    let mid = start.saturating_add(cut);
+                    push(start, mid, f.name);
                     push(mid, end, "padding");
                 }
-                None => push(f.offset, end, f.name),
+                None => push(start, end, f.name),
             },
             FieldKind::SizedBy(by) => {
                 let n = uint_field(spec, bytes, by)
                     .and_then(|n| usize::try_from(n).ok())
                     .unwrap_or(usize::MAX);
-                push(f.offset, f.offset.saturating_add(n), f.name);
+                base = start.saturating_add(n);
+                push(start, base, f.name);
             }
         }
     }
@@ -153,11 +165,9 @@ pub fn field_spans(spec: &FramingSpec, bytes: &[Option<u8>]) -> Vec<Span> {
 /// captured; not checked against any maximum (the caller bounds it).
 pub fn frame_len(spec: &FramingSpec, bytes: &[Option<u8>]) -> Option<u64> {
     let mut end = spec.fixed_len() as u64;
-    for f in spec.fields {
-        if let FieldKind::SizedBy(by) = f.kind {
-            let n = uint_field(spec, &Holey(bytes), by)?;
-            end = end.max((f.offset as u64).saturating_add(n));
-        }
+    if let Some(FieldKind::SizedBy(by)) = spec.body().map(|b| b.kind) {
+        // Header, body, trailer.
+        end = end.saturating_add(uint_field(spec, &Holey(bytes), by)?);
     }
     Some(end)
 }
