@@ -826,6 +826,7 @@ mod tests {
             let f = match framing {
                 Framing::V2 => Frame::v2(version, order, &msg).unwrap(),
                 Framing::V3 => Frame::v3(version, order, &msg).unwrap(),
+                Framing::Custom(_) => panic!("a test of v2 and v3 only"),
             };
             let mut wire = Vec::new();
             f.encode(framing, &mut wire);

@@ -377,9 +377,15 @@ impl StreamDecoder {
         let frame_start = self.reader_base;
         reader.reset();
         // Where the next trusted frame starts.
-        let resume = match framing {
-            Framing::V2 => {
-                let len2 = v2::LEN as u64;
+        // Fixed-size frames (v2, or a framing file without a length) resume
+        // on the frame grid; others only after a header that was seen.
+        let fixed = match framing {
+            Framing::V2 => Some(v2::LEN as u64),
+            Framing::Custom(d) if d.is_fixed() => Some(d.spec.fixed_len() as u64),
+            Framing::V3 | Framing::Custom(_) => None,
+        };
+        let resume = match fixed {
+            Some(len2) => {
                 let phase = self.phase.min(gap_end);
                 phase.saturating_add(
                     gap_end
@@ -388,7 +394,7 @@ impl StreamDecoder {
                         .saturating_mul(len2),
                 )
             }
-            Framing::V3 => match need {
+            None => match need {
                 // The cut frame's header was seen: skip to its end, if the
                 // gap ends inside it.
                 Some(need) if frame_start.saturating_add(need) >= gap_end && have > 0 => {
@@ -422,9 +428,9 @@ impl StreamDecoder {
         }
         if resume > gap_end {
             self.skip_until = Some(resume);
-            self.skip_frame = match framing {
-                Framing::V2 => resume.saturating_sub(v2::LEN as u64),
-                Framing::V3 => frame_start,
+            self.skip_frame = match fixed {
+                Some(len2) => resume.saturating_sub(len2),
+                None => frame_start,
             };
         }
         self.reader_base = resume;
@@ -474,6 +480,7 @@ mod tests {
             let f = match framing {
                 Framing::V2 => Frame::v2(1, o, m),
                 Framing::V3 => Frame::v3(1, o, m),
+                Framing::Custom(_) => panic!("a test of v2 and v3 only"),
             };
             f.unwrap().encode(framing, &mut out);
         }

@@ -175,17 +175,26 @@ pub fn align(framing: Framing, b: &[u8], complete: bool, max_frame: u32) -> Opti
     let limit = match framing {
         Framing::V2 => v2::LEN,
         Framing::V3 => MIDSTREAM_SEARCH,
+        Framing::Custom(d) if d.is_fixed() => d.spec.fixed_len(),
+        Framing::Custom(_) => MIDSTREAM_SEARCH,
     };
     (0..b.len().min(limit)).find(|&k| {
         let rest = b.get(k..).unwrap_or_default();
-        rest.first() == Some(&spec::LAB_VERSION)
-            && match framing {
-                Framing::V2 => v2_chain(rest, complete).is_some(),
-                Framing::V3 => {
-                    v3_chain(rest, max_frame, complete).is_some()
-                        && !oversized_first(rest, max_frame)
-                }
+        match framing {
+            Framing::V2 => {
+                rest.first() == Some(&spec::LAB_VERSION) && v2_chain(rest, complete).is_some()
             }
+            Framing::V3 => {
+                rest.first() == Some(&spec::LAB_VERSION)
+                    && v3_chain(rest, max_frame, complete).is_some()
+                    && !oversized_first(rest, max_frame)
+            }
+            // A whole frame that passes every check of the file.
+            Framing::Custom(_) => matches!(
+                super::parse(framing, rest, max_frame),
+                Ok(super::Parse::Frame(_))
+            ),
+        }
     })
 }
 
@@ -371,6 +380,7 @@ mod tests {
             let f = match framing {
                 Framing::V2 => Frame::v2(1, o, m.as_bytes()),
                 Framing::V3 => Frame::v3(1, o, m.as_bytes()),
+                Framing::Custom(_) => panic!("a test of v2 and v3 only"),
             };
             f.unwrap().encode(framing, &mut out);
         }

@@ -23,15 +23,42 @@ use std::fmt;
 
 pub use stream::FrameReader;
 
+use crate::framing::FramingDef;
 use crate::spec;
 
 /// Which binary framing a stream carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy)]
 pub enum Framing {
     /// Fixed 29-byte frames, `!BLL20s` (lab exercise 4).
     V2,
     /// 9-byte header plus `size` bytes, `!BLL` (lab exercise 5).
     V3,
+    /// A framing loaded from a file (`--framing FILE`, see
+    /// [`crate::framing`]): decoded by the generic codec.
+    Custom(&'static FramingDef),
+}
+
+/// Two custom framings are the same when they are the same loaded file
+/// (each file is loaded once, so by address), or carry the same name and
+/// fields.
+impl PartialEq for Framing {
+    fn eq(&self, other: &Framing) -> bool {
+        match (self, other) {
+            (Framing::V2, Framing::V2) | (Framing::V3, Framing::V3) => true,
+            (Framing::Custom(a), Framing::Custom(b)) => {
+                std::ptr::eq(*a, *b) || (a.spec.name == b.spec.name && a.spec == b.spec)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Framing {}
+
+impl std::hash::Hash for Framing {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state);
+    }
 }
 
 impl Framing {
@@ -40,12 +67,21 @@ impl Framing {
         match self {
             Framing::V2 => &spec::V2,
             Framing::V3 => &spec::V3,
+            Framing::Custom(d) => &d.spec,
         }
     }
 
-    /// `v2` or `v3`.
+    /// `v2`, `v3`, or the framing file's `name`.
     pub fn name(self) -> &'static str {
         self.spec().name
+    }
+
+    /// The framing file behind a custom framing.
+    pub fn def(self) -> Option<&'static FramingDef> {
+        match self {
+            Framing::Custom(d) => Some(d),
+            _ => None,
+        }
     }
 }
 
@@ -83,6 +119,14 @@ pub enum EncodeError {
     TooLong {
         /// The message length.
         len: usize,
+    },
+    /// A frame a framing file cannot carry.
+    #[error("this frame does not fit framing {framing}: {why}")]
+    Framing {
+        /// The framing's name.
+        framing: &'static str,
+        /// Why.
+        why: String,
     },
     /// A message longer than the configured maximum frame size.
     #[error("message of {len} bytes is larger than the maximum frame size {max} (--max-frame)")]
@@ -147,11 +191,73 @@ impl Frame {
     /// v2 writes the message then the padding, filled with `-` or cut to 20
     /// bytes. v3 writes the `size` field as stored and then the message: a
     /// frame from [`Frame::v3`] is always consistent.
+    ///
+    /// A custom framing (see [`Frame::try_encode`]) writes nothing when the
+    /// frame does not fit it (a message over its `max_body`, an `order`
+    /// wider than its echo key): use `try_encode` to be told.
     pub fn encode(&self, framing: Framing, out: &mut Vec<u8>) {
         match framing {
             Framing::V2 => v2::encode(self, out),
             Framing::V3 => v3::encode(self, out),
+            Framing::Custom(_) => {
+                let _ = self.try_encode(framing, out);
+            }
         }
+    }
+
+    /// Appends this frame's bytes in `framing` to `out`, or says why it
+    /// does not fit. For a custom framing: the field called `version` gets
+    /// `version`, the echo key gets `order`, the body (or the first byte
+    /// field) gets `message`; lengths, checksums and constants are
+    /// computed; any other integer field is 0.
+    pub fn try_encode(&self, framing: Framing, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let Framing::Custom(def) = framing else {
+            self.encode(framing, out);
+            return Ok(());
+        };
+        let message_field = message_field(def);
+        let mut values: Vec<(&str, spec::Value<'_>)> = Vec::with_capacity(def.spec.fields.len());
+        for f in def.spec.fields {
+            let derived = def.checks.iter().any(|c| match *c {
+                spec::Check::Equals { field, .. } | spec::Check::Checksum { field, .. } => {
+                    field == f.name
+                }
+                spec::Check::Expect { .. } => false,
+            }) || def.spec.fields.iter().any(|g| match g.kind {
+                spec::FieldKind::SizedBy(by) | spec::FieldKind::FixedBytes { len_by: by, .. } => {
+                    by == f.name
+                }
+                _ => false,
+            });
+            if derived || f.name.starts_with("_pad") {
+                continue;
+            }
+            let v = if Some(f.name) == message_field {
+                spec::Value::Bytes {
+                    content: &self.message,
+                    padding: &[],
+                }
+            } else if f.kind.int_shape().is_none() {
+                spec::Value::Bytes {
+                    content: &[],
+                    padding: &[],
+                }
+            } else if Some(f.name) == def.echo_key {
+                spec::Value::Uint(self.order.into())
+            } else if f.name == "version" {
+                spec::Value::Uint(self.version.into())
+            } else {
+                spec::Value::Uint(0)
+            };
+            values.push((f.name, v));
+        }
+        let bytes =
+            crate::framing::codec::encode(def, &values).map_err(|e| EncodeError::Framing {
+                framing: def.spec.name,
+                why: e.to_string(),
+            })?;
+        out.extend_from_slice(&bytes);
+        Ok(())
     }
 
     /// This frame's bytes in `framing`.
@@ -220,8 +326,16 @@ impl FrameRef<'_> {
         framing: Framing,
     ) -> impl Iterator<Item = &'static spec::Diagnostic> + use<> {
         let v2 = framing == Framing::V2;
+        // A custom framing's soft checks (`expect`) are its own.
+        let custom = framing.def().map(|def| {
+            def.spec
+                .read(self.raw, u64::MAX)
+                .is_ok_and(|v| !crate::framing::codec::notes(def, &v).is_empty())
+        });
         [
-            (self.version != spec::LAB_VERSION).then_some(&spec::FRAME_UNEXPECTED_VERSION),
+            (custom.is_none() && self.version != spec::LAB_VERSION)
+                .then_some(&spec::FRAME_UNEXPECTED_VERSION),
+            (custom == Some(true)).then_some(&spec::FRAMING_UNEXPECTED_VALUE),
             (v2 && self.is_cut()).then_some(&spec::V2_SIZE_OVER_20),
             (v2 && !self.padding_ok()).then_some(&spec::V2_BAD_PADDING),
         ]
@@ -238,6 +352,21 @@ impl FrameRef<'_> {
 
     /// [`FrameRef::describe`], appended to `out`.
     pub fn describe_into(&self, out: &mut String, framing: Framing) {
+        if let Framing::Custom(def) = framing {
+            out.push_str(def.spec.name);
+            out.push(' ');
+            match def.spec.read(self.raw, u64::MAX) {
+                Ok(values) => out.push_str(&def.show_line(&values)),
+                // Not from a wire (no raw bytes): the lab's shape.
+                Err(_) => {
+                    out.push_str("order=");
+                    escape::push_u64(out, self.order.into());
+                    out.push(' ');
+                    escape::preview_into(out, self.message);
+                }
+            }
+            return;
+        }
         out.push_str(framing.name());
         out.push_str(" ver=");
         escape::push_u64(out, self.version.into());
@@ -274,6 +403,10 @@ pub enum DecodeError {
         /// The configured maximum.
         max: u32,
     },
+    /// A frame that breaks a framing file's rules: a lying length, a wrong
+    /// constant, a bad checksum.
+    #[error(transparent)]
+    Framing(crate::framing::codec::DecodeError),
     /// The stream ended inside a frame.
     #[error("stream ended inside a {framing} frame: {have} of {need} bytes")]
     Truncated {
@@ -292,6 +425,7 @@ impl DecodeError {
         match self {
             DecodeError::SizeOverMax { .. } => &spec::V3_SIZE_OVER_MAX,
             DecodeError::Truncated { .. } => &spec::FRAME_TRUNCATED,
+            DecodeError::Framing(e) => e.diagnostic(),
         }
     }
 }
@@ -314,6 +448,61 @@ pub fn parse(framing: Framing, buf: &[u8], max_frame: u32) -> Result<Parse<'_>, 
     match framing {
         Framing::V2 => Ok(v2::parse(buf)),
         Framing::V3 => v3::parse(buf, max_frame),
+        // The file's max_body is its limit (--max-frame is v3's).
+        Framing::Custom(def) => match crate::framing::codec::parse(def, buf, def.max_body) {
+            crate::framing::codec::Parse::Frame { len, values } => {
+                Ok(Parse::Frame(custom_ref(def, buf, len, &values)))
+            }
+            crate::framing::codec::Parse::Incomplete { need } => Ok(Parse::Incomplete { need }),
+            crate::framing::codec::Parse::Error(e) => Err(DecodeError::Framing(e)),
+        },
+    }
+}
+
+/// The field a custom framing's message is: its body, else its first
+/// byte field.
+fn message_field(def: &FramingDef) -> Option<&'static str> {
+    def.spec.body().map(|b| b.name).or_else(|| {
+        def.spec
+            .fields
+            .iter()
+            .find(|f| f.kind.int_shape().is_none() && !f.name.starts_with("_pad"))
+            .map(|f| f.name)
+    })
+}
+
+/// A custom framing's frame in the lab's shape: `version` from a field of
+/// that name, `order` from the echo key, `size` from the message's length
+/// field, `message` the body (or first byte field).
+fn custom_ref<'a>(
+    def: &'static FramingDef,
+    buf: &'a [u8],
+    len: usize,
+    values: &spec::FieldValues<'a>,
+) -> FrameRef<'a> {
+    let message = message_field(def)
+        .and_then(|m| values.bytes(m))
+        .unwrap_or_default();
+    let size_field = def.spec.fields.iter().find_map(|f| match f.kind {
+        spec::FieldKind::SizedBy(by) | spec::FieldKind::FixedBytes { len_by: by, .. } => Some(by),
+        _ => None,
+    });
+    let size = size_field
+        .and_then(|s| values.uint(s))
+        .unwrap_or(message.len() as u64);
+    FrameRef {
+        version: values
+            .uint("version")
+            .and_then(|v| u8::try_from(v).ok())
+            .unwrap_or(0),
+        order: def
+            .echo_key
+            .and_then(|k| values.uint(k))
+            .map_or(0, |o| u32::try_from(o).unwrap_or(u32::MAX)),
+        size: u32::try_from(size).unwrap_or(u32::MAX),
+        message,
+        padding: &[],
+        raw: buf.get(..len).unwrap_or(buf),
     }
 }
 
@@ -405,5 +594,108 @@ mod tests {
             let r = spec::V3.field(name).unwrap().range();
             assert_eq!(&out[r], want, "{name}");
         }
+    }
+
+    /// The three framings of fixtures/framings, loaded.
+    fn customs() -> Vec<Framing> {
+        [
+            (
+                "le16.toml",
+                include_str!("../../fixtures/framings/le16.toml"),
+            ),
+            (
+                "crc-trailer.toml",
+                include_str!("../../fixtures/framings/crc-trailer.toml"),
+            ),
+            (
+                "typed.toml",
+                include_str!("../../fixtures/framings/typed.toml"),
+            ),
+        ]
+        .into_iter()
+        .map(|(name, text)| {
+            let def: &'static FramingDef =
+                Box::leak(Box::new(crate::framing::parse(text, name).unwrap()));
+            Framing::Custom(def)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_custom_framing_goes_through_the_same_reader_in_any_chunking() {
+        for framing in customs() {
+            let mut wire = Vec::new();
+            for (order, m) in [(1u32, &b"hello"[..]), (2, b""), (3, &[0xC3; 300])] {
+                let f = Frame {
+                    version: 0,
+                    order,
+                    size: m.len() as u32,
+                    message: m.to_vec(),
+                    padding: Vec::new(),
+                };
+                f.try_encode(framing, &mut wire).unwrap();
+            }
+            for chunk in [1, 2, 7, 64, wire.len()] {
+                let mut r = FrameReader::new(framing, 1 << 20);
+                let mut got = Vec::new();
+                for piece in wire.chunks(chunk) {
+                    r.push(piece);
+                    while let Some(f) = r.next_frame().unwrap() {
+                        got.push((f.message.to_vec(), f.raw.len()));
+                    }
+                }
+                r.finish().unwrap();
+                let messages: Vec<usize> = got.iter().map(|(m, _)| m.len()).collect();
+                assert_eq!(
+                    messages,
+                    vec![5, 0, 300],
+                    "{} in chunks of {chunk}",
+                    framing.name()
+                );
+                assert_eq!(got.iter().map(|(_, l)| l).sum::<usize>(), wire.len());
+            }
+            // The line shows the file's own fields.
+            let Ok(Parse::Frame(f)) = parse(framing, &wire, 1 << 20) else {
+                panic!("{}", framing.name())
+            };
+            let line = f.describe(framing);
+            assert!(line.starts_with(framing.name()), "{line}");
+            assert!(line.contains("hello"), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_custom_framing_s_broken_checks_are_decode_errors_with_their_codes() {
+        let framings = customs();
+        let crc = framings[1];
+        let mut wire = Vec::new();
+        Frame {
+            version: 1,
+            order: 7,
+            size: 3,
+            message: b"abc".to_vec(),
+            padding: Vec::new(),
+        }
+        .try_encode(crc, &mut wire)
+        .unwrap();
+        let last = wire.len() - 1;
+        wire[last] ^= 0xFF;
+        let e = parse(crc, &wire, 1 << 20).unwrap_err();
+        assert_eq!(e.diagnostic().code, "framing.checksum", "{e}");
+        // typed: version must be 3.
+        let typed = framings[2];
+        let mut wire = Vec::new();
+        Frame {
+            version: 0,
+            order: 1,
+            size: 1,
+            message: b"x".to_vec(),
+            padding: Vec::new(),
+        }
+        .try_encode(typed, &mut wire)
+        .unwrap();
+        wire[0] = 9;
+        let e = parse(typed, &wire, 1 << 20).unwrap_err();
+        assert_eq!(e.diagnostic().code, "framing.constant", "{e}");
     }
 }

@@ -104,7 +104,11 @@ fn layout(spec: &FramingSpec) -> Vec<String> {
                         "{} {} bits, {}",
                         if signed { "signed" } else { "unsigned" },
                         u32::from(width) * 8,
-                        if big_endian { "big-endian" } else { "little-endian" }
+                        if big_endian {
+                            "big-endian"
+                        } else {
+                            "little-endian"
+                        }
                     ),
                 ),
                 FieldKind::Bytes { pad } => (

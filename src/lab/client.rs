@@ -235,12 +235,29 @@ fn run_tcp(
                         }
                         f
                     }
+                    Framing::Custom(_) => Frame {
+                        version: opts.version,
+                        order,
+                        size: u32::try_from(msg.len()).unwrap_or(u32::MAX),
+                        message: msg.clone().into_bytes(),
+                        padding: Vec::new(),
+                    },
+                };
+                let mut bytes = Vec::new();
+                frame.try_encode(framing, &mut bytes)?;
+                // A framing file's line shows its own fields: from the bytes.
+                let shown = match framing {
+                    Framing::Custom(_) => match crate::codec::parse(framing, &bytes, u32::MAX) {
+                        Ok(crate::codec::Parse::Frame(f)) => f,
+                        _ => frame.as_ref(),
+                    },
+                    _ => frame.as_ref(),
                 };
                 log.emit(&Event::Sent {
-                    frame: Some((framing, frame.as_ref())),
+                    frame: Some((framing, shown)),
                     data: &[],
                 });
-                frame.to_bytes(framing)
+                bytes
             }
             None => {
                 if msg.is_empty() {

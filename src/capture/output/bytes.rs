@@ -151,10 +151,7 @@ pub struct HexBytes {
 
 /// The spec of a framing.
 pub fn spec_of(f: Framing) -> &'static FramingSpec {
-    match f {
-        Framing::V2 => &spec::V2,
-        Framing::V3 => &spec::V3,
-    }
+    f.spec()
 }
 
 fn num(facts: &Facts, name: &str) -> Option<u64> {

@@ -438,6 +438,7 @@ mod tests {
         let f = match framing {
             Framing::V2 => Frame::v2(1, order, msg),
             Framing::V3 => Frame::v3(1, order, msg),
+            Framing::Custom(_) => panic!("a test of v2 and v3 only"),
         };
         let mut out = Vec::new();
         f.unwrap().encode(framing, &mut out);

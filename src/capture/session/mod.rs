@@ -38,7 +38,6 @@ use crate::capture::event::{Fact, Facts};
 use crate::capture::packet::{Encap, Packet, Tcp, Transport};
 use crate::capture::reassembly::{Chunk, Reassembler};
 use crate::capture::source::Timestamp;
-use crate::codec::Framing;
 use crate::codec::detect::Stage;
 use crate::spec;
 
@@ -744,8 +743,7 @@ impl Tracker {
 /// `v2`, `v3` or `text`.
 pub fn carries_name(c: Carries) -> &'static str {
     match c {
-        Carries::Framed(Framing::V2) => "v2",
-        Carries::Framed(Framing::V3) => "v3",
+        Carries::Framed(f) => f.name(),
         Carries::Text => "text",
     }
 }
