@@ -629,7 +629,7 @@ mod tests {
                 let f = Frame {
                     version: 0,
                     order,
-                    size: m.len() as u32,
+                    size: u32::try_from(m.len()).unwrap(),
                     message: m.to_vec(),
                     padding: Vec::new(),
                 };
