@@ -516,7 +516,7 @@ pub struct CaptureArgs {
     pub width: Option<usize>,
     /// Ladder colours: auto (on a terminal, unless NO_COLOR is set and not
     /// empty), always (even with NO_COLOR), never.
-    #[arg(long, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN", requires = "ladder")]
     pub color: ColorArg,
     /// Events drawn in the ladder at most; the rest are counted and the
     /// ladder says how to narrow it (-c, --follow, --from/--to).

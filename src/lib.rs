@@ -20,6 +20,31 @@
 
 #![deny(missing_docs)]
 
+/// `println!` that survives a closed standard output (`rc1 … | head`):
+/// the rest of the output is dropped, nothing panics.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `print!` that survives a closed standard output.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that survives a closed standard error.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 pub mod capture;
 pub mod cli;
 pub mod codec;
@@ -176,7 +201,7 @@ fn run_framing(args: &cli::FramingArgs) -> ExitCode {
     match &args.action {
         cli::FramingAction::Check { file } => match framing::load(file) {
             Ok(def) => {
-                print!("{}", framing::layout(def));
+                out!("{}", framing::layout(def));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -186,7 +211,7 @@ fn run_framing(args: &cli::FramingArgs) -> ExitCode {
         },
         cli::FramingAction::Show { name } => match framing::builtin_text(name) {
             Some(text) => {
-                print!("{text}");
+                out!("{text}");
                 ExitCode::SUCCESS
             }
             None => {
@@ -216,14 +241,14 @@ fn list_interfaces(o: &OutputArgs) -> Result<()> {
                 "up": d.up,
                 "running": d.running,
             });
-            println!("{v}");
+            outln!("{v}");
         }
     } else if o.quiet {
         for d in capture::source::interfaces()? {
-            println!("{}", d.name);
+            outln!("{}", d.name);
         }
     } else {
-        print!("{}", capture::source::list_interfaces()?);
+        out!("{}", capture::source::list_interfaces()?);
     }
     Ok(())
 }
@@ -249,6 +274,14 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
             &anyhow::anyhow!(
                 "--ladder draws every event and -q prints none: give one of them \
                  (the ladder is followed by the sessions table either way)"
+            ),
+        ));
+    }
+    if args.hex && args.output.quiet {
+        return Ok(usage_error(
+            "capture",
+            &anyhow::anyhow!(
+                "--hex shows bytes under each frame line and -q prints none: give one of them"
             ),
         ));
     }
@@ -384,14 +417,15 @@ fn table_layout(arg: cli::TableArg) -> capture::output::table::TableLayout {
 /// `--width` of the ladder or the `--hex` panes: given, else the
 /// terminal's, else 80; at least the ladder's minimum.
 fn capture_width(args: &cli::CaptureArgs) -> Result<usize> {
-    use capture::output::ladder::MIN_WIDTH;
+    use capture::output::ladder::{MAX_WIDTH, MIN_WIDTH};
     Ok(match args.width {
         Some(w) if w < MIN_WIDTH => bail!(
             "--width {w} is too narrow: give at least {MIN_WIDTH} columns \
              (or --ladder mermaid, which has no width)"
         ),
+        Some(w) if w > MAX_WIDTH => bail!("--width {w} is too wide: give at most {MAX_WIDTH}"),
         Some(w) => w,
-        None => terminal_width().unwrap_or(80).max(MIN_WIDTH),
+        None => terminal_width().unwrap_or(80).clamp(MIN_WIDTH, MAX_WIDTH),
     })
 }
 
@@ -583,13 +617,22 @@ fn run_lab(args: &cli::LabArgs) -> Result<ExitCode> {
     let width = match args.width {
         Some(w) => w,
         // A narrower terminal wraps the few widest lines rather than refuse.
-        None => terminal_width().unwrap_or(80).max(72),
+        None => terminal_width()
+            .unwrap_or(80)
+            .clamp(72, capture::output::ladder::MAX_WIDTH),
     };
     // The answers' command lines are never cut: they must fit as they are.
     if width < 72 {
         return Ok(usage_error(
             "lab",
             &anyhow::anyhow!("--width {width} is too narrow: give 72 or more"),
+        ));
+    }
+    let max = capture::output::ladder::MAX_WIDTH;
+    if width > max {
+        return Ok(usage_error(
+            "lab",
+            &anyhow::anyhow!("--width {width} is too wide: give at most {max}"),
         ));
     }
     let opts = exercise::LabOptions {
@@ -605,18 +648,23 @@ fn run_lab(args: &cli::LabArgs) -> Result<ExitCode> {
     if let exercise::Wire::Fixture { why, .. } = &run.wire
         && !args.fixture
     {
-        eprintln!(
+        errln!(
             "rc1 lab: not capturing ({why}); the ladder and the wire facts come from the \
              shipped fixture instead"
         );
     }
     let mut out = std::io::stdout().lock();
-    if args.output.json {
-        writeln!(out, "{}", exercise::answers::json(&run, width))?;
+    let written = if args.output.json {
+        writeln!(out, "{}", exercise::answers::json(&run, width))
     } else {
-        exercise::answers::print_text(&run, width, !args.output.quiet, &mut out)?;
+        exercise::answers::print_text(&run, width, !args.output.quiet, &mut out)
     }
-    out.flush()?;
+    .and_then(|()| out.flush());
+    match written {
+        // `rc1 lab 4 | head`: the reader has what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
+        r => r?,
+    }
     // UDP clients get no echo in the lab; TCP clients must get every one.
     let (sent, ok) = run
         .exchange
@@ -643,13 +691,13 @@ fn run_dissector(args: &cli::DissectorArgs) -> Result<ExitCode> {
                 "lua": r.lua,
                 "current": r.current,
             });
-            println!("{v}");
+            outln!("{v}");
         } else if !args.quiet {
-            println!("Wireshark loads the dissector: {}", r.plugin);
-            println!("fields and expert infos: {}", r.fields.join(", "));
-            println!("Wireshark's Lua: {}", r.lua);
+            outln!("Wireshark loads the dissector: {}", r.plugin);
+            outln!("fields and expert infos: {}", r.fields.join(", "));
+            outln!("Wireshark's Lua: {}", r.lua);
             if !r.current {
-                println!("note: {stale}");
+                outln!("note: {stale}");
             }
         }
         if !r.current && args.quiet {
@@ -663,10 +711,10 @@ fn run_dissector(args: &cli::DissectorArgs) -> Result<ExitCode> {
                 "bytes": lua.len(),
                 "how": how,
             });
-            println!("{v}");
+            outln!("{v}");
         } else if !args.quiet {
-            println!("installed {} ({how})", path.display());
-            println!("check it with: rc1 dissector --check");
+            outln!("installed {} ({how})", path.display());
+            outln!("check it with: rc1 dissector --check");
         }
     } else if let Some(path) = &args.output {
         std::fs::write(path, &lua)
@@ -676,7 +724,7 @@ fn run_dissector(args: &cli::DissectorArgs) -> Result<ExitCode> {
                 "path": path.display().to_string(),
                 "bytes": lua.len(),
             });
-            println!("{v}");
+            outln!("{v}");
         } else if !args.quiet {
             eprintln!("wrote {} ({} bytes)", path.display(), lua.len());
         }

@@ -1,5 +1,6 @@
 //! The `rc1` binary: parse the command line, run, print errors.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,7 +12,8 @@ fn main() -> ExitCode {
         Err(err) => {
             // Output writers ignore a closed stdout (`rc1 … | head`), so an
             // error here is a real one, a socket's broken pipe included.
-            eprintln!("rc1: {err:#}");
+            // (And a closed stderr must not turn the error into a panic.)
+            let _ = writeln!(std::io::stderr(), "rc1: {err:#}");
             ExitCode::FAILURE
         }
     }

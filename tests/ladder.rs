@@ -555,3 +555,64 @@ fn width_belongs_to_the_ladder_or_the_hex_panes_and_quiet_to_neither() {
         assert!(l.chars().count() <= 60, "{} chars: {l}", l.chars().count());
     }
 }
+
+#[test]
+fn sessions_open_at_once_keep_their_lanes_in_a_window_or_a_cut() {
+    // Session #1 of text-threaded is open until +2.03 s: a window ending
+    // at +0.3 s, or the first 12 packets of text-selector, must not give
+    // its lane to #2 (or #2's to #3).
+    let o = run(&[
+        "capture",
+        "-r",
+        &fixture("text-threaded.pcap"),
+        "--ladder",
+        "--to",
+        "0.3",
+        "--color",
+        "never",
+    ]);
+    let out = stdout(&o);
+    assert!(
+        out.contains(" C2 = 127.0.0.1:45836 (session #2)\n"),
+        "{out}"
+    );
+    let o = run(&[
+        "capture",
+        "-r",
+        &fixture("text-selector.pcap"),
+        "--ladder",
+        "-c",
+        "12",
+        "--color",
+        "never",
+    ]);
+    let out = stdout(&o);
+    assert!(out.contains(" C3 = "), "{out}");
+    assert!(!out.contains(") from +"), "no lane is reused: {out}");
+}
+
+#[test]
+fn widths_beyond_reason_and_colour_without_a_ladder_are_refused() {
+    for args in [
+        &["--ladder", "--width", "18446744073709551615"][..],
+        &["--hex", "--width", "1001"],
+        &["--color", "never"],
+    ] {
+        let mut all = vec!["capture", "-r", "fixtures/v2-echo.pcap"];
+        all.extend_from_slice(args);
+        let o = rc1()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(&all)
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = run(&["lab", "4", "--width", "100000", "--fixture", "--port", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("too wide"), "{}", stderr(&o));
+}

@@ -182,8 +182,10 @@ fn wire_note(run: &Run) -> Option<String> {
     match &run.wire {
         Wire::Live { .. } => None,
         Wire::Fixture { name, .. } => Some(format!(
-            "(The packets above and below are from the shipped {name}, not from this run: \
-             this run could not capture. Ports and times differ; the shape is the same.)"
+            "(The packets, sessions, echoes and segments in this answer are from the shipped \
+             {name}, an earlier run of this exercise, not from this run, which could not \
+             capture: their ports, times and counts differ from this run's. The server's log \
+             and the clients' ports are this run's.)"
         )),
     }
 }
@@ -351,10 +353,19 @@ fn echo_line(run: &Run, a: &mut Answer) {
                 .map(|p| format!("#{} {}", s.id, micros(p)))
         })
         .collect();
+    let (wire, clients) = match run.wire {
+        Wire::Live { .. } => (
+            "Echoes on the wire".to_string(),
+            "The clients checked them too",
+        ),
+        Wire::Fixture { name, .. } => (
+            format!("Echoes in the shipped {name}"),
+            "This run's clients checked theirs",
+        ),
+    };
     a.say(format!(
-        "Echoes on the wire: {ok} equal to their request, {bad} different, {missing} \
-         missing; median time from request to echo: {}. The clients checked them too: \
-         {} of {} echoes equal to what was sent.",
+        "{wire}: {ok} equal to their request, {bad} different, {missing} missing; echo \
+         time p50 by session: {}. {clients}: {} of {} echoes equal to what was sent.",
         if p50.is_empty() {
             "none".to_string()
         } else {
@@ -459,14 +470,16 @@ fn udp_answers(run: &Run, out: &mut Vec<Answer>) {
             "No connection and no handshake: each client's first packet already carries its \
              message (no SYN in the ladder). One sendto() is one datagram, UDP length = \
              message + 8 header bytes: {to_server} datagram(s) to the server — {} — and \
-             {back} back.",
-            per.join("; ")
+             {back} back{}.",
+            per.join("; "),
+            if back > 0 {
+                " (from a server that answers: rc1 server --proto udp --echo; the lab's does not)"
+            } else {
+                ""
+            }
         ));
         a.fact("datagrams_to_server", json!(to_server));
         a.fact("datagrams_to_client", json!(back));
-        if let Some(w) = wire_note(run) {
-            a.say(w);
-        }
         out.push(a);
     }
 }
@@ -512,11 +525,16 @@ fn text_answers(run: &Run, out: &mut Vec<Answer>) {
         let order = interleaving(run);
         match overlap(run) {
             Some((from, to)) => {
+                let n = sessions(run).len();
                 a.say(format!(
-                    "Concurrency: all {} sessions were open at once from {} to {} ({} ms; \
-                     the ladder's rows between those times), and their messages crossed the \
-                     wire interleaved, session by session: {order}.",
-                    sessions(run).len(),
+                    "Concurrency: {} were open at once from {} to {} ({} ms; the ladder's \
+                     rows between those times), and their messages crossed the wire \
+                     interleaved, session by session: {order}.",
+                    if n == 2 {
+                        "both sessions".to_string()
+                    } else {
+                        format!("all {n} sessions")
+                    },
                     rel(from, t0),
                     rel(to, t0),
                     us_between(from, to) / 1000
@@ -577,9 +595,6 @@ fn text_answers(run: &Run, out: &mut Vec<Answer>) {
              message here, because each send() was one small segment on an idle loopback; TCP \
              does not promise it (a recv() may return part of a message, or two)."
         ));
-        if let Some(w) = wire_note(run) {
-            a.say(w);
-        }
         out.push(a);
     }
 }
@@ -769,9 +784,9 @@ fn framed_answers(run: &Run, out: &mut Vec<Answer>, width: usize) {
                 } else {
                     a.say(format!(
                         "The lab's serverTCPv3.py reads the 9-byte header, then recv(size): one \
-                         recv({}) returns only what has arrived (at most {} bytes here, the \
-                         first segment less the header), so it must loop until size bytes are \
-                         there — rc1's server does.",
+                         recv({}) returns only what has arrived, which can be as little as {} \
+                         bytes here (the first segment less the header), so it must loop until \
+                         size bytes are there — rc1's server does.",
                         f.size,
                         first.saturating_sub(9)
                     ));
@@ -795,9 +810,6 @@ fn framed_answers(run: &Run, out: &mut Vec<Answer>, width: usize) {
                 a.fact("split_frame", Value::Null);
             }
         }
-        if let Some(w) = wire_note(run) {
-            a.say(w);
-        }
         out.push(a);
     }
     if ex.wants(3) {
@@ -815,17 +827,17 @@ fn framed_answers(run: &Run, out: &mut Vec<Answer>, width: usize) {
             .frames
             .iter()
             .filter_map(|f| match f.echo {
-                Some(EchoMatch::Ok { latency_us }) => {
-                    Some(format!("order={} {}", f.order, micros(latency_us)))
-                }
+                Some(EchoMatch::Ok { latency_us }) => Some(format!(
+                    "#{} order={} {}",
+                    f.at.session,
+                    f.order,
+                    micros(latency_us)
+                )),
                 _ => None,
             })
             .collect();
         if !lat.is_empty() {
             a.say(format!("Each echo after its request: {}.", lat.join(", ")));
-        }
-        if let Some(w) = wire_note(run) {
-            a.say(w);
         }
         out.push(a);
     }
@@ -855,13 +867,19 @@ fn python_unpack(format: &str, bytes: &[u8]) -> Option<String> {
         .map(|l| l.trim().to_string())
 }
 
-/// The exercise's questions, answered.
+/// The exercise's questions, answered. Without a capture of this run,
+/// every answer ends saying which of its facts are the fixture's.
 pub fn answer(run: &Run, width: usize) -> Vec<Answer> {
     let mut out = Vec::new();
     match run.exercise.number {
         1 => udp_answers(run, &mut out),
         2 | 3 => text_answers(run, &mut out),
         _ => framed_answers(run, &mut out, width),
+    }
+    if let Some(w) = wire_note(run) {
+        for a in &mut out {
+            a.say(w.clone());
+        }
     }
     out
 }
@@ -1008,7 +1026,8 @@ pub fn print_text(
     }
     writeln!(out)?;
     writeln!(out, "By hand")?;
-    for (cmd, what) in by_hand(ex, run.server.port()) {
+    // The lab's scripts listen on 5005, whatever port this run took.
+    for (cmd, what) in by_hand(ex, 5005) {
         writeln!(out, "  {cmd}")?;
         for w in wrap(&what, width.saturating_sub(6).max(40)) {
             writeln!(out, "      # {w}")?;
@@ -1095,7 +1114,7 @@ pub fn json(run: &Run, width: usize) -> Value {
         "ladder_events": drawn,
         "ladder_left_out": left_out,
         "mermaid": String::from_utf8_lossy(&mermaid),
-        "by_hand": by_hand(ex, run.server.port()).into_iter().map(|(command, what)| json!({"command": command, "what": what})).collect::<Vec<_>>(),
+        "by_hand": by_hand(ex, 5005).into_iter().map(|(command, what)| json!({"command": command, "what": what})).collect::<Vec<_>>(),
         "kept": run.kept.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
     })
 }

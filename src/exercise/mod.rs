@@ -378,10 +378,18 @@ pub fn run(o: &LabOptions) -> Result<Run> {
         idle_timeout: Duration::from_secs(30),
     })
     .map_err(|e| {
-        anyhow!(
-            "{e:#}; is the lab's Python server (or another rc1 server) still running on it? \
-             Stop it, or run `rc1 lab {ex} --port 0` to use any free port"
-        )
+        let text = format!("{e:#}");
+        if text.contains("in use") {
+            let l4 = if ex.number == 1 { "u" } else { "t" };
+            anyhow!(
+                "cannot listen on {bind}: the port is in use (the lab's Python server, or \
+                 another rc1 server, still running? `ss -{l4}lnp 'sport = :{}'` shows which); \
+                 stop it, or run `rc1 lab {ex} --port 0` to use any free port",
+                bind.port()
+            )
+        } else {
+            e
+        }
     })?;
     let addr = server.local_addr()?;
     let (ladder, mermaid) = ladders(o);

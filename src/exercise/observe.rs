@@ -15,6 +15,13 @@ pub const MAX_KEPT: usize = 4096;
 /// Bytes of a frame or message kept (the bytes pane shows no more).
 pub const MAX_BYTES: usize = 512;
 
+/// The first this many frames are kept whole (up to [`MAX_WHOLE`] bytes
+/// each), so their bytes panes count every byte and mark every segment.
+pub const WHOLE_FRAMES: usize = 64;
+
+/// Largest frame kept whole.
+pub const MAX_WHOLE: usize = 1 << 20;
+
 /// A decoded frame.
 #[derive(Debug, Clone)]
 pub struct SeenFrame {
@@ -34,7 +41,8 @@ pub struct SeenFrame {
     pub size: u32,
     /// The message (its first [`MAX_BYTES`]).
     pub message: Vec<u8>,
-    /// The frame's first [`MAX_BYTES`] bytes as on the wire.
+    /// The frame's bytes as on the wire: whole for the first
+    /// [`WHOLE_FRAMES`], else the first [`MAX_BYTES`].
     pub raw: Vec<u8>,
     /// v2: the message was longer than 20 and was cut.
     pub cut: bool,
@@ -154,6 +162,7 @@ impl Sink for Observed {
     }
 
     fn event(&mut self, ev: &Event<'_>) {
+        let n_frames = self.frames.len();
         let n = &mut self.not_kept;
         match ev {
             Event::Frame {
@@ -172,7 +181,11 @@ impl Sink for Observed {
                 order: frame.order,
                 size: frame.size,
                 message: head(frame.message),
-                raw: head(frame.raw),
+                raw: if n_frames < WHOLE_FRAMES && frame.raw.len() <= MAX_WHOLE {
+                    frame.raw.to_vec()
+                } else {
+                    head(frame.raw)
+                },
                 cut: *framing == Framing::V2 && frame.is_cut(),
                 echo: *echo,
             }),

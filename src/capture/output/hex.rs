@@ -412,11 +412,15 @@ fn pane(
             let _ = writeln!(out, "… {} more segments", total.saturating_sub(k));
             break;
         }
-        let _ = writeln!(
-            out,
-            "segment {} begins at frame byte {s}",
-            idx.saturating_add(2)
-        );
+        let n = idx.saturating_add(2);
+        let long = format!("segment {n} begins at frame byte {s}");
+        // A narrow pane gets the short form: every line fits its width.
+        if base.saturating_add(long.len()) <= width {
+            out.push_str(&long);
+        } else {
+            let _ = write!(out, "seg {n} at byte {s}");
+        }
+        out.push('\n');
         k = k.saturating_add(1);
     }
 }

@@ -11,6 +11,7 @@
 //! [`Ladder::render`]: as text that fits a width ([`LadderStyle::Text`]),
 //! or as a Mermaid `sequenceDiagram` ([`LadderStyle::Mermaid`]).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -54,6 +55,10 @@ pub struct LadderOptions {
 
 /// Narrowest text ladder.
 pub const MIN_WIDTH: usize = 40;
+
+/// Widest text ladder (and `--hex` pane, and `rc1 lab`): wider asks are
+/// refused, not allocated.
+pub const MAX_WIDTH: usize = 1000;
 
 /// Rows drawn by default.
 pub const DEFAULT_MAX_EVENTS: usize = 300;
@@ -136,6 +141,10 @@ pub struct Ladder {
     opts: LadderOptions,
     rows: Vec<Row>,
     left_out: u64,
+    /// Clients with a row drawn, and when their last session ended (from
+    /// `session_end`): a client keeps its lane until then, even past the
+    /// last row drawn (a window, `-c`, or the cut).
+    ends: HashMap<SocketAddr, Option<Timestamp>>,
 }
 
 impl Ladder {
@@ -145,6 +154,7 @@ impl Ladder {
             opts,
             rows: Vec::new(),
             left_out: 0,
+            ends: HashMap::new(),
         }
     }
 
@@ -193,6 +203,9 @@ impl Ladder {
 
     fn push(&mut self, row: Row) {
         if self.rows.len() < self.opts.max_events {
+            if let Kind::Arrow { client, .. } | Kind::Note(On::Client(client)) = row.kind {
+                self.ends.entry(client).or_insert(None);
+            }
             self.rows.push(row);
         } else {
             self.left_out = self.left_out.saturating_add(1);
@@ -213,7 +226,7 @@ impl Ladder {
 
     fn render_text(&self, rows: &[&Row], out: &mut dyn Write) -> io::Result<()> {
         let w = self.opts.width.max(MIN_WIDTH);
-        let lanes = Lanes::new(rows, w);
+        let lanes = Lanes::new(rows, w, &self.ends);
         let color = self.opts.color;
         let origin = rows.first().map(|r| r.ts);
         let mut head = String::from("time: +seconds after ");
@@ -457,7 +470,25 @@ impl Sink for Ladder {
         }
     }
 
-    fn session_end(&mut self, _s: &SessionSummary) {}
+    fn session_end(&mut self, s: &SessionSummary) {
+        // Only clients drawn are remembered: memory stays the rows'.
+        // A TCP session still open when the capture stopped (`-c`, Ctrl+C,
+        // the end of the file) keeps its lane to the end.
+        let open = s.transport == "tcp" && !matches!(s.state, "SF" | "RST");
+        if let Some(end) = self.ends.get_mut(&s.client) {
+            let last = (s.last.sec, s.last.usec);
+            if open {
+                // Marked open for good: a later closed session of the same
+                // address cannot shorten it.
+                *end = Some(Timestamp {
+                    sec: i64::MAX,
+                    usec: 0,
+                });
+            } else if end.is_none_or(|e| (e.sec, e.usec) < last) {
+                *end = Some(s.last);
+            }
+        }
+    }
 
     fn finish(&mut self, _totals: &Totals) {}
 }
@@ -839,9 +870,19 @@ impl Lanes {
         Lanes::build(c, lanes, s, usize::MAX, usize::MAX, Vec::new(), 0)
     }
 
-    /// Lanes that fit `w` columns.
-    fn new(rows: &[&Row], w: usize) -> Lanes {
-        let (c, s) = Lanes::endpoints(rows);
+    /// Lanes that fit `w` columns. A client's lane is busy from its first
+    /// row until its last session ended (`ends`; not ended: to the end).
+    fn new(rows: &[&Row], w: usize, ends: &HashMap<SocketAddr, Option<Timestamp>>) -> Lanes {
+        let (mut c, s) = Lanes::endpoints(rows);
+        for (client, (_, last)) in &mut c {
+            let busy_until = match ends.get(client) {
+                Some(Some(t)) => rows
+                    .partition_point(|r| (r.ts.sec, r.ts.usec) <= (t.sec, t.usec))
+                    .saturating_sub(1),
+                _ => rows.len().saturating_sub(1),
+            };
+            *last = (*last).max(busy_until);
+        }
         let origin = rows.first().map(|r| r.ts);
         let time_width = match (origin, rows.last()) {
             (Some(o), Some(l)) => relative(l.ts, o).chars().count() + 1,
