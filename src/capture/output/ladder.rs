@@ -871,15 +871,18 @@ impl Lanes {
     }
 
     /// Lanes that fit `w` columns. A client's lane is busy from its first
-    /// row until its last session ended (`ends`; not ended: to the end).
+    /// row until its last session ended (`ends`; still open when the
+    /// capture stopped: to the end).
     fn new(rows: &[&Row], w: usize, ends: &HashMap<SocketAddr, Option<Timestamp>>) -> Lanes {
         let (mut c, s) = Lanes::endpoints(rows);
         for (client, (_, last)) in &mut c {
+            // (No end heard of: the ladder was fed no session ends; its
+            // last row it is.)
             let busy_until = match ends.get(client) {
                 Some(Some(t)) => rows
                     .partition_point(|r| (r.ts.sec, r.ts.usec) <= (t.sec, t.usec))
                     .saturating_sub(1),
-                _ => rows.len().saturating_sub(1),
+                _ => *last,
             };
             *last = (*last).max(busy_until);
         }
