@@ -172,14 +172,21 @@ pub enum FloodProtoArg {
 #[command(group(clap::ArgGroup::new("amount").args(["duration", "count"])))]
 pub struct FloodArgs {
     /// What to send.
-    #[arg(long, short = 'p', value_enum)]
-    pub proto: FloodProtoArg,
+    #[arg(long, short = 'p', value_enum, required_unless_present = "framing")]
+    pub proto: Option<FloodProtoArg>,
+    /// Send frames of a framing file instead (see `rc1 framing --help`;
+    /// v2 and v3 name the built-in ones): bodies of --size bytes (within
+    /// the file's max_body), each echo compared byte for byte with its
+    /// frame. --pipeline is at most the values its echo key takes. A file
+    /// that does not load: exit status 1.
+    #[arg(long, value_name = "FILE", conflicts_with = "proto")]
+    pub framing: Option<String>,
     /// Server host name or address.
     #[arg(long, short = 'H', default_value = "127.0.0.1")]
     pub host: String,
-    /// Server port.
-    #[arg(long, default_value_t = 5005)]
-    pub port: u16,
+    /// Server port. Default: 5005, or the framing file's `port`.
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Connections (UDP: sockets), opened at once.
     #[arg(long, short = 'c', default_value_t = 1, value_name = "N")]
     pub connections: usize,
@@ -258,15 +265,21 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
     fn try_from(a: &FloodArgs) -> anyhow::Result<crate::flood::FloodOptions> {
         use crate::flood::{Limit, Proto};
         use std::net::ToSocketAddrs;
-        let proto = match a.proto {
-            FloodProtoArg::V2 => Proto::V2,
-            FloodProtoArg::V3 => Proto::V3,
-            FloodProtoArg::Text => Proto::Text,
-            FloodProtoArg::Udp => Proto::Udp,
+        let framing = load_framing(a.framing.as_deref())?;
+        let proto = match (a.proto, framing) {
+            (_, Some(crate::codec::Framing::V2)) => Proto::V2,
+            (_, Some(crate::codec::Framing::V3)) => Proto::V3,
+            (_, Some(crate::codec::Framing::Custom(def))) => Proto::Custom(def),
+            (Some(FloodProtoArg::V2), None) => Proto::V2,
+            (Some(FloodProtoArg::V3), None) => Proto::V3,
+            (Some(FloodProtoArg::Text), None) => Proto::Text,
+            (Some(FloodProtoArg::Udp), None) => Proto::Udp,
+            (None, None) => anyhow::bail!("give --proto or --framing FILE"),
         };
+        let port = a.port.unwrap_or(framing_port(framing));
         // `[::1]` as well as `::1`.
         let host = a.host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = (host, a.port)
+        let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
             .map_err(|e| anyhow::anyhow!("cannot resolve {}: {e}", a.host))?
             .collect();
@@ -300,6 +313,15 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
             Proto::Udp => 65_507 - crate::flood::link::UDP_SEQ,
             Proto::Text => 1 << 20,
             Proto::V2 | Proto::V3 => 16 << 20,
+            Proto::Custom(def) => {
+                // The largest body must make a frame: max_body, and the
+                // width of its length field, both say.
+                let mut probe = Vec::new();
+                crate::flood::link::custom_frame(def, 1, &vec![b'a'; size.1], &mut probe).map_err(
+                    |e| anyhow::anyhow!("--size {}: no frame of {}: {e}", size.1, def.spec.name),
+                )?;
+                usize::MAX
+            }
         };
         if size.1 > max_size {
             anyhow::bail!(
@@ -311,6 +333,15 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
         if proto == Proto::Text && size.0 == 0 {
             anyhow::bail!(
                 "--size 0: a text message needs at least one byte (nothing would be echoed)"
+            );
+        }
+        let span = proto.order_span();
+        if let Some(k) = a.pipeline
+            && k as u64 > span
+        {
+            anyhow::bail!(
+                "--pipeline {k}: {} has only {span} echo key values, so at most {span} requests can be told apart in flight",
+                proto.name()
             );
         }
         if let Some(r) = a.rate
@@ -340,7 +371,8 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
             size,
             pipeline: a
                 .pipeline
-                .unwrap_or(if proto == Proto::Udp { 16 } else { 256 }),
+                .unwrap_or(if proto == Proto::Udp { 16 } else { 256 })
+                .min(usize::try_from(span).unwrap_or(usize::MAX)),
             verify: !a.no_verify,
             seed: a.seed,
             interval,
