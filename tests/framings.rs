@@ -517,3 +517,58 @@ fn framing_v2_is_the_built_in_v2() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+#[test]
+fn a_flood_counts_a_corrupted_and_a_dropped_custom_echo_exactly() {
+    use std::io::{Read, Write};
+    // An le16 server that flips a body byte of echo 3 and never sends echo 5.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut n = 0;
+        let mut head = [0u8; 5];
+        while s.read_exact(&mut head).is_ok() {
+            let len = usize::from(u16::from_le_bytes([head[3], head[4]]));
+            let mut frame = head.to_vec();
+            frame.resize(5 + len, 0);
+            if s.read_exact(&mut frame[5..]).is_err() {
+                break;
+            }
+            n += 1;
+            match n {
+                3 => frame[5] ^= 0x20,
+                5 => continue,
+                _ => {}
+            }
+            if s.write_all(&frame).is_err() {
+                break;
+            }
+        }
+        n
+    });
+    let out = run(&[
+        "flood",
+        "--framing",
+        &file("le16"),
+        "--port",
+        &port,
+        "-n",
+        "20",
+        "--size",
+        "4",
+        "--drain",
+        "1s",
+        "--json",
+        "-q",
+    ]);
+    let s = json_lines(&out).pop().expect("a summary");
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    assert_eq!(s["sent"], 20, "{s}");
+    assert_eq!(s["echoed"], 19, "{s}");
+    assert_eq!(s["verified"], 18, "{s}");
+    assert_eq!(s["mismatched"], 1, "{s}");
+    assert_eq!(s["missing"], 1, "{s}");
+    assert_eq!(server.join().unwrap(), 20);
+}

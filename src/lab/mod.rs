@@ -223,3 +223,62 @@ impl Server {
         Ok(served)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn custom(name: &str, text: &str) -> Framing {
+        Framing::Custom(Box::leak(Box::new(
+            crate::framing::parse(text, name).unwrap(),
+        )))
+    }
+
+    #[test]
+    fn orders_count_from_1_and_wrap_as_the_echo_key_does() {
+        let le16 = custom(
+            "le16.toml",
+            include_str!("../../fixtures/framings/le16.toml"),
+        );
+        let typed = custom(
+            "typed.toml",
+            include_str!("../../fixtures/framings/typed.toml"),
+        );
+        assert_eq!(order_span(le16), 1 << 16);
+        assert_eq!(order_span(typed), 1 << 8);
+        assert_eq!(order_span(Framing::V2), 1 << 32);
+        let orders = |f, ns: &[u64]| ns.iter().map(|&n| nth_order(f, n)).collect::<Vec<_>>();
+        assert_eq!(
+            orders(le16, &[1, 65_535, 65_536, 65_537]),
+            [1, 65_535, 0, 1]
+        );
+        assert_eq!(orders(typed, &[1, 255, 256, 257, 512]), [1, 255, 0, 1, 0]);
+        assert_eq!(
+            orders(Framing::V2, &[1, u64::from(u32::MAX), 1 << 32]),
+            [1, u32::MAX, 0]
+        );
+        // A signed key counts 0 to its largest value, never negative.
+        let signed = custom(
+            "s.toml",
+            "name = \"s\"\necho_key = \"k\"\nstruct = \"!bH\"\nnames = [\"k\", \"n\"]\n",
+        );
+        assert_eq!(order_span(signed), 128);
+        assert_eq!(orders(signed, &[127, 128]), [127, 0]);
+    }
+
+    #[test]
+    fn the_built_in_files_stand_for_v2_and_v3() {
+        assert_eq!(
+            framing_of(crate::framing::builtin("v2").unwrap()),
+            Framing::V2
+        );
+        assert_eq!(
+            framing_of(crate::framing::builtin("v3").unwrap()),
+            Framing::V3
+        );
+        let text = crate::framing::builtin_text("v3").unwrap();
+        let copy: &'static _ =
+            Box::leak(Box::new(crate::framing::parse(text, "mine.toml").unwrap()));
+        assert!(matches!(framing_of(copy), Framing::Custom(_)));
+    }
+}
