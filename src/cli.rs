@@ -747,7 +747,7 @@ pub struct ClientArgs {
     /// With --framing: set an integer field of every frame (default 0),
     /// e.g. --field flags=3 (repeat for several). Not the echo key, the
     /// body, or a length, checksum or constant: those rc1 computes.
-    #[arg(long = "field", value_name = "NAME=VALUE", requires = "framing")]
+    #[arg(long = "field", value_name = "NAME=VALUE")]
     pub fields: Vec<String>,
     /// Server host name or address.
     #[arg(long, short = 'H', default_value = "127.0.0.1")]
@@ -1088,5 +1088,68 @@ mod tests {
             clap::error::ErrorKind::DisplayVersion
         );
         assert!(parse(&["client", "-p", "v2", "--version", "256"]).is_err());
+    }
+
+    #[test]
+    fn field_values_are_checked_against_the_framing() {
+        let def: &'static crate::framing::FramingDef = Box::leak(Box::new(
+            crate::framing::parse(
+                "name = \"f\"\necho_key = \"key\"\nstruct = \"!BhHI\"\nnames = [\"flags\", \"temp\", \"key\", \"n\"]\n",
+                "f.toml",
+            )
+            .unwrap(),
+        ));
+        assert_eq!(parse_field(def, "flags=0x1F").unwrap(), ("flags", 31));
+        assert_eq!(parse_field(def, "temp = -40").unwrap(), ("temp", -40));
+        for (arg, says) in [
+            ("flags=256", "does not fit flags (0..=255)"),
+            ("temp=40000", "does not fit temp"),
+            ("key=1", "echo key"),
+            (
+                "nope=1",
+                "no field \"nope\"; its fields are flags, temp, key, n",
+            ),
+            ("flags", "write NAME=VALUE"),
+            ("flags=x", "is not an integer"),
+        ] {
+            let e = parse_field(def, arg).unwrap_err().to_string();
+            assert!(e.contains(says), "{arg}: {e}");
+        }
+    }
+
+    #[test]
+    fn framing_takes_the_place_of_proto_and_gives_the_default_port() {
+        assert!(parse(&["server"]).is_err());
+        let Command::Server(a) = parse(&["server", "--framing", "v3"]).unwrap().command else {
+            panic!()
+        };
+        let o = ServerOptions::try_from(&a).unwrap();
+        assert_eq!(o.proto, ServerProto::V3);
+        assert_eq!(o.addr.port(), 5005);
+        let le16 = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/framings/le16.toml");
+        let Command::Client(a) = parse(&["client", "--framing", le16, "-m", "x"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        let o = ClientOptions::try_from(&a).unwrap();
+        assert!(matches!(o.proto, ClientProto::Custom(d) if d.spec.name == "le16"));
+        assert_eq!(o.port, 5006, "the file's port");
+        let Command::Flood(a) = parse(&["flood", "--framing", le16, "--port", "7000"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        let o = crate::flood::FloodOptions::try_from(&a).unwrap();
+        assert_eq!(o.addr.port(), 7000, "--port overrides");
+        let refused = parse(&["client", "--proto", "v2", "--field", "a=1", "-m", "x"])
+            .map_err(|e| e.to_string())
+            .and_then(|c| match c.command {
+                Command::Client(a) => ClientOptions::try_from(&a).map_err(|e| e.to_string()),
+                _ => panic!(),
+            });
+        assert!(refused.is_err(), "--field without --framing");
     }
 }
