@@ -143,6 +143,7 @@ Examples:
   rc1 flood --proto v3 --rate 20000 -n 100000 --size 100..1500 -i 1
   rc1 server --proto udp --echo -q & rc1 flood --proto udp -n 10000
   rc1 flood --proto v2 -n 100000 -q --json        # one JSON object, the final report
+  rc1 flood --framing fixtures/framings/le16.toml -n 10000 --size 0..1500   # a framing file's frames
 
 --max keeps up to --pipeline requests in flight per connection. --rate sends
 on a fixed schedule and measures latency from each request's intended send
