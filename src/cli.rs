@@ -143,6 +143,7 @@ Examples:
   rc1 flood --proto v3 --rate 20000 -n 100000 --size 100..1500 -i 1
   rc1 server --proto udp --echo -q & rc1 flood --proto udp -n 10000
   rc1 flood --proto v2 -n 100000 -q --json        # one JSON object, the final report
+  rc1 flood --framing fixtures/framings/le16.toml -n 10000 --size 0..1500   # a framing file's frames
 
 --max keeps up to --pipeline requests in flight per connection. --rate sends
 on a fixed schedule and measures latency from each request's intended send
@@ -172,14 +173,21 @@ pub enum FloodProtoArg {
 #[command(group(clap::ArgGroup::new("amount").args(["duration", "count"])))]
 pub struct FloodArgs {
     /// What to send.
-    #[arg(long, short = 'p', value_enum)]
-    pub proto: FloodProtoArg,
+    #[arg(long, short = 'p', value_enum, required_unless_present = "framing")]
+    pub proto: Option<FloodProtoArg>,
+    /// Send frames of a framing file instead (see `rc1 framing --help`;
+    /// v2 and v3 name the built-in ones): bodies of --size bytes (within
+    /// the file's max_body), each echo compared byte for byte with its
+    /// frame. --pipeline is at most the values its echo key takes. A file
+    /// that does not load: exit status 1.
+    #[arg(long, value_name = "FILE", conflicts_with = "proto")]
+    pub framing: Option<String>,
     /// Server host name or address.
     #[arg(long, short = 'H', default_value = "127.0.0.1")]
     pub host: String,
-    /// Server port.
-    #[arg(long, default_value_t = 5005)]
-    pub port: u16,
+    /// Server port. Default: 5005, or the framing file's `port`.
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Connections (UDP: sockets), opened at once.
     #[arg(long, short = 'c', default_value_t = 1, value_name = "N")]
     pub connections: usize,
@@ -258,15 +266,21 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
     fn try_from(a: &FloodArgs) -> anyhow::Result<crate::flood::FloodOptions> {
         use crate::flood::{Limit, Proto};
         use std::net::ToSocketAddrs;
-        let proto = match a.proto {
-            FloodProtoArg::V2 => Proto::V2,
-            FloodProtoArg::V3 => Proto::V3,
-            FloodProtoArg::Text => Proto::Text,
-            FloodProtoArg::Udp => Proto::Udp,
+        let framing = load_framing(a.framing.as_deref())?;
+        let proto = match (a.proto, framing) {
+            (_, Some(crate::codec::Framing::V2)) => Proto::V2,
+            (_, Some(crate::codec::Framing::V3)) => Proto::V3,
+            (_, Some(crate::codec::Framing::Custom(def))) => Proto::Custom(def),
+            (Some(FloodProtoArg::V2), None) => Proto::V2,
+            (Some(FloodProtoArg::V3), None) => Proto::V3,
+            (Some(FloodProtoArg::Text), None) => Proto::Text,
+            (Some(FloodProtoArg::Udp), None) => Proto::Udp,
+            (None, None) => anyhow::bail!("give --proto or --framing FILE"),
         };
+        let port = a.port.unwrap_or(framing_port(framing));
         // `[::1]` as well as `::1`.
         let host = a.host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = (host, a.port)
+        let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
             .map_err(|e| anyhow::anyhow!("cannot resolve {}: {e}", a.host))?
             .collect();
@@ -300,6 +314,15 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
             Proto::Udp => 65_507 - crate::flood::link::UDP_SEQ,
             Proto::Text => 1 << 20,
             Proto::V2 | Proto::V3 => 16 << 20,
+            Proto::Custom(def) => {
+                // The largest body must make a frame: max_body, and the
+                // width of its length field, both say.
+                let mut probe = Vec::new();
+                crate::flood::link::custom_frame(def, 1, &vec![b'a'; size.1], &mut probe).map_err(
+                    |e| anyhow::anyhow!("--size {}: no frame of {}: {e}", size.1, def.spec.name),
+                )?;
+                usize::MAX
+            }
         };
         if size.1 > max_size {
             anyhow::bail!(
@@ -311,6 +334,15 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
         if proto == Proto::Text && size.0 == 0 {
             anyhow::bail!(
                 "--size 0: a text message needs at least one byte (nothing would be echoed)"
+            );
+        }
+        let span = proto.order_span();
+        if let Some(k) = a.pipeline
+            && k as u64 > span
+        {
+            anyhow::bail!(
+                "--pipeline {k}: {} has only {span} echo key values, so at most {span} requests can be told apart in flight",
+                proto.name()
             );
         }
         if let Some(r) = a.rate
@@ -340,7 +372,8 @@ impl TryFrom<&FloodArgs> for crate::flood::FloodOptions {
             size,
             pipeline: a
                 .pipeline
-                .unwrap_or(if proto == Proto::Udp { 16 } else { 256 }),
+                .unwrap_or(if proto == Proto::Udp { 16 } else { 256 })
+                .min(usize::try_from(span).unwrap_or(usize::MAX)),
             verify: !a.no_verify,
             seed: a.seed,
             interval,
@@ -659,15 +692,23 @@ pub struct OutputArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Which lab server.
-    #[arg(long, short = 'p', value_enum)]
-    pub proto: ServerProtoArg,
+    #[arg(long, short = 'p', value_enum, required_unless_present = "framing")]
+    pub proto: Option<ServerProtoArg>,
+    /// Serve the frames of a framing file instead (see `rc1 framing
+    /// --help`; v2 and v3 name the built-in ones): a thread per client,
+    /// each whole frame echoed byte for byte; a frame that breaks the file
+    /// (bad checksum, wrong constant, lying length) closes its connection
+    /// with the diagnostic code. A file that does not load: exit status 1.
+    #[arg(long, value_name = "FILE", conflicts_with = "proto")]
+    pub framing: Option<String>,
     /// Address to listen on: 0.0.0.0 is every IPv4 interface (as the lab);
     /// use :: for IPv6 (on Linux it also accepts IPv4 clients).
     #[arg(long, short = 'b', default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     pub bind: IpAddr,
-    /// Port to listen on (0: let the OS choose, and print it).
-    #[arg(long, default_value_t = 5005)]
-    pub port: u16,
+    /// Port to listen on (0: let the OS choose, and print it). Default:
+    /// 5005, or the framing file's `port`.
+    #[arg(long)]
+    pub port: Option<u16>,
     /// UDP only: send each datagram back to its sender (the lab server does not).
     #[arg(long)]
     pub echo: bool,
@@ -695,14 +736,26 @@ pub struct ServerArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// Which lab client.
-    #[arg(long, short = 'p', value_enum)]
-    pub proto: ClientProtoArg,
+    #[arg(long, short = 'p', value_enum, required_unless_present = "framing")]
+    pub proto: Option<ClientProtoArg>,
+    /// Send frames of a framing file instead (see `rc1 framing --help`;
+    /// v2 and v3 name the built-in ones): each message is the body, the
+    /// echo key counts from 1 (wrapping as its field does), lengths and
+    /// checksums are computed; each echo must equal the frame sent. A
+    /// file that does not load: exit status 1.
+    #[arg(long, value_name = "FILE", conflicts_with = "proto")]
+    pub framing: Option<String>,
+    /// With --framing: set an integer field of every frame (default 0),
+    /// e.g. --field flags=3 (repeat for several). Not the echo key, the
+    /// body, or a length, checksum or constant: those rc1 computes.
+    #[arg(long = "field", value_name = "NAME=VALUE")]
+    pub fields: Vec<String>,
     /// Server host name or address.
     #[arg(long, short = 'H', default_value = "127.0.0.1")]
     pub host: String,
-    /// Server port.
-    #[arg(long, default_value_t = 5005)]
-    pub port: u16,
+    /// Server port. Default: 5005, or the framing file's `port`.
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Message to send (repeat for several). Without it, messages are read
     /// one per line from stdin, after the lab's prompt when stdin is a
     /// terminal (end with Ctrl+D).
@@ -777,17 +830,106 @@ impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
     }
 }
 
+/// Loads `--framing FILE` (a built-in name, v2 or v3, when no such file
+/// exists) as the framing it stands for ([`crate::lab::framing_of`]). A
+/// file that does not load is an error carrying the
+/// [`crate::framing::FramingError`] itself, so `run` can tell it from a
+/// usage error: it exits 1, as `rc1 framing check` does.
+pub fn load_framing(file: Option<&str>) -> anyhow::Result<Option<crate::codec::Framing>> {
+    match file {
+        None => Ok(None),
+        Some(f) => Ok(Some(crate::lab::framing_of(crate::framing::load(f)?))),
+    }
+}
+
+/// The default port with `framing`: a framing file's `port`, else the lab's 5005.
+fn framing_port(framing: Option<crate::codec::Framing>) -> u16 {
+    framing
+        .and_then(crate::codec::Framing::def)
+        .map_or(crate::framing::DEFAULT_PORT, |d| d.port)
+}
+
+/// `--field NAME=VALUE` of `rc1 client --framing`: an integer field of
+/// `def` that rc1 does not fill itself, and a value that fits it.
+fn parse_field(
+    def: &'static crate::framing::FramingDef,
+    arg: &str,
+) -> anyhow::Result<(&'static str, i128)> {
+    use crate::spec::{Check, FieldKind};
+    let Some((name, value)) = arg.split_once('=') else {
+        anyhow::bail!("--field {arg:?}: write NAME=VALUE, e.g. --field flags=3");
+    };
+    let (name, value) = (name.trim(), value.trim());
+    let names = || {
+        def.spec
+            .fields
+            .iter()
+            .map(|f| f.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(field) = def.field(name) else {
+        anyhow::bail!(
+            "--field {arg:?}: framing {} has no field {name:?}; its fields are {}",
+            def.spec.name,
+            names()
+        );
+    };
+    let Some((lo, hi)) = field.kind.int_range() else {
+        anyhow::bail!(
+            "--field {arg:?}: {name} is a byte field; --field sets integer fields (the message is the body)"
+        );
+    };
+    let computed = def.checks.iter().any(|c| match *c {
+        Check::Equals { field, .. } | Check::Checksum { field, .. } => field == name,
+        Check::Expect { .. } => false,
+    }) || def.spec.fields.iter().any(|g| match g.kind {
+        FieldKind::SizedBy(by) | FieldKind::FixedBytes { len_by: by, .. } => by == name,
+        _ => false,
+    });
+    if computed {
+        anyhow::bail!(
+            "--field {arg:?}: rc1 computes {name} (a length, checksum or constant); leave it out"
+        );
+    }
+    if def.echo_key == Some(name) {
+        anyhow::bail!(
+            "--field {arg:?}: {name} is the echo key, which counts the messages from 1; leave it out"
+        );
+    }
+    let parsed = match value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))
+    {
+        Some(h) => i128::from_str_radix(h, 16),
+        None => value.parse::<i128>(),
+    };
+    let Ok(v) = parsed else {
+        anyhow::bail!("--field {arg:?}: {value:?} is not an integer (decimal, or hex as 0x1F)");
+    };
+    if !(lo..=hi).contains(&v) {
+        anyhow::bail!("--field {arg:?}: {v} does not fit {name} ({lo}..={hi})");
+    }
+    Ok((field.name, v))
+}
+
 impl TryFrom<&ServerArgs> for ServerOptions {
     type Error = anyhow::Error;
 
     fn try_from(a: &ServerArgs) -> anyhow::Result<ServerOptions> {
-        let proto = match a.proto {
-            ServerProtoArg::Udp => ServerProto::Udp,
-            ServerProtoArg::Text => ServerProto::Text,
-            ServerProtoArg::TextSel => ServerProto::TextSel,
-            ServerProtoArg::V2 => ServerProto::V2,
-            ServerProtoArg::V3 => ServerProto::V3,
+        let framing = load_framing(a.framing.as_deref())?;
+        let proto = match (a.proto, framing) {
+            (_, Some(crate::codec::Framing::V2)) => ServerProto::V2,
+            (_, Some(crate::codec::Framing::V3)) => ServerProto::V3,
+            (_, Some(crate::codec::Framing::Custom(def))) => ServerProto::Custom(def),
+            (Some(ServerProtoArg::Udp), None) => ServerProto::Udp,
+            (Some(ServerProtoArg::Text), None) => ServerProto::Text,
+            (Some(ServerProtoArg::TextSel), None) => ServerProto::TextSel,
+            (Some(ServerProtoArg::V2), None) => ServerProto::V2,
+            (Some(ServerProtoArg::V3), None) => ServerProto::V3,
+            (None, None) => anyhow::bail!("give --proto or --framing FILE"),
         };
+        let port = a.port.unwrap_or(framing_port(framing));
         if a.echo && proto != ServerProto::Udp {
             anyhow::bail!(
                 "--echo is for --proto udp; the TCP servers always echo (exercises 2.1, 3.1, 4.3, 5.3)"
@@ -805,7 +947,7 @@ impl TryFrom<&ServerArgs> for ServerOptions {
         }
         Ok(ServerOptions {
             proto,
-            addr: SocketAddr::new(a.bind, a.port),
+            addr: SocketAddr::new(a.bind, port),
             echo: a.echo,
             max_conns,
             max_frame: a.max_frame,
@@ -818,16 +960,33 @@ impl TryFrom<&ClientArgs> for ClientOptions {
     type Error = anyhow::Error;
 
     fn try_from(a: &ClientArgs) -> anyhow::Result<ClientOptions> {
-        let proto = match a.proto {
-            ClientProtoArg::Udp => ClientProto::Udp,
-            ClientProtoArg::Text => ClientProto::Text,
-            ClientProtoArg::V2 => ClientProto::V2,
-            ClientProtoArg::V3 => ClientProto::V3,
+        let framing = load_framing(a.framing.as_deref())?;
+        let proto = match (a.proto, framing) {
+            (_, Some(crate::codec::Framing::V2)) => ClientProto::V2,
+            (_, Some(crate::codec::Framing::V3)) => ClientProto::V3,
+            (_, Some(crate::codec::Framing::Custom(def))) => ClientProto::Custom(def),
+            (Some(ClientProtoArg::Udp), None) => ClientProto::Udp,
+            (Some(ClientProtoArg::Text), None) => ClientProto::Text,
+            (Some(ClientProtoArg::V2), None) => ClientProto::V2,
+            (Some(ClientProtoArg::V3), None) => ClientProto::V3,
+            (None, None) => anyhow::bail!("give --proto or --framing FILE"),
         };
+        let fields = match proto {
+            ClientProto::Custom(def) => a
+                .fields
+                .iter()
+                .map(|f| parse_field(def, f))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            _ if !a.fields.is_empty() => anyhow::bail!(
+                "--field is for framing files; v2 and v3 have no fields to set (use --version)"
+            ),
+            _ => Vec::new(),
+        };
+        let port = a.port.unwrap_or(framing_port(framing));
         if a.echo && proto != ClientProto::Udp {
             anyhow::bail!("--echo is for --proto udp; TCP clients always wait for the echo");
         }
-        if a.port == 0 {
+        if port == 0 {
             anyhow::bail!("--port 0 is not a server port; give the port the server printed");
         }
         if a.timeout.is_zero() {
@@ -836,11 +995,12 @@ impl TryFrom<&ClientArgs> for ClientOptions {
         Ok(ClientOptions {
             proto,
             host: a.host.clone(),
-            port: a.port,
+            port,
             timeout: a.timeout,
             version: a.frame_version,
             max_frame: a.max_frame,
             udp_echo: a.echo,
+            fields,
         })
     }
 }
@@ -929,5 +1089,68 @@ mod tests {
             clap::error::ErrorKind::DisplayVersion
         );
         assert!(parse(&["client", "-p", "v2", "--version", "256"]).is_err());
+    }
+
+    #[test]
+    fn field_values_are_checked_against_the_framing() {
+        let def: &'static crate::framing::FramingDef = Box::leak(Box::new(
+            crate::framing::parse(
+                "name = \"f\"\necho_key = \"key\"\nstruct = \"!BhHI\"\nnames = [\"flags\", \"temp\", \"key\", \"n\"]\n",
+                "f.toml",
+            )
+            .unwrap(),
+        ));
+        assert_eq!(parse_field(def, "flags=0x1F").unwrap(), ("flags", 31));
+        assert_eq!(parse_field(def, "temp = -40").unwrap(), ("temp", -40));
+        for (arg, says) in [
+            ("flags=256", "does not fit flags (0..=255)"),
+            ("temp=40000", "does not fit temp"),
+            ("key=1", "echo key"),
+            (
+                "nope=1",
+                "no field \"nope\"; its fields are flags, temp, key, n",
+            ),
+            ("flags", "write NAME=VALUE"),
+            ("flags=x", "is not an integer"),
+        ] {
+            let e = parse_field(def, arg).unwrap_err().to_string();
+            assert!(e.contains(says), "{arg}: {e}");
+        }
+    }
+
+    #[test]
+    fn framing_takes_the_place_of_proto_and_gives_the_default_port() {
+        assert!(parse(&["server"]).is_err());
+        let Command::Server(a) = parse(&["server", "--framing", "v3"]).unwrap().command else {
+            panic!()
+        };
+        let o = ServerOptions::try_from(&a).unwrap();
+        assert_eq!(o.proto, ServerProto::V3);
+        assert_eq!(o.addr.port(), 5005);
+        let le16 = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/framings/le16.toml");
+        let Command::Client(a) = parse(&["client", "--framing", le16, "-m", "x"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        let o = ClientOptions::try_from(&a).unwrap();
+        assert!(matches!(o.proto, ClientProto::Custom(d) if d.spec.name == "le16"));
+        assert_eq!(o.port, 5006, "the file's port");
+        let Command::Flood(a) = parse(&["flood", "--framing", le16, "--port", "7000"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        let o = crate::flood::FloodOptions::try_from(&a).unwrap();
+        assert_eq!(o.addr.port(), 7000, "--port overrides");
+        let refused = parse(&["client", "--proto", "v2", "--field", "a=1", "-m", "x"])
+            .map_err(|e| e.to_string())
+            .and_then(|c| match c.command {
+                Command::Client(a) => ClientOptions::try_from(&a).map_err(|e| e.to_string()),
+                _ => panic!(),
+            });
+        assert!(refused.is_err(), "--field without --framing");
     }
 }

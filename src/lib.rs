@@ -127,13 +127,24 @@ fn usage_error(command: &str, e: &anyhow::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// [`usage_error`], except that a `--framing FILE` that does not load
+/// exits 1, as `rc1 framing check` does for the same file (the message is
+/// the file's: `FILE:LINE:COL: what; fix`).
+fn options_error(command: &str, e: &anyhow::Error) -> ExitCode {
+    if e.downcast_ref::<framing::FramingError>().is_some() {
+        eprintln!("rc1 {command}: {e:#}");
+        return ExitCode::from(1);
+    }
+    usage_error(command, e)
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Server(args) => {
             let opts = match ServerOptions::try_from(&args) {
                 Ok(o) => o,
-                Err(e) => return Ok(usage_error("server", &e)),
+                Err(e) => return Ok(options_error("server", &e)),
             };
             let server = Server::bind(opts)?;
             let stop = stop_on_ctrl_c()?;
@@ -143,7 +154,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Client(args) => {
             let opts = match ClientOptions::try_from(&args) {
                 Ok(o) => o,
-                Err(e) => return Ok(usage_error("client", &e)),
+                Err(e) => return Ok(options_error("client", &e)),
             };
             let messages = if !args.message.is_empty() {
                 Messages::List(args.message.clone().into_iter())
@@ -179,7 +190,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Flood(args) => {
             let opts = match flood::FloodOptions::try_from(&args) {
                 Ok(o) => o,
-                Err(e) => return Ok(usage_error("flood", &e)),
+                Err(e) => return Ok(options_error("flood", &e)),
             };
             if opts.connections > 500 {
                 let _ = rlimit::increase_nofile_limit((opts.connections as u64).saturating_add(64));

@@ -38,5 +38,7 @@ mod hex;
 mod lab;
 // `rc1 framing`: framing files checked and shown.
 mod framing;
+// server/client/flood --framing FILE against the Python framed peer.
+mod framings;
 // Shared helpers.
 mod util;

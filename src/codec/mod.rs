@@ -211,13 +211,31 @@ impl Frame {
     /// field) gets `message`; lengths, checksums and constants are
     /// computed; any other integer field is 0.
     pub fn try_encode(&self, framing: Framing, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.try_encode_with(framing, &[], out)
+    }
+
+    /// [`Frame::try_encode`], with some fields of a custom framing given
+    /// by name (`rc1 client --field NAME=VALUE`): a given value replaces
+    /// the one the lab's shape would put there; a length, checksum or
+    /// constant given must be the right one, and an unknown name is an
+    /// error. v2 and v3 ignore `fields`.
+    pub fn try_encode_with(
+        &self,
+        framing: Framing,
+        fields: &[(&str, spec::Value<'_>)],
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         let Framing::Custom(def) = framing else {
             self.encode(framing, out);
             return Ok(());
         };
         let message_field = message_field(def);
         let mut values: Vec<(&str, spec::Value<'_>)> = Vec::with_capacity(def.spec.fields.len());
+        values.extend_from_slice(fields);
         for f in def.spec.fields {
+            if fields.iter().any(|(n, _)| *n == f.name) {
+                continue;
+            }
             let derived = def.checks.iter().any(|c| match *c {
                 spec::Check::Equals { field, .. } | spec::Check::Checksum { field, .. } => {
                     field == f.name

@@ -27,6 +27,9 @@ pub enum Proto {
     Text,
     /// UDP datagrams (server run with `--echo`).
     Udp,
+    /// Frames of a framing file over TCP (`--framing FILE`): each request
+    /// encoded whole (its echo key and checksum change per request).
+    Custom(&'static crate::framing::FramingDef),
 }
 
 impl Proto {
@@ -37,15 +40,24 @@ impl Proto {
             Proto::V3 => "v3",
             Proto::Text => "text",
             Proto::Udp => "udp",
+            Proto::Custom(def) => def.spec.name,
         }
     }
 
-    fn framing(self) -> Option<Framing> {
+    /// The framing of its frames (none for text and UDP).
+    pub fn framing(self) -> Option<Framing> {
         match self {
             Proto::V2 => Some(Framing::V2),
             Proto::V3 => Some(Framing::V3),
+            Proto::Custom(def) => Some(Framing::Custom(def)),
             Proto::Text | Proto::Udp => None,
         }
+    }
+
+    /// How many values its order (echo key) takes before wrapping (see
+    /// [`crate::lab::order_span`]): 2^32 for v2, v3, text and UDP.
+    pub fn order_span(self) -> u64 {
+        self.framing().map_or(1 << 32, crate::lab::order_span)
     }
 }
 
@@ -148,6 +160,8 @@ pub struct Link {
     out: Vec<u8>,
     out_at: usize,
     echoes: Echoes,
+    /// A framing file's expected echo, re-encoded to compare with.
+    expect: Vec<u8>,
     /// Counters.
     pub counts: Counts,
     /// Set when the connection failed or the server closed it.
@@ -245,6 +259,7 @@ impl Link {
             out: Vec::with_capacity(OUT_HIGH_WATER),
             out_at: 0,
             echoes,
+            expect: Vec::new(),
             counts: Counts::default(),
             failed: None,
             eof: false,
@@ -288,7 +303,18 @@ impl Link {
             return;
         };
         let start = self.out.len();
-        self.out.extend_from_slice(tmpl);
+        if let Proto::Custom(def) = self.proto {
+            // The template is the body; the frame is built per request.
+            if let Err(e) = custom_frame(def, id, tmpl, &mut self.out) {
+                self.out.truncate(start);
+                if self.failed.is_none() {
+                    self.failed = Some(("flood.encode", e.to_string()));
+                }
+                return;
+            }
+        } else {
+            self.out.extend_from_slice(tmpl);
+        }
         match self.proto {
             Proto::V2 | Proto::V3 => {
                 // Orders count from 1 and wrap like the lab's u32.
@@ -305,7 +331,7 @@ impl Link {
                     field.copy_from_slice(&id.to_be_bytes());
                 }
             }
-            Proto::Text => {}
+            Proto::Text | Proto::Custom(_) => {}
         }
         let p = Pending {
             id,
@@ -449,7 +475,19 @@ impl Link {
                     );
                     continue;
                 };
-                let dist = frame.order.wrapping_sub(front.id as u32) as usize;
+                let dist = match self.proto {
+                    // No echo key: the server answers in order.
+                    Proto::Custom(def) if def.echo_key.is_none() => 0,
+                    p => {
+                        let span = p.order_span();
+                        let key = front.id % span;
+                        (u64::from(frame.order) % span)
+                            .wrapping_add(span)
+                            .wrapping_sub(key)
+                            .checked_rem(span)
+                            .map_or(usize::MAX, |d| usize::try_from(d).unwrap_or(usize::MAX))
+                    }
+                };
                 if dist >= self.inflight.len() {
                     Link::stray(
                         &mut self.counts,
@@ -470,10 +508,20 @@ impl Link {
                 self.inflight.pop_front();
                 self.counts.echoed = self.counts.echoed.saturating_add(1);
                 if self.verify {
-                    let ok = self
-                        .pool
-                        .get(front.pool as usize)
-                        .is_some_and(|t| same_but_order(t, frame.raw, &self.order_at));
+                    let ok = match self.proto {
+                        // Byte for byte against the frame as it was sent.
+                        Proto::Custom(def) => {
+                            self.expect.clear();
+                            self.pool.get(front.pool as usize).is_some_and(|t| {
+                                custom_frame(def, front.id, t, &mut self.expect).is_ok()
+                                    && self.expect == frame.raw
+                            })
+                        }
+                        _ => self
+                            .pool
+                            .get(front.pool as usize)
+                            .is_some_and(|t| same_but_order(t, frame.raw, &self.order_at)),
+                    };
                     if ok {
                         self.counts.verified = self.counts.verified.saturating_add(1);
                     } else {
@@ -560,10 +608,16 @@ impl Link {
     /// on) or unexpected (a duplicate, or never sent).
     fn stray(counts: &mut Counts, proto: Proto, expired_to: u64, id: u64) {
         let late = match proto {
-            // Orders are u32: compare within the window of ids handed out.
-            Proto::V2 | Proto::V3 => {
-                let back = (expired_to as u32).wrapping_sub(id as u32);
-                expired_to > 0 && u64::from(back) < expired_to
+            // Orders wrap (u32, or a framing file's echo key): compare
+            // within the window of ids handed out.
+            Proto::V2 | Proto::V3 | Proto::Custom(_) => {
+                let span = proto.order_span();
+                let back = (expired_to % span)
+                    .wrapping_add(span)
+                    .wrapping_sub(id % span)
+                    .checked_rem(span)
+                    .unwrap_or(u64::MAX);
+                expired_to > 0 && back < expired_to.min(span)
             }
             _ => id <= expired_to,
         };
@@ -626,6 +680,26 @@ impl Link {
         }
         self.shut = true;
     }
+}
+
+/// Appends request `id` of a framing file to `out`: `body` as its
+/// message, the echo key `id` wrapped as the key does, version 1 (a
+/// field called `version` without a constant), other fields computed or 0.
+pub fn custom_frame(
+    def: &'static crate::framing::FramingDef,
+    id: u64,
+    body: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), crate::codec::EncodeError> {
+    let framing = Framing::Custom(def);
+    crate::codec::Frame {
+        version: crate::spec::LAB_VERSION,
+        order: crate::lab::nth_order(framing, id),
+        size: u32::try_from(body.len()).unwrap_or(u32::MAX),
+        message: body.to_vec(),
+        padding: Vec::new(),
+    }
+    .try_encode(framing, out)
 }
 
 /// Whether `echo` is `tmpl` with any value in the order field.

@@ -137,7 +137,8 @@ fn pool(o: &FloodOptions) -> Vec<Vec<u8>> {
                         .map(|f| f.to_bytes(crate::codec::Framing::V3))
                         .unwrap_or_default()
                 }
-                Proto::Text => message(&mut rng, len),
+                // The body: each request's frame is built as it is sent.
+                Proto::Text | Proto::Custom(_) => message(&mut rng, len),
                 Proto::Udp => {
                     let mut d = vec![0; UDP_SEQ];
                     d.extend_from_slice(&message(&mut rng, len));
@@ -530,6 +531,11 @@ pub fn run(o: &FloodOptions, json_out: bool, stop: &Stop) -> Result<Summary> {
             .map_or_else(String::new, |(_, m)| m.clone());
         let hint = match o.proto {
             Proto::Udp => String::new(),
+            Proto::Custom(def) => format!(
+                " (is a server running? rc1 server --framing {} --port {})",
+                def.origin,
+                o.addr.port()
+            ),
             p => format!(
                 " (is a server running? rc1 server --proto {} --port {})",
                 if p == Proto::Text { "text" } else { p.name() },

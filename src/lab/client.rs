@@ -14,7 +14,15 @@
 //!   lab's `len()`; for other text it is what every reader needs).
 //! * text: the UTF-8 bytes of the line, no newline, no length.
 //!
-//! `order` starts at 1 and grows by one per message, as in the lab.
+//! * a framing file (`--framing FILE`): the echo key gets the counter, the
+//!   body the message's UTF-8 bytes, a field called `version` `--version`;
+//!   lengths, checksums and constants are computed, `--field NAME=VALUE`
+//!   sets other integer fields, the rest are 0 ([`Frame::try_encode_with`]).
+//!
+//! `order` starts at 1 and grows by one per message, as in the lab. A
+//! framing file's echo key narrower than 32 bits wraps as its field does:
+//! an `H` key sends 1, …, 65535, 0, 1, …; a `B` key 1, …, 255, 0, …
+//! ([`super::order_span`]).
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
@@ -37,6 +45,8 @@ pub enum ClientProto {
     V2,
     /// TCP v3 frames (exercise 5).
     V3,
+    /// TCP frames of a framing file (`--framing FILE`).
+    Custom(&'static crate::framing::FramingDef),
 }
 
 impl ClientProto {
@@ -47,6 +57,7 @@ impl ClientProto {
             ClientProto::Text => "text",
             ClientProto::V2 => "v2",
             ClientProto::V3 => "v3",
+            ClientProto::Custom(def) => def.spec.name,
         }
     }
 
@@ -76,6 +87,9 @@ pub struct ClientOptions {
     pub max_frame: u32,
     /// UDP: wait for an echo (server started with `--echo`).
     pub udp_echo: bool,
+    /// Framing files: integer fields set by name (`--field NAME=VALUE`),
+    /// sent in every frame instead of 0.
+    pub fields: Vec<(&'static str, i128)>,
 }
 
 /// Where messages come from.
@@ -175,10 +189,13 @@ fn connect(opts: &ClientOptions, addrs: &[SocketAddr]) -> Result<TcpStream> {
         bail!("no address to connect to");
     };
     let hint = format!(
-        "is a server running on {}:{}? start one with `rc1 server --proto {} --port {}`",
+        "is a server running on {}:{}? start one with `rc1 server {} --port {}`",
         opts.host,
         opts.port,
-        server_proto(opts.proto),
+        match opts.proto {
+            ClientProto::Custom(def) => format!("--framing {}", def.origin),
+            p => format!("--proto {}", server_proto(p)),
+        },
         opts.port
     );
     Err(match e.kind() {
@@ -213,16 +230,29 @@ fn run_tcp(
     let framing = match opts.proto {
         ClientProto::V2 => Some(Framing::V2),
         ClientProto::V3 => Some(Framing::V3),
+        ClientProto::Custom(def) => Some(Framing::Custom(def)),
         _ => None,
     };
+    let fields: Vec<(&str, spec::Value<'_>)> = opts
+        .fields
+        .iter()
+        .map(|&(name, v)| {
+            let v = match u64::try_from(v) {
+                Ok(n) => spec::Value::Uint(n),
+                Err(_) => spec::Value::Int(i64::try_from(v).unwrap_or(i64::MIN)),
+            };
+            (name, v)
+        })
+        .collect();
+    let mut count: u64 = 0;
     let mut reader = framing.map(|f| FrameReader::new(f, opts.max_frame));
     let mut report = ClientReport::default();
-    let mut order: u32 = 0;
     while let Some(msg) = messages.next_message() {
         let msg = msg.context("cannot read the next message from stdin")?;
         let bytes = match framing {
             Some(framing) => {
-                order = order.wrapping_add(1);
+                count = count.saturating_add(1);
+                let order = super::nth_order(framing, count);
                 let frame = match framing {
                     Framing::V2 => Frame::v2_python(opts.version, order, &msg)?,
                     Framing::V3 => {
@@ -244,7 +274,14 @@ fn run_tcp(
                     },
                 };
                 let mut bytes = Vec::new();
-                frame.try_encode(framing, &mut bytes)?;
+                frame
+                    .try_encode_with(framing, &fields, &mut bytes)
+                    .with_context(|| {
+                        format!(
+                            "message {count} ({} bytes) cannot be sent as a {framing} frame",
+                            msg.len()
+                        )
+                    })?;
                 // A framing file's line shows its own fields: from the bytes.
                 let shown = match framing {
                     Framing::Custom(_) => match crate::codec::parse(framing, &bytes, u32::MAX) {

@@ -15,7 +15,7 @@
 //! | `refuse`   | `peer`, `limit`, `more` (refused since the last such line: at most one a second) |
 //! | `datagram` | `peer`, `local`, `len`, `message`, `message_hex`*, `echoed` |
 //! | `text`     | `conn`, `peer`, `len`, `message`, `message_hex`*, `token` |
-//! | `frame`    | `conn`, `peer`, `framing`, `version`, `order`, `size`, `message`, `message_hex`*, `cut`, `diagnostics` |
+//! | `frame`    | `conn`, `peer`, `framing`, `version`, `order`, `size`, `message`, `message_hex`*, `cut`, `diagnostics`, `fields`** |
 //! | `pause`    | `conn`, `peer`, `queued`, `token` (once per connection: reads stopped, its echoes unread) |
 //! | `close`    | `conn`, `peer`, `reason`, `bytes_in`, `bytes_out`, `messages`, `token` |
 //! | `error`    | `conn`, `peer`, `code`, `message` |
@@ -25,6 +25,10 @@
 //!
 //! `message` is the text when the bytes are valid UTF-8, otherwise the
 //! escaped rendering (`\xC3`); `message_hex` (*) is then added, lossless.
+//! `fields` (**, also on `sent` and `echo`) is for framing files only
+//! (`--framing FILE`): every field of the frame by name, integers as
+//! numbers, byte fields as `{"text", "hex"}`; and `raw_hex`, the whole
+//! frame's bytes.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -269,7 +273,11 @@ impl Event<'_> {
                 peer,
                 framing,
                 frame,
-            } => format!("#{conn} {peer} {} (echoed)", frame.describe(*framing)),
+            } => format!(
+                "#{conn} {peer} {}{} (echoed)",
+                frame.describe(*framing),
+                soft_findings(*framing, frame)
+            ),
             Event::Paused {
                 conn,
                 peer,
@@ -502,6 +510,57 @@ fn put_frame(m: &mut Map<String, Value>, framing: Framing, f: &FrameRef<'_>) {
     m.insert("cut".into(), json!(framing == Framing::V2 && f.is_cut()));
     let codes: Vec<_> = f.diagnostics(framing).map(|d| d.code).collect();
     m.insert("diagnostics".into(), json!(codes));
+    if let Some(fields) = custom_fields(framing, f) {
+        m.insert("fields".into(), fields);
+        m.insert("raw_hex".into(), json!(hex(f.raw)));
+    }
+}
+
+/// A framing file's frame, every field by name: integers as numbers, byte
+/// fields as `{"text": …, "hex": …}` (text escaped as `message` is).
+/// `None` for v2/v3 (their JSON keeps its shape) and for a frame without
+/// its wire bytes.
+fn custom_fields(framing: Framing, f: &FrameRef<'_>) -> Option<Value> {
+    use crate::spec::Value as V;
+    let def = framing.def()?;
+    let values = def.spec.read(f.raw, u64::MAX).ok()?;
+    let mut m = Map::new();
+    for (field, v) in &values.fields {
+        let v = match *v {
+            V::Uint(n) => json!(n),
+            V::Int(n) => json!(n),
+            V::Bytes { content, .. } => {
+                let text = match std::str::from_utf8(content) {
+                    Ok(s) => s.to_string(),
+                    Err(_) => escape(content),
+                };
+                json!({"text": text, "hex": hex(content)})
+            }
+        };
+        m.insert(field.name.to_string(), v);
+    }
+    Some(Value::Object(m))
+}
+
+/// A framing file's soft-check findings (`expect`) on a frame, for its
+/// text line: ` [framing.unexpected_value: version is 2, expected 1]`;
+/// empty when there are none, and always for v2/v3.
+fn soft_findings(framing: Framing, f: &FrameRef<'_>) -> String {
+    let Some(def) = framing.def() else {
+        return String::new();
+    };
+    let Ok(values) = def.spec.read(f.raw, u64::MAX) else {
+        return String::new();
+    };
+    crate::framing::codec::notes(def, &values)
+        .iter()
+        .map(|n| {
+            format!(
+                " [{}: {} is {}, expected {}]",
+                n.diagnostic.code, n.field, n.got, n.want
+            )
+        })
+        .collect()
 }
 
 /// Refused connections, said at most once a second: a connection flood

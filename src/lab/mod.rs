@@ -37,6 +37,9 @@ pub enum ServerProto {
     V2,
     /// `serverTCPv3.py` with the 5.3 echo.
     V3,
+    /// A framing file's frames (`--framing FILE`): the thread-per-client
+    /// server, each whole frame echoed byte for byte.
+    Custom(&'static crate::framing::FramingDef),
 }
 
 impl ServerProto {
@@ -48,6 +51,7 @@ impl ServerProto {
             ServerProto::TextSel => "text-sel",
             ServerProto::V2 => "v2",
             ServerProto::V3 => "v3",
+            ServerProto::Custom(def) => def.spec.name,
         }
     }
 
@@ -106,6 +110,45 @@ fn ensure_fds(o: &ServerOptions, log: &Log) {
             message: format!("cannot read or raise the open-files limit: {e}"),
         }),
     }
+}
+
+/// The framing a framing definition stands for: the built-in `v2` and
+/// `v3` files are rc1's own v2 and v3 (their codecs, names and outputs,
+/// as `--proto v2|v3`); any other file is [`Framing::Custom`].
+pub fn framing_of(def: &'static crate::framing::FramingDef) -> Framing {
+    let is = |name| crate::framing::builtin(name).is_some_and(|b| std::ptr::eq(b, def));
+    if is("v2") {
+        Framing::V2
+    } else if is("v3") {
+        Framing::V3
+    } else {
+        Framing::Custom(def)
+    }
+}
+
+/// How many values the echo key of `framing` takes before it wraps: the
+/// lab's 32-bit `order` 2^32; a framing file's echo key field as wide as
+/// it is (an `H` 65536, a `B` 256; a signed one counts 0 to its largest
+/// value, never negative). 2^32 at most (rc1 counts orders in 32 bits),
+/// and 2^32 too for a file without an echo key.
+///
+/// Counters count from 1 and send `n mod span`: a `B` key goes 1, 2, …,
+/// 255, 0, 1, …, as `struct.pack('B', n & 0xFF)` would.
+pub fn order_span(framing: Framing) -> u64 {
+    const FULL: u64 = 1 << 32;
+    framing
+        .def()
+        .and_then(|d| d.field(d.echo_key?))
+        .and_then(|f| f.kind.int_range())
+        .map_or(FULL, |(_, hi)| {
+            u64::try_from(hi).map_or(FULL, |hi| hi.saturating_add(1).min(FULL))
+        })
+}
+
+/// The `n`th order (from 1) of `framing`: `n` wrapped as its echo key
+/// wraps (see [`order_span`]).
+pub fn nth_order(framing: Framing, n: u64) -> u32 {
+    u32::try_from(n % order_span(framing)).unwrap_or(u32::MAX)
 }
 
 enum Socket {
@@ -167,10 +210,75 @@ impl Server {
                 ServerProto::V3 => {
                     threaded::run(l, tcp(Speaks::Framed(Framing::V3)), log.clone(), stop)?
                 }
+                ServerProto::Custom(def) => threaded::run(
+                    l,
+                    tcp(Speaks::Framed(Framing::Custom(def))),
+                    log.clone(),
+                    stop,
+                )?,
                 ServerProto::Udp => unreachable!("bind() opens a UDP socket for udp"),
             },
         };
         log.emit(&Event::Stopped { served, refused });
         Ok(served)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn custom(name: &str, text: &str) -> Framing {
+        Framing::Custom(Box::leak(Box::new(
+            crate::framing::parse(text, name).unwrap(),
+        )))
+    }
+
+    #[test]
+    fn orders_count_from_1_and_wrap_as_the_echo_key_does() {
+        let le16 = custom(
+            "le16.toml",
+            include_str!("../../fixtures/framings/le16.toml"),
+        );
+        let typed = custom(
+            "typed.toml",
+            include_str!("../../fixtures/framings/typed.toml"),
+        );
+        assert_eq!(order_span(le16), 1 << 16);
+        assert_eq!(order_span(typed), 1 << 8);
+        assert_eq!(order_span(Framing::V2), 1 << 32);
+        let orders = |f, ns: &[u64]| ns.iter().map(|&n| nth_order(f, n)).collect::<Vec<_>>();
+        assert_eq!(
+            orders(le16, &[1, 65_535, 65_536, 65_537]),
+            [1, 65_535, 0, 1]
+        );
+        assert_eq!(orders(typed, &[1, 255, 256, 257, 512]), [1, 255, 0, 1, 0]);
+        assert_eq!(
+            orders(Framing::V2, &[1, u64::from(u32::MAX), 1 << 32]),
+            [1, u32::MAX, 0]
+        );
+        // A signed key counts 0 to its largest value, never negative.
+        let signed = custom(
+            "s.toml",
+            "name = \"s\"\necho_key = \"k\"\nstruct = \"!bH\"\nnames = [\"k\", \"n\"]\n",
+        );
+        assert_eq!(order_span(signed), 128);
+        assert_eq!(orders(signed, &[127, 128]), [127, 0]);
+    }
+
+    #[test]
+    fn the_built_in_files_stand_for_v2_and_v3() {
+        assert_eq!(
+            framing_of(crate::framing::builtin("v2").unwrap()),
+            Framing::V2
+        );
+        assert_eq!(
+            framing_of(crate::framing::builtin("v3").unwrap()),
+            Framing::V3
+        );
+        let text = crate::framing::builtin_text("v3").unwrap();
+        let copy: &'static _ =
+            Box::leak(Box::new(crate::framing::parse(text, "mine.toml").unwrap()));
+        assert!(matches!(framing_of(copy), Framing::Custom(_)));
     }
 }
