@@ -38,5 +38,7 @@ mod hex;
 mod lab;
 // `rc1 framing`: framing files checked and shown.
 mod framing;
+// `rc1 dissector --framing`: tshark with the generated Lua on live captures of the Python peer.
+mod framing_dissector;
 // Shared helpers.
 mod util;
