@@ -514,3 +514,72 @@ fn install_and_check_a_framings_dissector_in_a_fresh_home() {
     }
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// The `rc1.*` frames tshark shows in `pcap` with the Lua `lua`: each
+/// frame's version, order, size and message, sorted (the packets that
+/// carry them may differ: rc1.lua holds a lone request for its echo).
+fn rc1_frames(lua: &str, pcap: &str) -> (Vec<[String; 4]>, String) {
+    let out = Command::new("tshark")
+        .args(["-r", pcap, "-X", &format!("lua_script:{lua}")])
+        .args(["-o", "tcp.reassemble_out_of_order:TRUE", "-Y", "rc1"])
+        .args(["-T", "fields", "-E", "aggregator=\u{1f}"])
+        .args(["-e", "tcp.srcport", "-e", "rc1.version", "-e", "rc1.order"])
+        .args(["-e", "rc1.size", "-e", "rc1.message"])
+        .output()
+        .unwrap();
+    let err: String = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.starts_with("Running as user"))
+        .collect();
+    let mut frames = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let cols: Vec<Vec<&str>> = line
+            .split('\t')
+            .map(|c| c.split('\u{1f}').collect())
+            .collect();
+        assert_eq!(cols.len(), 5, "{line}");
+        for i in 0..cols[2].len() {
+            let at = |c: usize| cols[c].get(i).unwrap_or(&"").to_string();
+            frames.push([at(1), at(2), at(3), at(4)]);
+        }
+    }
+    frames.sort();
+    (frames, err)
+}
+
+#[test]
+fn the_generic_dissector_of_v2_and_v3_reads_what_rc1_lua_reads() {
+    let test = "the_generic_dissector_of_v2_and_v3_reads_what_rc1_lua_reads";
+    if !have_prerequisite(tshark_present(), test, "tshark") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rc1-generic-v2v3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rc1_lua = concat!(env!("CARGO_MANIFEST_DIR"), "/dissectors/rc1.lua");
+    // v2: fixed 29-byte frames (no length field); v3: a header and a body.
+    for (framing, pcap, frames) in [("v2", "v2-echo.pcap", 8), ("v3", "v3-echo.pcap", 14)] {
+        let lua = dir.join(format!("{framing}.lua"));
+        let lua_s = lua.to_str().unwrap();
+        let out = run(&["dissector", "--framing", framing, "-o", lua_s, "-q"]);
+        assert!(out.status.success());
+        let pcap = format!("{}/fixtures/{pcap}", env!("CARGO_MANIFEST_DIR"));
+        let (want, _) = rc1_frames(rc1_lua, &pcap);
+        let (got, err) = rc1_frames(lua_s, &pcap);
+        assert!(err.is_empty(), "{framing}: tshark said {err}");
+        assert!(
+            want.len() >= frames,
+            "{framing}: rc1.lua shows {} frames",
+            want.len()
+        );
+        assert_eq!(got.len(), want.len(), "{framing}: frames");
+        for (a, b) in got.iter().zip(&want) {
+            assert!(
+                a == b,
+                "{framing}: generic {:.80?} vs rc1.lua {:.80?}",
+                a.join(" "),
+                b.join(" ")
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
