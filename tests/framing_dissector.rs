@@ -212,7 +212,10 @@ fn tshark_frames(case: &Case, lua: &str, pcap: &str, port: u16) -> (Vec<Seen>, S
         .filter(|l| !l.starts_with("Running as user"))
         .collect();
     assert!(out.status.success(), "tshark {args:?}: {err}");
-    let seen = String::from_utf8_lossy(&out.stdout)
+    // A Lua error while dissecting is an expert info, not stderr.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("Lua Error"), "{}: {text}", case.name);
+    let seen = text
         .lines()
         .map(|line| {
             let cols: Vec<&str> = line.split('\t').collect();
@@ -524,7 +527,14 @@ fn rc1_frames(lua: &str, pcap: &str) -> (Vec<[String; 4]>, String) {
         .args(["-o", "tcp.reassemble_out_of_order:TRUE", "-Y", "rc1"])
         .args(["-T", "fields", "-E", "aggregator=\u{1f}"])
         .args(["-e", "tcp.srcport", "-e", "rc1.version", "-e", "rc1.order"])
-        .args(["-e", "rc1.size", "-e", "rc1.message"])
+        .args([
+            "-e",
+            "rc1.size",
+            "-e",
+            "rc1.message",
+            "-e",
+            "_ws.expert.message",
+        ])
         .output()
         .unwrap();
     let err: String = String::from_utf8_lossy(&out.stderr)
@@ -537,7 +547,12 @@ fn rc1_frames(lua: &str, pcap: &str) -> (Vec<[String; 4]>, String) {
             .split('\t')
             .map(|c| c.split('\u{1f}').collect())
             .collect();
-        assert_eq!(cols.len(), 5, "{line}");
+        assert_eq!(cols.len(), 6, "{line}");
+        // A Lua error while dissecting is an expert info, not stderr.
+        assert!(
+            !cols[5].iter().any(|e| e.contains("Lua Error")),
+            "{lua}: {line:.200}"
+        );
         for i in 0..cols[2].len() {
             let at = |c: usize| cols[c].get(i).unwrap_or(&"").to_string();
             frames.push([at(1), at(2), at(3), at(4)]);
@@ -581,5 +596,196 @@ fn the_generic_dissector_of_v2_and_v3_reads_what_rc1_lua_reads() {
             );
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A framing with every other shape: signed and 64-bit little-endian
+/// integers, an `Ns` field without a length (shown whole, padding
+/// included; its content in the info column), a body and an Internet
+/// checksum trailer.
+const WIDE: &str = r#"
+name = "wide"
+byte_order = "<"
+echo_key = "c"
+port = 5007
+max_body = 100
+show = "a={a} c={c} d={d} tag={tag} \"{body}\""
+
+[[field]]
+name = "a"
+type = "b"
+
+[[field]]
+name = "c"
+type = "q"
+
+[[field]]
+name = "d"
+type = "Q"
+
+[[field]]
+name = "tag"
+type = "4s"
+
+[[field]]
+name = "length"
+type = "H"
+
+[[field]]
+name = "body"
+type = "body"
+length = "length"
+
+[[field]]
+name = "sum"
+type = "H"
+checksum = "internet"
+over = ["a", "c", "d", "tag", "length", "body"]
+"#;
+
+/// The frames of [`WIDE`], built with Python's `struct` (the last one with
+/// a wrong checksum), one hex line each.
+const WIDE_FRAMES_PY: &str = r#"
+import struct
+def inet(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+def frame(a, c, d, tag, body, bad=False):
+    head = struct.pack("<bqQ4sH", a, c, d, tag, len(body))
+    return head + body + struct.pack("<H", inet(head + body) ^ (1 if bad else 0))
+print(frame(-5, -1234567890123, 18446744073709551615, b"ab", b"hi there").hex())
+print(frame(127, 9007199254740993, 1, b"full", b"").hex())
+print(frame(-128, 0, 0, b"", b"a frame cut in two", True).hex())
+"#;
+
+#[test]
+fn signed_64_bit_padded_fields_and_an_internet_checksum_read_as_python_packed_them() {
+    let test = "signed_64_bit_padded_fields_and_an_internet_checksum_read_as_python_packed_them";
+    if !have_prerequisite(tshark_present(), test, "tshark")
+        || !have_prerequisite(python_present(), test, "python3")
+    {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rc1-wide-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = dir.join("wide.toml");
+    std::fs::write(&toml, WIDE).unwrap();
+    let lua = dir.join("wide.lua");
+    let out = run(&[
+        "dissector",
+        "--framing",
+        toml.to_str().unwrap(),
+        "-o",
+        lua.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let py = Command::new("python3")
+        .args(["-c", WIDE_FRAMES_PY])
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    let frames: Vec<Vec<u8>> = String::from_utf8_lossy(&py.stdout)
+        .lines()
+        .map(unhex)
+        .collect();
+    let mut two = frames[0].clone();
+    two.extend_from_slice(&frames[1]);
+    let (cut_a, cut_b) = frames[2].split_at(10);
+    // Two frames in one segment, then one across two; on the file's port.
+    let pcap = dir.join("wide.pcap");
+    std::fs::write(
+        &pcap,
+        crate::util::tcp_pcap(5007, &[(true, &two), (true, cut_a), (true, cut_b)]),
+    )
+    .unwrap();
+    let fields = ["a", "c", "d", "tag", "length", "body", "sum"];
+    let tshark = |extra: &[&str]| {
+        let mut c = Command::new("tshark");
+        c.args(["-r", pcap.to_str().unwrap()])
+            .arg("-X")
+            .arg(format!("lua_script:{}", lua.display()))
+            .args(extra)
+            .args(["-Y", "wide", "-T", "fields", "-E", "aggregator=\u{1f}"])
+            .args(["-e", "_ws.col.Info", "-e", "_ws.expert.message"]);
+        for f in fields {
+            c.args(["-e", &format!("wide.{f}")]);
+        }
+        let out = c.output().unwrap();
+        let err: String = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| !l.starts_with("Running as user"))
+            .collect();
+        assert!(out.status.success(), "{err}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // A Lua error while dissecting is an expert info, not stderr.
+        assert!(!text.contains("Lua Error"), "{text}");
+        (text, err)
+    };
+    let (text, err) = tshark(&[]);
+    assert!(err.is_empty(), "tshark said: {err}");
+    let mut got: Vec<Vec<String>> = Vec::new();
+    let mut infos = Vec::new();
+    let mut experts = Vec::new();
+    for line in text.lines() {
+        let cols: Vec<Vec<&str>> = line
+            .split('\t')
+            .map(|c| c.split('\u{1f}').collect())
+            .collect();
+        infos.push(cols[0][0].to_string());
+        experts.push(cols[1][0].to_string());
+        for i in 0..cols[2].len() {
+            got.push(
+                cols[2..]
+                    .iter()
+                    .map(|c| c.get(i).unwrap_or(&"").replace(':', ""))
+                    .collect(),
+            );
+        }
+    }
+    let sum = |f: &[u8]| u16::from_le_bytes([f[f.len() - 2], f[f.len() - 1]]).to_string();
+    let want: Vec<Vec<String>> = [
+        [
+            "-5",
+            "-1234567890123",
+            "18446744073709551615",
+            "61620000",
+            "8",
+            "hi there",
+        ],
+        ["127", "9007199254740993", "1", "66756c6c", "0", ""],
+        ["-128", "0", "0", "00000000", "18", "a frame cut in two"],
+    ]
+    .iter()
+    .zip(&frames)
+    .map(|(w, f)| w.iter().map(ToString::to_string).chain([sum(f)]).collect())
+    .collect();
+    assert_eq!(got, want);
+    assert_eq!(infos.len(), 2, "{infos:?}");
+    assert_eq!(
+        infos[0],
+        "wide a=-5 c=-1234567890123 d=18446744073709551615 tag=ab \"hi there\" ; \
+         wide a=127 c=9007199254740993 d=1 tag=full \"\""
+    );
+    assert!(experts[0].is_empty(), "{experts:?}");
+    assert!(
+        experts[1].starts_with("[framing.checksum] sum is 0x"),
+        "{experts:?}"
+    );
+    // Desegmentation off: the cut frame is not whole, and no Lua error.
+    let (_, err) = tshark(&["-o", "tcp.desegment_tcp_streams:FALSE"]);
+    assert!(err.is_empty(), "tshark said: {err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -72,6 +72,14 @@ fn proto_field(kind: FieldKind) -> Result<(String, &'static str, &'static str)> 
     })
 }
 
+/// The largest body the dissector believes: the file's `max_body`, capped
+/// so that a whole frame stays within what Wireshark reassembles (a PDU
+/// length is 32 bits there; a larger claim is a lying length).
+fn max_body(def: &FramingDef) -> u64 {
+    let cap = u64::from(i32::MAX.unsigned_abs()).saturating_sub(def.spec.fixed_len() as u64);
+    def.max_body.min(cap)
+}
+
 /// The Lua dissector for the framing `def`, as text.
 pub fn generate_framing(def: &FramingDef) -> Result<String> {
     let s = &def.spec;
@@ -239,7 +247,7 @@ pub fn generate_framing(def: &FramingDef) -> Result<String> {
         ("@@PREFIX@@", lua_str(prefix)),
         ("@@TITLE@@", lua_str(&title)),
         ("@@PORT@@", def.port.to_string()),
-        ("@@MAX_BODY@@", def.max_body.to_string()),
+        ("@@MAX_BODY@@", max_body(def).to_string()),
         ("@@HEADER_LEN@@", s.header_len().to_string()),
         ("@@FIXED_LEN@@", s.fixed_len().to_string()),
         ("@@LENGTH@@", length),

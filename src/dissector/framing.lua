@@ -2,7 +2,8 @@
 
 local NAME = @@NAME@@
 local PORT = @@PORT@@
--- The largest body believed: a longer length is refused (framing.length_over_max).
+-- The largest body believed (max_body, at most what Wireshark reassembles):
+-- a longer length is refused (framing.length_over_max).
 local MAX_BODY = @@MAX_BODY@@
 -- Bytes before the body (the whole frame when there is no body).
 local HEADER_LEN = @@HEADER_LEN@@
@@ -238,10 +239,12 @@ local function dissect_frame(tvb, pinfo, tree)
       values[f.name], wire[f.name] = content, all
       if f.kind == "fixed" then
         items[f.name] = sub:add(F[f.name], tvb(at, f.width), content)
-      elseif clen > 0 then
-        items[f.name] = sub:add(F[f.name], tvb(at, clen))
       else
-        items[f.name] = sub:add(F[f.name], tvb(at, f.width), ByteArray.new(""))
+        -- The whole field; the content is the bytes before the padding.
+        items[f.name] = sub:add(F[f.name], tvb(at, f.width))
+        if clen < f.width then
+          items[f.name]:append_text(string.format(" (content %d bytes, then padding)", clen))
+        end
       end
     end
   end
