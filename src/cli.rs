@@ -395,13 +395,25 @@ Load the dissector without installing it:
   tshark -X lua_script:dissectors/rc1.lua -o tcp.reassemble_out_of_order:TRUE -r capture.pcap
 tshark 4.0 reassembles out-of-order TCP segments only with that -o option.
 
+A framing file's own dissector (here fixtures/framings/le16.toml, protocol le16):
+  rc1 dissector --framing fixtures/framings/le16.toml -o le16.lua
+  tshark -X lua_script:le16.lua -d tcp.port==5006,le16 -r capture.pcap -T fields -e le16.order -e le16.data
+
 Exit status: 0 success; 1 error (cannot write, tshark missing or not loading
-the dissector); 2 usage error.";
+the dissector, a bad or unreadable framing file); 2 usage error.";
 
 /// `rc1 dissector`.
 #[derive(Debug, Clone, Args)]
 #[command(group(clap::ArgGroup::new("action").args(["output", "install", "check"])))]
 pub struct DissectorArgs {
+    /// Generate the dissector of this framing file instead of rc1's v2/v3
+    /// one (`rc1 framing --help`; v2 and v3 name the built-in files): its
+    /// own protocol and filter fields (PREFIX.FIELD), TCP framing on the
+    /// file's port (other ports with -d tcp.port==PORT,PREFIX), expert info
+    /// for failed checks. --install writes it as NAME.lua. A bad file: its
+    /// mistake on stderr and status 1, as `rc1 framing check`.
+    #[arg(long, value_name = "FILE")]
+    pub framing: Option<String>,
     /// Write the dissector to this file instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,

@@ -690,11 +690,35 @@ fn run_lab(args: &cli::LabArgs) -> Result<ExitCode> {
 
 fn run_dissector(args: &cli::DissectorArgs) -> Result<ExitCode> {
     use std::io::Write;
-    let lua = dissector::generate(&dissector::RC1)?;
-    let stale = "the loaded rc1.lua is not what this rc1 generates (another version, or \
-                 edited): run `rc1 dissector --install` to replace it";
+    let def = match args.framing.as_deref().map(framing::load) {
+        None => None,
+        Some(Ok(def)) => Some(def),
+        Some(Err(e)) => {
+            eprintln!("rc1 dissector: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let (lua, file, again) = match def {
+        Some(def) => (
+            dissector::generate_framing(def)?,
+            dissector::file_name(def),
+            format!(" --framing {}", def.origin),
+        ),
+        None => (
+            dissector::generate(&dissector::RC1)?,
+            "rc1.lua".to_string(),
+            String::new(),
+        ),
+    };
+    let stale = format!(
+        "the loaded {file} is not what this rc1 generates (another version, or \
+         edited): run `rc1 dissector{again} --install` to replace it"
+    );
     if args.check {
-        let r = dissector::check(&dissector::RC1)?;
+        let r = match def {
+            Some(def) => dissector::check_framing(def)?,
+            None => dissector::check(&dissector::RC1)?,
+        };
         if args.json {
             let v = serde_json::json!({
                 "plugin": r.plugin,
@@ -715,7 +739,7 @@ fn run_dissector(args: &cli::DissectorArgs) -> Result<ExitCode> {
             eprintln!("rc1 dissector: warning: {stale}");
         }
     } else if args.install {
-        let (path, how) = dissector::install(&lua)?;
+        let (path, how) = dissector::install_as(&lua, &file)?;
         if args.json {
             let v = serde_json::json!({
                 "path": path.display().to_string(),
@@ -725,7 +749,7 @@ fn run_dissector(args: &cli::DissectorArgs) -> Result<ExitCode> {
             outln!("{v}");
         } else if !args.quiet {
             outln!("installed {} ({how})", path.display());
-            outln!("check it with: rc1 dissector --check");
+            outln!("check it with: rc1 dissector{again} --check");
         }
     } else if let Some(path) = &args.output {
         std::fs::write(path, &lua)

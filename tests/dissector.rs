@@ -57,7 +57,7 @@ fn the_dissector_avoids_what_breaks_shipped_dissectors() {
     }
 }
 
-fn tshark_present() -> bool {
+pub(crate) fn tshark_present() -> bool {
     Command::new("tshark").arg("--version").output().is_ok()
 }
 

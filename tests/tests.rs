@@ -40,5 +40,7 @@ mod lab;
 mod framing;
 // server/client/flood --framing FILE against the Python framed peer.
 mod framings;
+// `rc1 dissector --framing`: tshark with the generated Lua on live captures of the Python peer.
+mod framing_dissector;
 // Shared helpers.
 mod util;

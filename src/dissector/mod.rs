@@ -11,6 +11,14 @@
 //!
 //! `rc1 dissector --install` and `--check` ([`install`], [`check`]) put it
 //! where Wireshark looks and ask tshark whether it loads.
+//!
+//! A framing file gets its own dissector: [`generate_framing`] (module
+//! `custom`, template `framing.lua`), installed as `NAME.lua`
+//! ([`install_as`]) and checked by [`check_framing`].
+
+mod custom;
+
+pub use custom::{file_name, generate_framing, protocol_name};
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -341,9 +349,16 @@ pub fn plugins_folder() -> Result<(PathBuf, &'static str)> {
 /// Writes the dissector into the personal Lua plugins folder; returns
 /// the path written.
 pub fn install(lua: &str) -> Result<(PathBuf, &'static str)> {
+    install_as(lua, "rc1.lua")
+}
+
+/// Writes the dissector `lua` into the personal Lua plugins folder as
+/// `file` (e.g. `le16.lua`); returns the path written and how the folder
+/// was found.
+pub fn install_as(lua: &str, file: &str) -> Result<(PathBuf, &'static str)> {
     let (dir, how) = plugins_folder()?;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("rc1.lua");
+    let path = dir.join(file);
     std::fs::write(&path, lua).with_context(|| format!("cannot write {}", path.display()))?;
     Ok((path, how))
 }
@@ -365,6 +380,48 @@ pub struct CheckReport {
 /// list, the `rc1.*` fields, and the Lua version it was built with.
 pub fn check(spec: &DissectorSpec) -> Result<CheckReport> {
     let generated = generate(spec)?;
+    let want: Vec<&str> = spec
+        .framings
+        .iter()
+        .flat_map(|f| f.fields.iter().map(|f| f.filter))
+        .collect();
+    check_plugin(
+        "rc1.lua",
+        "rc1",
+        &generated,
+        &want,
+        ("", "dissectors/rc1.lua", ""),
+    )
+}
+
+/// [`check`] for the dissector of a framing file: Wireshark lists
+/// `NAME.lua`, knows every field `PREFIX.*`, and the file is what
+/// [`generate_framing`] makes of `def`.
+pub fn check_framing(def: &crate::framing::FramingDef) -> Result<CheckReport> {
+    let generated = generate_framing(def)?;
+    let want: Vec<&str> = def.spec.fields.iter().map(|f| f.filter).collect();
+    let again = format!(" --framing {}", def.origin);
+    let file = file_name(def);
+    check_plugin(
+        &file,
+        protocol_name(def),
+        &generated,
+        &want,
+        (&again, &file, " (or than the framing file)"),
+    )
+}
+
+/// Whether tshark loads the plugin `file`, knows the fields `want`
+/// (prefix `prefix.`) and runs the file `generated`. The advice: what to
+/// add to `rc1 dissector`, the file to load with `-X lua_script:`, and
+/// what else the installed file may be older than.
+fn check_plugin(
+    file: &str,
+    prefix: &str,
+    generated: &str,
+    want: &[&str],
+    (args, load, older): (&str, &str, &str),
+) -> Result<CheckReport> {
     // A Lua error while loading shows on stderr, not in the plugin list.
     let out = Command::new("tshark")
         .args(["-G", "plugins"])
@@ -373,15 +430,15 @@ pub fn check(spec: &DissectorSpec) -> Result<CheckReport> {
             anyhow::anyhow!("cannot run tshark ({e}): install Wireshark's command-line tools")
         })?;
     let err = String::from_utf8_lossy(&out.stderr);
-    if let Some(line) = err.lines().find(|l| l.contains("rc1.lua")) {
-        bail!("Wireshark fails to load rc1.lua: {}", line.trim());
+    if let Some(line) = err.lines().find(|l| l.contains(file)) {
+        bail!("Wireshark fails to load {file}: {}", line.trim());
     }
     let plugins = String::from_utf8_lossy(&out.stdout);
     let is_ours = |l: &&str| {
         l.split_whitespace()
             .last()
             .and_then(|p| Path::new(p).file_name())
-            .is_some_and(|n| n == "rc1.lua")
+            .is_some_and(|n| n == file)
     };
     let Some(plugin) = plugins
         .lines()
@@ -389,28 +446,27 @@ pub fn check(spec: &DissectorSpec) -> Result<CheckReport> {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
     else {
         bail!(
-            "tshark does not list rc1.lua among its plugins: install it with \
-             `rc1 dissector --install` (or load it with -X lua_script:dissectors/rc1.lua)"
+            "tshark does not list {file} among its plugins: install it with \
+             `rc1 dissector{args} --install` (or load it with -X lua_script:{load})"
         );
     };
     let all = tshark(&["-G", "fields"])?;
+    let dotted = format!("{prefix}.");
     let fields: Vec<String> = all
         .lines()
         .filter_map(|l| {
             let mut cols = l.split('\t');
             let (kind, abbrev) = (cols.next()?, cols.nth(1)?);
-            (kind == "F" && abbrev.starts_with("rc1.")).then(|| abbrev.to_string())
+            (kind == "F" && abbrev.starts_with(&dotted)).then(|| abbrev.to_string())
         })
         .collect();
-    for framing in spec.framings {
-        for f in framing.fields {
-            if !fields.iter().any(|x| x == f.filter) {
-                bail!(
-                    "Wireshark loads rc1.lua but has no field {}: the installed file is \
-                     older than this rc1; run `rc1 dissector --install` again",
-                    f.filter
-                );
-            }
+    for f in want {
+        if !fields.iter().any(|x| x == f) {
+            bail!(
+                "Wireshark loads {file} but has no field {f}: the installed file is \
+                 older than this rc1{older}; run \
+                 `rc1 dissector{args} --install` again"
+            );
         }
     }
     let version = tshark(&["-v"])?;
