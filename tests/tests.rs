@@ -38,5 +38,7 @@ mod hex;
 mod lab;
 // `rc1 framing`: framing files checked and shown.
 mod framing;
+// rc1 capture --framing FILE: framing files decoded, detected, damaged.
+mod capture_framing;
 // Shared helpers.
 mod util;
