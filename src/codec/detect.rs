@@ -781,4 +781,105 @@ mod tests {
             Detected::Text
         );
     }
+
+    /// A framing file, loaded for the test.
+    fn file(name: &str, text: &str) -> Framing {
+        Framing::Custom(Box::leak(Box::new(
+            crate::framing::parse(text, name).unwrap(),
+        )))
+    }
+
+    fn typed() -> Framing {
+        file(
+            "typed.toml",
+            include_str!("../../fixtures/framings/typed.toml"),
+        )
+    }
+
+    fn crc() -> Framing {
+        file(
+            "crc-trailer.toml",
+            include_str!("../../fixtures/framings/crc-trailer.toml"),
+        )
+    }
+
+    fn custom(framing: Framing, key: u32, m: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Frame::v3(1, key, m)
+            .unwrap()
+            .try_encode(framing, &mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_framing_file_s_frames_are_detected_and_say_why() {
+        let (t, c) = (typed(), crc());
+        let b = [custom(t, 1, b"hi"), custom(t, 2, b"there")].concat();
+        let d = detect_with(&[t], &b, Stage::Streaming, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(t));
+        assert!(d.reason.contains("2 whole frame(s)"), "{}", d.reason);
+        assert!(d.reason.contains("version = 3"), "{}", d.reason);
+        // A file given before that may still fit (crc-trailer reads these
+        // bytes as a header with a long body): wait while streaming; once
+        // answered, it is ruled out and said why.
+        assert_eq!(detect_with(&[c, t], &b, Stage::Streaming, 1 << 20), None);
+        let d = detect_with(&[c, t], &b, Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(t));
+        assert!(d.reason.contains("; not crc-trailer: "), "{}", d.reason);
+        // A frame cut short is not enough while streaming.
+        assert_eq!(detect_with(&[t], &b[..4], Stage::Streaming, 1 << 20), None);
+    }
+
+    #[test]
+    fn a_broken_header_constant_rules_a_file_out_at_once_and_the_built_in_rules_decide() {
+        let t = typed();
+        // A v3 stream's first header: version 1, not typed's 3; decided
+        // while streaming, without waiting for the file.
+        let b = stream(Framing::V3, &["hello world, this is v3"]);
+        let d = detect_with(&[t], &b, Stage::Streaming, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(Framing::V3));
+        assert!(
+            d.reason.contains("; not typed: at offset 0: version is 1"),
+            "{}",
+            d.reason
+        );
+        // Text, the same.
+        let d = detect_with(&[t], b"hello\n", Stage::Streaming, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Text);
+    }
+
+    #[test]
+    fn a_bad_checksum_in_the_first_frame_is_not_the_file_but_after_a_good_one_it_is() {
+        let c = crc();
+        let good = custom(c, 1, b"good");
+        let mut bad = custom(c, 2, b"bad");
+        *bad.last_mut().unwrap() ^= 1;
+        let d = detect_with(&[c], &bad, Stage::Answered, 1 << 20).unwrap();
+        assert_ne!(d.detected, Detected::Framed(c));
+        assert!(
+            d.reason.contains("not crc-trailer: at offset 0: crc is"),
+            "{}",
+            d.reason
+        );
+        let b = [good.clone(), bad].concat();
+        let d = detect_with(&[c], &b, Stage::Streaming, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(c));
+        assert!(
+            d.reason
+                .contains(&format!("then at offset {}: crc is", good.len())),
+            "{}",
+            d.reason
+        );
+    }
+
+    #[test]
+    fn mid_stream_a_framing_file_is_found_after_the_end_of_a_frame() {
+        let t = typed();
+        let b = [custom(t, 1, b"before the capture"), custom(t, 2, b"seen")].concat();
+        let a = detect_midstream_with(&[t], &b[5..], Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(a.detection.detected, Detected::Framed(t));
+        assert_eq!(a.skip, custom(t, 1, b"before the capture").len() - 5);
+        assert!(a.detection.reason.starts_with("picked up mid-stream"));
+    }
 }
