@@ -384,6 +384,54 @@ fn a_damaged_checksum_a_wrong_constant_and_a_lying_length_are_reported_with_thei
 }
 
 #[test]
+fn an_unexpected_value_is_reported_and_the_frame_still_decoded() {
+    if !python_here("an_unexpected_value_is_reported") {
+        return;
+    }
+    // crc-trailer's version is `expect = 1`: a 2 is said, not refused.
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import struct,zlib;h=struct.pack('!BIH',2,1,2)+b'hi';print((h+struct.pack('!I',zlib.crc32(h))).hex())",
+        ])
+        .output()
+        .unwrap();
+    let h = String::from_utf8(out.stdout).unwrap();
+    let h = h.trim();
+    let f: Vec<u8> = (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect();
+    let ev = decode(
+        "crc-unexpected",
+        &tcp_pcap(5005, &[(true, &f), (false, &f)]),
+        &["--framing", &file("crc-trailer")],
+    );
+    let req = frames(&ev, "c>s");
+    assert_eq!(req.len(), 1);
+    assert_eq!(req[0]["fields"]["version"], 2);
+    let d = ev
+        .iter()
+        .find(|v| v["code"] == "framing.unexpected_value")
+        .unwrap_or_else(|| panic!("{:?}", codes(&ev)));
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .contains("(frame at offset 0)"),
+        "{d}"
+    );
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("version is 2, the framing file expects 1 (expect)"),
+        "{d}"
+    );
+    assert_eq!(frames(&ev, "s>c")[0]["echo"], "ok");
+}
+
+#[test]
 fn a_first_frame_with_a_lying_length_is_still_the_framing_when_its_constants_hold() {
     if !python_here("a_first_frame_with_a_lying_length") {
         return;

@@ -463,6 +463,30 @@ impl Session {
                     if diag.code == spec::V2_SIZE_OVER_20.code {
                         continue; // shown as "(cut)" on the frame line itself
                     }
+                    if diag.code == spec::FRAMING_UNEXPECTED_VALUE.code
+                        && let Some(def) = framing.def()
+                        && let Ok(values) = def.spec.read(frame.raw, u64::MAX)
+                    {
+                        // Which field, what it holds, what the file expects.
+                        for note in crate::framing::codec::notes(def, &values) {
+                            self.report(
+                                ts,
+                                dir,
+                                diag.code,
+                                format!(
+                                    "{} is {}, the framing file expects {} (expect); the frame is still decoded (frame at offset {offset})",
+                                    note.field, note.got, note.want
+                                ),
+                                vec![
+                                    ("offset", Fact::Num(offset)),
+                                    ("order", Fact::Num(frame.order.into())),
+                                ],
+                                totals,
+                                sink,
+                            );
+                        }
+                        continue;
+                    }
                     self.report(
                         ts,
                         dir,
