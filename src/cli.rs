@@ -415,6 +415,8 @@ pub enum CaptureProtoArg {
     V3,
     /// Force text.
     Text,
+    /// Force the framing file given with --framing (exactly one).
+    Framing,
 }
 
 /// `--table` of `rc1 capture`.
@@ -747,13 +749,21 @@ impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
             (None, Some(r)) => crate::capture::Input::File(r.clone()),
             _ => anyhow::bail!("give one of -i IFACE (live) or -r FILE (saved capture)"),
         };
+        let framings = capture_framings(&a.framing)?;
         let proto = match a.proto {
             CaptureProtoArg::Auto => ProtoChoice::Auto,
             CaptureProtoArg::V2 => ProtoChoice::Force(Carries::Framed(Framing::V2)),
             CaptureProtoArg::V3 => ProtoChoice::Force(Carries::Framed(Framing::V3)),
             CaptureProtoArg::Text => ProtoChoice::Force(Carries::Text),
+            CaptureProtoArg::Framing => match framings {
+                [f] => ProtoChoice::Force(Carries::Framed(*f)),
+                _ => anyhow::bail!(
+                    "--proto framing forces the one framing file given: give exactly one \
+                     --framing FILE ({} given)",
+                    framings.len()
+                ),
+            },
         };
-        let framings = capture_framings(&a.framing)?;
         let port = match a.port {
             Some(p) => p,
             None => capture_port(framings)?,

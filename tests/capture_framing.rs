@@ -606,6 +606,37 @@ fn a_bad_framing_file_exits_1_with_its_line_and_column_and_ports_that_disagree_n
     assert!(stderr(&out).contains("give --port"), "{}", stderr(&out));
 }
 
+#[test]
+fn proto_framing_forces_the_one_file_given() {
+    // The crc-trailer capture forced as typed: every frame refused by
+    // typed's constant, not detected as anything else.
+    let out = run(&[
+        "capture",
+        "-r",
+        &fixture("framing-crc-trailer.pcap"),
+        "--framing",
+        &file("typed"),
+        "--proto",
+        "framing",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ev = json_lines(&out);
+    let det = ev.iter().find(|v| v["type"] == "detected").unwrap();
+    assert_eq!(det["framing"], "typed");
+    assert_eq!(det["reason"], "forced by --proto");
+    assert!(codes(&ev).contains(&"framing.constant"), "{:?}", codes(&ev));
+    let out = run(&[
+        "capture",
+        "-r",
+        &fixture("framing-typed.pcap"),
+        "--proto",
+        "framing",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("give exactly one --framing FILE (0 given)"));
+}
+
 /// A Python peer server of `framing`, on a port the OS chose.
 struct PeerServer {
     child: std::process::Child,

@@ -389,53 +389,20 @@ fn checks_held(def: &crate::framing::FramingDef) -> String {
         .join(", ")
 }
 
-/// The first `equals` check of a framing file that the header at the
-/// start of `b` breaks (only header fields, those before the body, and
-/// only when their bytes are there): a stream is told it is not this
-/// framing before the rest of the frame arrives.
-fn header_constant_broken(def: &crate::framing::FramingDef, b: &[u8]) -> Option<String> {
-    let header = def.spec.body().map_or(def.spec.fields.len(), |body| {
-        def.spec
-            .fields
-            .iter()
-            .position(|f| std::ptr::eq(f, body))
-            .unwrap_or(0)
-    });
-    def.checks.iter().find_map(|c| {
-        let spec::Check::Equals { field, value } = *c else {
-            return None;
-        };
-        let f = def
-            .spec
-            .fields
-            .iter()
-            .take(header)
-            .find(|f| f.name == field)?;
-        let got = match f.kind.read_int(b.get(f.range())?)? {
-            spec::Value::Uint(n) => i128::from(n),
-            spec::Value::Int(n) => i128::from(n),
-            spec::Value::Bytes { .. } => return None,
-        };
-        (got != value).then(|| format!("{field} is {got}, the file says it must be {value}"))
-    })
-}
-
 /// Whether `b`, the first bytes of a stream, are frames of `framing` (a
 /// framing file): whole frames that pass every check of the file, one
 /// after the other from the first byte. One whole frame is enough (the
 /// file's checks are what make it certain, so a file with none fits more
 /// than it should); after it a frame may be cut short or break a check
 /// (then that is reported when decoding). A first frame whose header
-/// breaks an `equals` is refused at once; one whose length is over
+/// breaks an `equals` is refused at once (the codec checks a header's
+/// constants as soon as its bytes are in); one whose length is over
 /// `max_body` fits only when the header's `equals` checks (at least one)
 /// hold, so the claim gets reported, as v3's oversized first header.
 fn custom_fit(framing: Framing, b: &[u8], complete: bool, max_frame: u32) -> Fit {
     let Framing::Custom(def) = framing else {
         return Fit::No("not a framing file".into());
     };
-    if let Some(why) = header_constant_broken(def, b) {
-        return Fit::No(format!("at offset 0: {why}"));
-    }
     let checks = checks_held(def);
     let checks = if checks.is_empty() {
         "the file has no check to hold".to_string()
