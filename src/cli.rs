@@ -460,6 +460,8 @@ pub enum CaptureProtoArg {
     V3,
     /// Force text.
     Text,
+    /// Force the framing file given with --framing (exactly one).
+    Framing,
 }
 
 /// `--table` of `rc1 capture`.
@@ -497,12 +499,22 @@ pub struct CaptureArgs {
     /// may hide it: VLAN tags, fragments, IPv6 extension headers, tunnels).
     #[arg(short = 'f', long = "filter", value_name = "BPF")]
     pub filter: Option<String>,
-    /// The lab server's port: it tells client from server.
-    #[arg(long, default_value_t = 5005)]
-    pub port: u16,
+    /// The lab server's port: it tells client from server. Default 5005,
+    /// or the `port` of the --framing files when they all name the same.
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Framing of TCP sessions.
     #[arg(long, value_enum, default_value_t = CaptureProtoArg::Auto)]
     pub proto: CaptureProtoArg,
+    /// A framing file (see `rc1 framing --help`; `v2` and `v3` name the
+    /// built-in ones), repeatable. With --proto auto each file is tried
+    /// on every session before the built-in v2/v3 rules, in the order
+    /// given: the first whose whole frames the client's first bytes are,
+    /// every check of the file holding, wins; the detection line says why
+    /// (and why the others did not fit). A bad file is an error with its
+    /// line and column (status 1, as `rc1 framing check`).
+    #[arg(long = "framing", value_name = "FILE")]
+    pub framing: Vec<String>,
     /// Stop after this many packets.
     #[arg(short = 'c', long = "count", value_name = "N")]
     pub count: Option<u64>,
@@ -802,13 +814,26 @@ impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
             (None, Some(r)) => crate::capture::Input::File(r.clone()),
             _ => anyhow::bail!("give one of -i IFACE (live) or -r FILE (saved capture)"),
         };
+        let framings = capture_framings(&a.framing)?;
         let proto = match a.proto {
             CaptureProtoArg::Auto => ProtoChoice::Auto,
             CaptureProtoArg::V2 => ProtoChoice::Force(Carries::Framed(Framing::V2)),
             CaptureProtoArg::V3 => ProtoChoice::Force(Carries::Framed(Framing::V3)),
             CaptureProtoArg::Text => ProtoChoice::Force(Carries::Text),
+            CaptureProtoArg::Framing => match framings {
+                [f] => ProtoChoice::Force(Carries::Framed(*f)),
+                _ => anyhow::bail!(
+                    "--proto framing forces the one framing file given: give exactly one \
+                     --framing FILE ({} given)",
+                    framings.len()
+                ),
+            },
         };
-        if a.port == 0 {
+        let port = match a.port {
+            Some(p) => p,
+            None => capture_port(framings)?,
+        };
+        if port == 0 {
             anyhow::bail!("--port 0 is not a server port");
         }
         if a.buffer_size.is_some() && a.read.is_some() {
@@ -827,10 +852,11 @@ impl TryFrom<&CaptureArgs> for crate::capture::CaptureOptions {
             input,
             filter: a.filter.clone(),
             tracker: TrackerOptions {
-                port: a.port,
+                port,
                 proto,
                 max_frame: a.max_frame,
                 max_buffered: a.max_buffered as usize,
+                framings,
             },
             count: a.count,
             // The ladder draws the handshake, FIN and RST.
@@ -923,6 +949,71 @@ fn parse_field(
         anyhow::bail!("--field {arg:?}: {v} does not fit {name} ({lo}..={hi})");
     }
     Ok((field.name, v))
+}
+
+/// A framing file could not be loaded (`--framing`): the message is the
+/// file's mistake (`FILE:LINE:COL: what; fix`); `rc1 capture` exits with
+/// status 1 on it, as `rc1 framing check` does.
+#[derive(Debug)]
+pub struct BadFraming(pub crate::framing::FramingError);
+
+impl std::fmt::Display for BadFraming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "--framing {}", self.0)
+    }
+}
+
+impl std::error::Error for BadFraming {}
+
+/// The framings of `--framing FILE …`, loaded once for the process, in
+/// the order given (a file given twice counts once).
+fn capture_framings(files: &[String]) -> anyhow::Result<&'static [crate::codec::Framing]> {
+    use crate::codec::Framing;
+    let mut out: Vec<Framing> = Vec::with_capacity(files.len());
+    for file in files {
+        let def = crate::framing::load(file).map_err(BadFraming)?;
+        let f = match def.spec.name {
+            // The built-in files are the built-in framings.
+            "v2" if crate::framing::builtin("v2").is_some_and(|b| std::ptr::eq(b, def)) => {
+                Framing::V2
+            }
+            "v3" if crate::framing::builtin("v3").is_some_and(|b| std::ptr::eq(b, def)) => {
+                Framing::V3
+            }
+            _ => Framing::Custom(def),
+        };
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    Ok(Box::leak(out.into_boxed_slice()))
+}
+
+/// The server port without `--port`: the framing files' `port` when they
+/// all name the same one, else the lab's 5005 (no files); files that
+/// disagree need `--port`.
+fn capture_port(framings: &[crate::codec::Framing]) -> anyhow::Result<u16> {
+    let ports: Vec<(&str, u16)> = framings
+        .iter()
+        .map(|f| {
+            (
+                f.name(),
+                f.def().map_or(crate::framing::DEFAULT_PORT, |d| d.port),
+            )
+        })
+        .collect();
+    match ports.first() {
+        None => Ok(crate::framing::DEFAULT_PORT),
+        Some(&(_, p)) if ports.iter().all(|&(_, q)| q == p) => Ok(p),
+        Some(_) => {
+            let list: Vec<String> = ports.iter().map(|(n, p)| format!("{n} {p}")).collect();
+            anyhow::bail!(
+                "the --framing files name different ports ({}): give --port P (sessions on P are \
+                 read and their echoes checked; add -f 'tcp port A or tcp port B' to read the others too)",
+                list.join(", ")
+            )
+        }
+    }
 }
 
 impl TryFrom<&ServerArgs> for ServerOptions {

@@ -271,6 +271,11 @@ fn run_capture(args: &cli::CaptureArgs) -> Result<ExitCode> {
     }
     let opts = match capture::CaptureOptions::try_from(args) {
         Ok(o) => o,
+        // A bad framing file: status 1, as `rc1 framing check`.
+        Err(e) if e.is::<cli::BadFraming>() => {
+            eprintln!("rc1 capture: {e}");
+            return Ok(ExitCode::from(1));
+        }
         Err(e) => return Ok(usage_error("capture", &e)),
     };
     if args.width.is_some() && args.ladder.is_none() && !args.hex {

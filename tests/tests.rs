@@ -42,5 +42,7 @@ mod framing;
 mod framings;
 // `rc1 dissector --framing`: tshark with the generated Lua on live captures of the Python peer.
 mod framing_dissector;
+// rc1 capture --framing FILE: framing files decoded, detected, damaged.
+mod capture_framing;
 // Shared helpers.
 mod util;

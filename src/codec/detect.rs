@@ -362,6 +362,211 @@ fn read_order(h: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(h.get(1..5)?.try_into().ok()?))
 }
 
+/// How the first bytes of a stream fare as one framing file's frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fit {
+    /// They are its frames: why, in words.
+    Yes(String),
+    /// Too early to say.
+    Wait,
+    /// They are not: why.
+    No(String),
+}
+
+/// The checks of a framing file, in words, for a detection's reason:
+/// `"version = 2, crc32 of crc right"`; empty when it has none.
+fn checks_held(def: &crate::framing::FramingDef) -> String {
+    def.checks
+        .iter()
+        .filter_map(|c| match *c {
+            spec::Check::Equals { field, value } => Some(format!("{field} = {value}")),
+            spec::Check::Checksum {
+                field, algorithm, ..
+            } => Some(format!("every {} {field} right", algorithm.name())),
+            spec::Check::Expect { .. } => None,
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether `b`, the first bytes of a stream, are frames of `framing` (a
+/// framing file): whole frames that pass every check of the file, one
+/// after the other from the first byte. One whole frame is enough (the
+/// file's checks are what make it certain, so a file with none fits more
+/// than it should); after it a frame may be cut short or break a check
+/// (then that is reported when decoding). A first frame whose header
+/// breaks an `equals` is refused at once (the codec checks a header's
+/// constants as soon as its bytes are in); one whose length is over
+/// `max_body` fits only when the header's `equals` checks (at least one)
+/// hold, so the claim gets reported, as v3's oversized first header.
+fn custom_fit(framing: Framing, b: &[u8], complete: bool, max_frame: u32) -> Fit {
+    let Framing::Custom(def) = framing else {
+        return Fit::No("not a framing file".into());
+    };
+    let checks = checks_held(def);
+    let checks = if checks.is_empty() {
+        "the file has no check to hold".to_string()
+    } else {
+        format!("every check holds ({checks})")
+    };
+    let mut at = 0usize;
+    let mut n = 0u64;
+    let after = loop {
+        let rest = b.get(at..).unwrap_or_default();
+        if rest.is_empty() {
+            break String::new();
+        }
+        match parse(framing, rest, max_frame) {
+            Ok(Parse::Frame(f)) if !f.raw.is_empty() => {
+                n = n.saturating_add(1);
+                at = at.saturating_add(f.raw.len());
+            }
+            Ok(_) if n > 0 => break ", then the start of another".into(),
+            Ok(Parse::Incomplete { need }) if complete => {
+                return Fit::No(format!(
+                    "{} byte(s) before the first answer, less than its first frame would need ({need})",
+                    b.len()
+                ));
+            }
+            Ok(_) if complete => {
+                return Fit::No(format!(
+                    "{} byte(s) before the first answer: not one whole frame",
+                    b.len()
+                ));
+            }
+            Ok(_) => return Fit::Wait,
+            Err(e) if n > 0 => break format!(", then at offset {at}: {e}"),
+            Err(super::DecodeError::Framing(
+                e @ crate::framing::codec::DecodeError::LengthOverMax { .. },
+            )) if def
+                .checks
+                .iter()
+                .any(|c| matches!(c, spec::Check::Equals { .. })) =>
+            {
+                return Fit::Yes(format!(
+                    "a first header whose constants hold ({}), but {e}",
+                    checks_held(def)
+                ));
+            }
+            Err(e) => return Fit::No(format!("at offset {at}: {e}")),
+        }
+    };
+    Fit::Yes(format!(
+        "{n} whole frame(s) chain over {at} byte(s), {checks}{after}"
+    ))
+}
+
+/// [`detect`] with framing files (`--framing`): each of `customs` is tried
+/// first, in the order given, and the first whose frames the bytes are
+/// wins: files given explicitly win over the built-in v2 and v3. While one given
+/// before may still fit, the decision waits (until the bytes are
+/// complete). When none fits, the built-in rules decide, and the reason
+/// says why each file did not.
+///
+/// A framing file fits when the bytes from the first on are whole frames
+/// passing every check of the file (`equals`, `checksum`), at least one;
+/// a frame after the first may be cut short or break a check (it is then
+/// reported as decoding goes). A header that breaks an `equals` rules the
+/// file out at once.
+pub fn detect_with(
+    customs: &[Framing],
+    first: &[u8],
+    stage: Stage,
+    max_frame: u32,
+) -> Option<Detection> {
+    let complete = stage != Stage::Streaming;
+    let mut nots: Vec<String> = Vec::new();
+    let mut waiting = false;
+    // (v2 and v3 given as files are the built-in rules' own.)
+    for &f in customs.iter().filter(|f| f.def().is_some()) {
+        match custom_fit(f, first, complete, max_frame) {
+            Fit::Yes(why) if !waiting => {
+                let mut reason = why;
+                for n in &nots {
+                    reason.push_str("; ");
+                    reason.push_str(n);
+                }
+                return Some(Detection {
+                    detected: Detected::Framed(f),
+                    reason,
+                });
+            }
+            Fit::Yes(_) => return None,
+            Fit::Wait => waiting = true,
+            Fit::No(why) => nots.push(format!("not {}: {why}", f.name())),
+        }
+    }
+    if waiting {
+        return None;
+    }
+    let mut d = detect(first, stage, max_frame)?;
+    for n in &nots {
+        d.reason.push_str("; ");
+        d.reason.push_str(n);
+    }
+    Some(d)
+}
+
+/// [`detect_midstream`] with framing files: each of `customs` is tried
+/// first, in the order given, from the first offset where its whole
+/// frames begin ([`align`]) and fit as [`detect_with`] says; else the
+/// built-in rules decide, and the reason says why each file did not.
+pub fn detect_midstream_with(
+    customs: &[Framing],
+    first: &[u8],
+    stage: Stage,
+    max_frame: u32,
+) -> Option<Aligned> {
+    let complete = stage != Stage::Streaming;
+    let mut nots: Vec<String> = Vec::new();
+    // (v2 and v3 given as files are the built-in rules' own.)
+    for &f in customs.iter().filter(|f| f.def().is_some()) {
+        let found = align(f, first, complete, max_frame).and_then(|skip| {
+            let rest = first.get(skip..).unwrap_or_default();
+            match custom_fit(f, rest, complete, max_frame) {
+                Fit::Yes(why) => Some((skip, why)),
+                _ => None,
+            }
+        });
+        match found {
+            Some((skip, why)) => {
+                let mut reason = if skip > 0 {
+                    format!(
+                        "picked up mid-stream: from offset {skip} (the {skip} byte(s) before end a \
+                         frame sent before the capture began), {why}"
+                    )
+                } else {
+                    why
+                };
+                for n in &nots {
+                    reason.push_str("; ");
+                    reason.push_str(n);
+                }
+                return Some(Aligned {
+                    detection: Detection {
+                        detected: Detected::Framed(f),
+                        reason,
+                    },
+                    skip,
+                });
+            }
+            // More bytes may show a boundary.
+            None if !complete => return None,
+            None => nots.push(format!(
+                "not {}: no whole frame passing its checks begins in the first {} byte(s)",
+                f.name(),
+                first.len().min(MIDSTREAM_SEARCH)
+            )),
+        }
+    }
+    let mut a = detect_midstream(first, stage, max_frame)?;
+    for n in &nots {
+        a.detection.reason.push_str("; ");
+        a.detection.reason.push_str(n);
+    }
+    Some(a)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(
@@ -542,5 +747,106 @@ mod tests {
             detect(&b, Stage::Answered, 1 << 20).unwrap().detected,
             Detected::Text
         );
+    }
+
+    /// A framing file, loaded for the test.
+    fn file(name: &str, text: &str) -> Framing {
+        Framing::Custom(Box::leak(Box::new(
+            crate::framing::parse(text, name).unwrap(),
+        )))
+    }
+
+    fn typed() -> Framing {
+        file(
+            "typed.toml",
+            include_str!("../../fixtures/framings/typed.toml"),
+        )
+    }
+
+    fn crc() -> Framing {
+        file(
+            "crc-trailer.toml",
+            include_str!("../../fixtures/framings/crc-trailer.toml"),
+        )
+    }
+
+    fn custom(framing: Framing, key: u32, m: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Frame::v3(1, key, m)
+            .unwrap()
+            .try_encode(framing, &mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_framing_file_s_frames_are_detected_and_say_why() {
+        let (t, c) = (typed(), crc());
+        let b = [custom(t, 1, b"hi"), custom(t, 2, b"there")].concat();
+        let d = detect_with(&[t], &b, Stage::Streaming, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(t));
+        assert!(d.reason.contains("2 whole frame(s)"), "{}", d.reason);
+        assert!(d.reason.contains("version = 3"), "{}", d.reason);
+        // A file given before that may still fit (crc-trailer reads these
+        // bytes as a header with a long body): wait while streaming; once
+        // answered, it is ruled out and said why.
+        assert_eq!(detect_with(&[c, t], &b, Stage::Streaming, 1 << 20), None);
+        let d = detect_with(&[c, t], &b, Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(t));
+        assert!(d.reason.contains("; not crc-trailer: "), "{}", d.reason);
+        // A frame cut short is not enough while streaming.
+        assert_eq!(detect_with(&[t], &b[..4], Stage::Streaming, 1 << 20), None);
+    }
+
+    #[test]
+    fn a_broken_header_constant_rules_a_file_out_at_once_and_the_built_in_rules_decide() {
+        let t = typed();
+        // A v3 stream's first header: version 1, not typed's 3; decided
+        // while streaming, without waiting for the file.
+        let b = stream(Framing::V3, &["hello world, this is v3"]);
+        let d = detect_with(&[t], &b, Stage::Streaming, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(Framing::V3));
+        assert!(
+            d.reason.contains("; not typed: at offset 0: version is 1"),
+            "{}",
+            d.reason
+        );
+        // Text, the same.
+        let d = detect_with(&[t], b"hello\n", Stage::Streaming, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Text);
+    }
+
+    #[test]
+    fn a_bad_checksum_in_the_first_frame_is_not_the_file_but_after_a_good_one_it_is() {
+        let c = crc();
+        let good = custom(c, 1, b"good");
+        let mut bad = custom(c, 2, b"bad");
+        *bad.last_mut().unwrap() ^= 1;
+        let d = detect_with(&[c], &bad, Stage::Answered, 1 << 20).unwrap();
+        assert_ne!(d.detected, Detected::Framed(c));
+        assert!(
+            d.reason.contains("not crc-trailer: at offset 0: crc is"),
+            "{}",
+            d.reason
+        );
+        let b = [good.clone(), bad].concat();
+        let d = detect_with(&[c], &b, Stage::Streaming, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(c));
+        assert!(
+            d.reason
+                .contains(&format!("then at offset {}: crc is", good.len())),
+            "{}",
+            d.reason
+        );
+    }
+
+    #[test]
+    fn mid_stream_a_framing_file_is_found_after_the_end_of_a_frame() {
+        let t = typed();
+        let b = [custom(t, 1, b"before the capture"), custom(t, 2, b"seen")].concat();
+        let a = detect_midstream_with(&[t], &b[5..], Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(a.detection.detected, Detected::Framed(t));
+        assert_eq!(a.skip, custom(t, 1, b"before the capture").len() - 5);
+        assert!(a.detection.reason.starts_with("picked up mid-stream"));
     }
 }

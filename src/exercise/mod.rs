@@ -333,6 +333,7 @@ fn capture_options(input: Input, port: u16, filter: Option<String>) -> CaptureOp
             proto: ProtoChoice::Auto,
             max_frame: crate::spec::DEFAULT_MAX_FRAME,
             max_buffered: 4 << 20,
+            framings: &[],
         },
         count: None,
         tcp_events: true,

@@ -89,9 +89,14 @@ pub enum Parse<'a> {
 
 /// Parses one frame of `def` at the start of `buf`, believing bodies of
 /// at most `max_body` bytes (usually [`FramingDef::max_body`]).
+///
+/// A header field with `equals` is checked as soon as its bytes are in: a
+/// header that breaks it is refused then, not waited on for the bytes its
+/// length claims (nor its length believed).
 pub fn parse<'a>(def: &'static FramingDef, buf: &'a [u8], max_body: u64) -> Parse<'a> {
     let values = match def.spec.read(buf, max_body) {
         Ok(v) => v,
+        Err(_) if let Some(broken) = header_constant(def, buf) => return Parse::Error(broken),
         Err(ReadError::Incomplete { need }) => return Parse::Incomplete { need },
         Err(ReadError::OverMax { body, claimed, max }) => {
             let field = match body.kind {
@@ -140,6 +145,33 @@ pub fn parse<'a>(def: &'static FramingDef, buf: &'a [u8], max_body: u64) -> Pars
         len: values.len,
         values,
     }
+}
+
+/// The first `equals` check that a header field (one before the body)
+/// breaks, its bytes being at the start of `buf`.
+fn header_constant(def: &FramingDef, buf: &[u8]) -> Option<DecodeError> {
+    let header = def
+        .spec
+        .fields
+        .iter()
+        .take_while(|f| !matches!(f.kind, FieldKind::SizedBy(_)));
+    let fields: Vec<_> = header.collect();
+    def.checks.iter().find_map(|c| {
+        let Check::Equals { field, value } = *c else {
+            return None;
+        };
+        let f = fields.iter().find(|f| f.name == field)?;
+        let got = match f.kind.read_int(buf.get(f.range())?)? {
+            Value::Uint(n) => i128::from(n),
+            Value::Int(n) => i128::from(n),
+            Value::Bytes { .. } => return None,
+        };
+        (got != value).then_some(DecodeError::Constant {
+            field,
+            want: value,
+            got,
+        })
+    })
 }
 
 /// A finding on a frame that decoded (not an error): an `expect` field

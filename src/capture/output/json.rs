@@ -94,6 +94,16 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// A signed number.
+    pub fn int(&mut self, k: &str, n: i64) -> &mut Self {
+        let out = self.key(k);
+        if n < 0 {
+            out.push(b'-');
+        }
+        push_u64(out, n.unsigned_abs());
+        self
+    }
+
     /// `true` or `false`.
     pub fn bool(&mut self, k: &str, b: bool) -> &mut Self {
         self.key(k)
@@ -253,6 +263,50 @@ fn push_f64(out: &mut Vec<u8>, f: f64) {
     }
 }
 
+/// `fields` of a frame of a framing file: every field of the file by
+/// name, keys ascending; an integer as a number, a byte field as an
+/// object `{"hex": …, "text": …}` (its content without the pad bytes:
+/// the bytes in hex, and as text the way `message` is, escaped as `\xNN`
+/// where they are not UTF-8). Nothing when the bytes do not read (a frame
+/// not from a wire).
+fn fields(o: &mut Obj<'_>, def: &'static crate::framing::FramingDef, raw: &[u8]) {
+    use crate::spec::Value;
+    let Ok(values) = def.spec.read(raw, u64::MAX) else {
+        return;
+    };
+    let mut sorted: Vec<_> = values.fields.iter().collect();
+    sorted.sort_by_key(|(f, _)| f.name);
+    let mut f = o.obj("fields");
+    for (field, v) in sorted {
+        match *v {
+            Value::Uint(n) => {
+                f.num(field.name, n);
+            }
+            Value::Int(n) => {
+                f.int(field.name, n);
+            }
+            Value::Bytes { content, .. } => {
+                let mut b = f.obj(field.name);
+                let out = b.key("hex");
+                out.push(b'"');
+                push_hex(out, content);
+                out.push(b'"');
+                let out = b.key("text");
+                match std::str::from_utf8(content) {
+                    Ok(s) => push_str(out, s),
+                    Err(_) => {
+                        let mut esc = String::with_capacity(content.len().saturating_mul(2));
+                        escape_into(&mut esc, content);
+                        push_str(out, &esc);
+                    }
+                }
+                b.end();
+            }
+        }
+    }
+    f.end();
+}
+
 fn echo(o: &mut Obj<'_>, e: Option<EchoMatch>) {
     o.opt_str(
         "echo",
@@ -293,6 +347,9 @@ pub fn event(out: &mut Vec<u8>, ev: &Event<'_>, names: (&str, &str)) {
                 .bool("cut", *framing == Framing::V2 && frame.is_cut())
                 .str("dir", dir.arrow());
             echo(&mut o, *e);
+            if let Some(def) = framing.def() {
+                fields(&mut o, def, frame.raw);
+            }
             o.str("framing", framing.name());
             latency(&mut o, *e);
             o.message(frame.message)

@@ -511,11 +511,25 @@ fn row_of(ev: &Event<'_>) -> Option<Row> {
             echo,
             ..
         } => {
+            // A framing file's echo key by its own name.
+            let key = framing
+                .def()
+                .map_or(Some("order"), |d| d.echo_key)
+                .map(|k| (k, frame.order));
             let tone = match echo {
-                Some(e) => echo_label(&mut label, *e, Some(frame.order)),
+                Some(e) => echo_label(&mut label, *e, key),
                 None => Tone::Plain,
             };
-            if !matches!(echo, Some(EchoMatch::Ok { .. })) {
+            if framing.def().is_some() && !matches!(echo, Some(EchoMatch::Ok { .. })) {
+                // A framing file's frame: its own show line.
+                if !label.is_empty() {
+                    label.push(' ');
+                }
+                frame.describe_into(&mut label, *framing);
+                if matches!(echo, Some(EchoMatch::Unsolicited)) {
+                    label.push_str(UNSOLICITED);
+                }
+            } else if !matches!(echo, Some(EchoMatch::Ok { .. })) {
                 if !label.is_empty() {
                     label.push(' ');
                 }
@@ -663,13 +677,13 @@ fn row_of(ev: &Event<'_>) -> Option<Row> {
 const UNSOLICITED: &str = " (no request captured)";
 
 /// `echo ok 57 µs` and the like into `b`; the tone it is drawn in.
-fn echo_label(b: &mut String, e: EchoMatch, order: Option<u32>) -> Tone {
+fn echo_label(b: &mut String, e: EchoMatch, order: Option<(&str, u32)>) -> Tone {
     match e {
         EchoMatch::Ok { latency_us } => {
             b.push_str("echo ok ");
             push_micros(b, latency_us);
-            if let Some(o) = order {
-                let _ = write!(b, " (order={o})");
+            if let Some((k, o)) = order {
+                let _ = write!(b, " ({k}={o})");
             }
             Tone::Good
         }

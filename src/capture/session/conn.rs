@@ -12,7 +12,7 @@ use crate::capture::event::{Dir, EchoMatch, Event, Fact, Facts, Sink, Totals, Wh
 use crate::capture::packet::Encap;
 use crate::capture::reassembly::{Chunk, Reassembler};
 use crate::capture::source::Timestamp;
-use crate::codec::detect::{Aligned, Detected, Stage, detect, detect_midstream};
+use crate::codec::detect::{Aligned, Detected, Stage, detect_midstream_with, detect_with};
 use crate::codec::escape::escape;
 use crate::spec;
 
@@ -105,6 +105,8 @@ pub(super) struct Session {
     /// Picked up mid-stream: held bytes at which to judge the framing
     /// again while they stream in.
     pub(super) next_judgement: usize,
+    /// Framing files to try first (`--framing`).
+    pub(super) customs: &'static [crate::codec::Framing],
 }
 
 impl Session {
@@ -217,7 +219,7 @@ impl Session {
         } else {
             stage
         };
-        let Some(d) = detect(&sample, stage, max_frame) else {
+        let Some(d) = detect_with(self.customs, &sample, stage, max_frame) else {
             return false;
         };
         let carries = match d.detected {
@@ -253,9 +255,10 @@ impl Session {
                 stage
             }
         };
+        let customs = self.customs;
         let judge = |b: &[u8]| {
             (!b.is_empty())
-                .then(|| detect_midstream(b, stage_of(b), max_frame))
+                .then(|| detect_midstream_with(customs, b, stage_of(b), max_frame))
                 .flatten()
         };
         let (c, s) = (judge(&client), judge(&server));
@@ -459,6 +462,30 @@ impl Session {
                 for diag in frame.diagnostics(framing) {
                     if diag.code == spec::V2_SIZE_OVER_20.code {
                         continue; // shown as "(cut)" on the frame line itself
+                    }
+                    if diag.code == spec::FRAMING_UNEXPECTED_VALUE.code
+                        && let Some(def) = framing.def()
+                        && let Ok(values) = def.spec.read(frame.raw, u64::MAX)
+                    {
+                        // Which field, what it holds, what the file expects.
+                        for note in crate::framing::codec::notes(def, &values) {
+                            self.report(
+                                ts,
+                                dir,
+                                diag.code,
+                                format!(
+                                    "{} is {}, the framing file expects {} (expect); the frame is still decoded (frame at offset {offset})",
+                                    note.field, note.got, note.want
+                                ),
+                                vec![
+                                    ("offset", Fact::Num(offset)),
+                                    ("order", Fact::Num(frame.order.into())),
+                                ],
+                                totals,
+                                sink,
+                            );
+                        }
+                        continue;
                     }
                     self.report(
                         ts,

@@ -81,6 +81,11 @@ pub struct TrackerOptions {
     pub max_frame: u32,
     /// Out-of-order bytes held per direction.
     pub max_buffered: usize,
+    /// Framing files given (`--framing`), in order: with `--proto auto`
+    /// each is tried before the built-in rules
+    /// ([`crate::codec::detect::detect_with`]); their ports are lab ports
+    /// too (echoes are checked there).
+    pub framings: &'static [crate::codec::Framing],
 }
 
 mod conn;
@@ -279,7 +284,15 @@ impl Tracker {
             framing: None,
             // Only the lab's servers echo: a session on another port (with
             // `-f`) has no echoes to check.
-            echo: Echoes::new(server.port() == self.opts.port),
+            echo: Echoes::new(
+                server.port() == self.opts.port
+                    || self
+                        .opts
+                        .framings
+                        .iter()
+                        .any(|f| f.def().is_some_and(|d| d.port == server.port())),
+            ),
+            customs: self.opts.framings,
             gap_seen: [false; 2],
             fed_ts: [Timestamp::default(); 2],
             packets: [0; 2],
