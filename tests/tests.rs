@@ -44,5 +44,7 @@ mod framings;
 mod framing_dissector;
 // rc1 capture --framing FILE: framing files decoded, detected, damaged.
 mod capture_framing;
+// Framing files end to end: rc1 capture and tshark's generated dissector agree.
+mod framing_oracle;
 // Shared helpers.
 mod util;
