@@ -128,11 +128,18 @@ pub enum FramingAction {
     Check {
         /// The framing file (a built-in name, v2 or v3, when no such file exists).
         file: String,
+        /// `--json`: the layout as one JSON object; `-q`: nothing, only
+        /// the exit status (and the mistake on stderr).
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Print a built-in framing file (v2 or v3), to read or to copy.
     Show {
         /// v2 or v3.
         name: String,
+        /// `--json`: `{name, text}`; `-q`: nothing, only whether it exists.
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 

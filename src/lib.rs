@@ -210,24 +210,32 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 /// file on stdout; a bad file's mistake on stderr and status 1.
 fn run_framing(args: &cli::FramingArgs) -> ExitCode {
     match &args.action {
-        cli::FramingAction::Check { file } => match framing::load(file) {
+        cli::FramingAction::Check { file, output } => match framing::load(file) {
             Ok(def) => {
-                out!("{}", framing::layout(def));
+                if output.json {
+                    outln!("{}", framing::layout_json(def));
+                } else if !output.quiet {
+                    out!("{}", framing::layout(def));
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("rc1 framing check: {e}");
+                errln!("rc1 framing check: {e}");
                 ExitCode::from(1)
             }
         },
-        cli::FramingAction::Show { name } => match framing::builtin_text(name) {
+        cli::FramingAction::Show { name, output } => match framing::builtin_text(name) {
             Some(text) => {
-                out!("{text}");
+                if output.json {
+                    outln!("{}", serde_json::json!({"name": name, "text": text}));
+                } else if !output.quiet {
+                    out!("{text}");
+                }
                 ExitCode::SUCCESS
             }
             None => {
                 let names: Vec<&str> = framing::BUILTIN_FILES.iter().map(|(n, _)| *n).collect();
-                eprintln!(
+                errln!(
                     "rc1 framing show: no built-in framing {name:?}; the built-in ones are {}",
                     names.join(", ")
                 );

@@ -112,3 +112,44 @@ fn show_prints_the_builtin_files() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("the built-in ones are v2, v3"));
 }
+
+#[test]
+fn check_and_show_take_json_and_quiet() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/framings/crc-trailer.toml"
+    );
+    let o = run(&["framing", "check", file, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["name"], "crc-trailer");
+    assert_eq!(v["echo_key"], "seq");
+    let names: Vec<&str> = v["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["version", "seq", "length", "payload", "crc"]);
+    assert_eq!(
+        v["fields"][4]["from"], "body_end",
+        "the trailer sits after the body"
+    );
+    assert_eq!(v["checks"][1]["algorithm"], "crc32");
+    let o = run(&["framing", "check", file, "-q"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).is_empty());
+    let o = run(&["framing", "show", "v3", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!(v["text"].as_str().unwrap().contains("name = \"v3\""), "{v}");
+    // -q on a bad file: nothing on stdout, the mistake on stderr, status 1.
+    let dir = std::env::temp_dir().join(format!("rc1-framing-q-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "struct = \"!BQz\"\n").unwrap();
+    let o = run(&["framing", "check", bad.to_str().unwrap(), "-q"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).is_empty());
+    assert!(stderr(&o).contains("bad.toml:1:"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

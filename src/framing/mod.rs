@@ -196,6 +196,80 @@ pub fn builtin_text(name: &str) -> Option<&'static str> {
         .map(|(_, t)| *t)
 }
 
+/// What `rc1 framing check --json` prints: the layout of a framing as one
+/// JSON object (fields with offsets, widths and types, checks, limits).
+pub fn layout_json(def: &FramingDef) -> serde_json::Value {
+    use crate::spec::{Check, FieldKind};
+    use serde_json::json;
+    let s = &def.spec;
+    let mut after_body = false;
+    let fields: Vec<serde_json::Value> = s
+        .fields
+        .iter()
+        .map(|f| {
+            let (kind, extra) = match f.kind {
+                FieldKind::SizedBy(by) => ("body", json!({"length": by})),
+                FieldKind::FixedBytes { pad, len_by } => (
+                    "bytes",
+                    json!({"length": len_by, "pad": char::from(pad).to_string()}),
+                ),
+                FieldKind::Bytes { pad } => ("bytes", json!({"pad": char::from(pad).to_string()})),
+                k => match k.int_shape() {
+                    Some((width, signed, big_endian)) => (
+                        "int",
+                        json!({"bytes": width, "signed": signed, "big_endian": big_endian}),
+                    ),
+                    None => ("?", json!({})),
+                },
+            };
+            let v = json!({
+                "name": f.name,
+                "filter": f.filter,
+                "type": kind,
+                "offset": f.offset,
+                "from": if after_body { "body_end" } else { "start" },
+                "width": f.width,
+                "detail": extra,
+            });
+            if matches!(f.kind, FieldKind::SizedBy(_)) {
+                after_body = true;
+            }
+            v
+        })
+        .collect();
+    let checks: Vec<serde_json::Value> = def
+        .checks
+        .iter()
+        .map(|c| match *c {
+            Check::Equals { field, value } => {
+                json!({"check": "equals", "field": field, "value": value.to_string()})
+            }
+            Check::Expect { field, value } => {
+                json!({"check": "expect", "field": field, "value": value.to_string()})
+            }
+            Check::Checksum {
+                field,
+                algorithm,
+                over,
+            } => json!({"check": "checksum", "field": field, "algorithm": algorithm.name(), "over": over}),
+        })
+        .collect();
+    json!({
+        "name": s.name,
+        "origin": def.origin,
+        "description": def.description,
+        "struct": s.python_format,
+        "fixed": def.is_fixed(),
+        "header_len": s.header_len(),
+        "trailer_len": s.trailer_len(),
+        "fields": fields,
+        "checks": checks,
+        "echo_key": def.echo_key,
+        "max_body": def.max_body,
+        "port": def.port,
+    })
+}
+
 /// What `rc1 framing check` prints: the layout of a framing, one field a
 /// line (offset, width, type, role), then its checks and limits.
 pub fn layout(def: &FramingDef) -> String {
