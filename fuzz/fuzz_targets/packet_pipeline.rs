@@ -10,13 +10,36 @@ use rc1::capture::session::{ProtoChoice, TrackerOptions};
 use rc1::capture::source::{RawPacket, Timestamp};
 use rc1::capture::output::{Printer, ReportOptions};
 
+/// The three framing files of fixtures/framings, loaded once.
+fn customs() -> &'static [rc1::codec::Framing] {
+    static CUSTOMS: std::sync::OnceLock<Vec<rc1::codec::Framing>> = std::sync::OnceLock::new();
+    CUSTOMS.get_or_init(|| {
+        [
+            ("le16.toml", include_str!("../../fixtures/framings/le16.toml")),
+            ("crc-trailer.toml", include_str!("../../fixtures/framings/crc-trailer.toml")),
+            ("typed.toml", include_str!("../../fixtures/framings/typed.toml")),
+        ]
+        .into_iter()
+        .map(|(name, text)| {
+            let def: &'static rc1::framing::FramingDef =
+                Box::leak(Box::new(rc1::framing::parse(text, name).expect("a fixture framing")));
+            rc1::codec::Framing::Custom(def)
+        })
+        .collect()
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&head, mut rest)) = data.split_first() else { return };
+    // Some runs also try the framing files of fixtures/framings (the
+    // generic codec on hostile bytes).
+    let framings: &'static [rc1::codec::Framing] = if head & 0x10 != 0 { customs() } else { &[] };
     let opts = TrackerOptions {
         port: 5005,
         proto: ProtoChoice::Auto,
         max_frame: 1 << 16,
         max_buffered: 1 << 16,
+        framings,
     };
     // Half the runs keep only the lab's port, as without -f.
     let select = (head & 0x40 != 0).then_some(5005);
