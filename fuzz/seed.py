@@ -46,6 +46,8 @@ def write(target, name, data):
     open(os.path.join(d, name), "wb").write(data)
 
 for f in sorted(os.listdir(FIX)):
+    if not os.path.isfile(os.path.join(FIX, f)):
+        continue  # fixtures/framings/: framing files, not captures
     if f.endswith((".pcap", ".pcapng")):
         write("savefile", f, open(os.path.join(FIX, f), "rb").read()[:1 << 16])
     lt, recs = records(os.path.join(FIX, f))
