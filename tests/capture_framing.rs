@@ -375,7 +375,7 @@ fn a_damaged_checksum_a_wrong_constant_and_a_lying_length_are_reported_with_thei
     // typed's length (32 bits) says more than its max_body (1 MiB).
     let ev = damaged_then_clean("typed", 5005, "length");
     check_damage("typed", &ev, "framing.length_over_max", good_len("typed"));
-    // le16's and crc-trailer's 0xFFFF fits their max_body (65535, 64k):
+    // le16's and crc-trailer's 0xFFFF fits their max_body (65535 each):
     // the stream ends before the bytes it claims.
     for (name, port) in [("le16", 5006), ("crc-trailer", 5005)] {
         let ev = damaged_then_clean(name, port, "length");

@@ -68,7 +68,7 @@ const CASES: &[Case] = &[
                 2,
                 &["framing.unexpected_value", "framing.checksum"],
             ),
-            // 0xFFFF is within max_body (64k): a frame that never ends.
+            // 0xFFFF is within max_body (65535): a frame that never ends.
             ("length", 1, &[]),
         ],
     },

@@ -216,7 +216,7 @@ fn damage_cases() -> Vec<(&'static str, &'static str, Option<&'static str>)> {
         ("crc-trailer", "checksum", Some("framing.checksum")),
         // Its version is only `expect`ed, but the CRC covers it.
         ("crc-trailer", "constant", Some("framing.checksum")),
-        // 0xFFFF is within its max_body (64k): the frame is waited for,
+        // 0xFFFF is within its max_body (65535): the frame is waited for,
         // and the client leaves inside it.
         ("crc-trailer", "length", Some("frame.truncated")),
         ("le16", "constant", Some("framing.constant")),

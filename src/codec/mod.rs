@@ -230,6 +230,17 @@ impl Frame {
             return Ok(());
         };
         let message_field = message_field(def);
+        // A message with nowhere to go is refused, not dropped.
+        if message_field.is_none() && !self.message.is_empty() {
+            return Err(EncodeError::Framing {
+                framing: def.spec.name,
+                why: format!(
+                    "it has no body and no byte field to carry a message of {} bytes (send \
+                     empty messages, or add a body to the file)",
+                    self.message.len()
+                ),
+            });
+        }
         let mut values: Vec<(&str, spec::Value<'_>)> = Vec::with_capacity(def.spec.fields.len());
         values.extend_from_slice(fields);
         for f in def.spec.fields {
@@ -715,5 +726,28 @@ mod tests {
         wire[0] = 9;
         let e = parse(typed, &wire, 1 << 20).unwrap_err();
         assert_eq!(e.diagnostic().code, "framing.constant", "{e}");
+    }
+
+    #[test]
+    fn a_message_a_framing_cannot_carry_is_refused_not_dropped() {
+        let def: &'static FramingDef = Box::leak(Box::new(
+            crate::framing::parse("name = \"plain\"\nstruct = \"!HH\"\n", "plain.toml").unwrap(),
+        ));
+        let framing = Framing::Custom(def);
+        let frame = |m: &[u8]| Frame {
+            version: 1,
+            order: 1,
+            size: 0,
+            message: m.to_vec(),
+            padding: Vec::new(),
+        };
+        let mut out = Vec::new();
+        frame(b"").try_encode(framing, &mut out).unwrap();
+        assert_eq!(out.len(), 4);
+        let e = frame(b"ignored?")
+            .try_encode(framing, &mut out)
+            .unwrap_err();
+        assert!(e.to_string().contains("no body and no byte field"), "{e}");
+        assert_eq!(out.len(), 4, "nothing written for the refused frame");
     }
 }

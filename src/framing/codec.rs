@@ -42,7 +42,9 @@ pub enum DecodeError {
     },
     /// A checksum field differs from the checksum of the bytes it covers
     /// (`framing.checksum`).
-    #[error("{field} is {got:#x}, but the {algorithm} of its fields is {want:#x}")]
+    #[error(
+        "{field} is {got:#x}, but the {algorithm} checksum of the fields it covers is {want:#x}"
+    )]
     Checksum {
         /// The checksum field.
         field: &'static str,

@@ -788,6 +788,20 @@ fn build(raw: RawFile, text: &str, file_name: &str) -> Result<FramingDef, At> {
     let mut checks = Vec::new();
     for d in &drafts {
         let r = d.raw.get_ref();
+        if let (Some(_), Some(x)) = (&r.equals, &r.expect) {
+            return Err(at(
+                x,
+                format!("both equals and expect on {:?}", d.name),
+                "keep one: equals refuses a frame with another value, expect only reports it",
+            ));
+        }
+        if let (Some(e), Some(_)) = (&r.equals, &r.checksum) {
+            return Err(at(
+                e,
+                format!("equals on the checksum field {:?}", d.name),
+                "remove equals: a checksum's value is computed from the fields it covers",
+            ));
+        }
         for (key, v, equals) in [("equals", &r.equals, true), ("expect", &r.expect, false)] {
             let Some(v) = v else { continue };
             let Some((lo, hi)) = d.kind.int_range() else {
@@ -895,6 +909,13 @@ fn build(raw: RawFile, text: &str, file_name: &str) -> Result<FramingDef, At> {
                             "list the other fields it covers",
                         ));
                     }
+                    if over.contains(&g.name) {
+                        return Err(at(
+                            n,
+                            format!("checksum {:?} covers {:?} twice", d.name, g.name),
+                            "name each field it covers once",
+                        ));
+                    }
                     over.push(g.name);
                 }
                 checks.push(Check::Checksum {
@@ -943,6 +964,34 @@ fn build(raw: RawFile, text: &str, file_name: &str) -> Result<FramingDef, At> {
             }
         }
     };
+    // A limit above what the length field can say, or none at all, is a
+    // mistake in the file: say so rather than believe it.
+    if let (Some(m), Some(body)) = (&raw.max_body, spec.body()) {
+        if max_body == 0 {
+            return Err(at(
+                m,
+                "max_body = 0: every body would be refused",
+                "give the largest body believed, e.g. max_body = \"64k\"",
+            ));
+        }
+        let length = match body.kind {
+            FieldKind::SizedBy(by) => spec.field(by),
+            _ => None,
+        };
+        if let Some((lo, hi)) = length.and_then(|l| l.kind.int_range()) {
+            let most = u64::try_from(hi.max(lo)).unwrap_or(u64::MAX);
+            if max_body > most {
+                return Err(at(
+                    m,
+                    format!(
+                        "max_body = {max_body} is more than the length field {:?} can say ({most})",
+                        length.map_or("?", |l| l.name)
+                    ),
+                    format!("give at most max_body = {most}, or widen the length field"),
+                ));
+            }
+        }
+    }
 
     let show = match &raw.show {
         Some(s) => parse_show(s.get_ref(), &spec).map_err(|(i, what, fix)| {

@@ -996,3 +996,47 @@ fn the_agreement_views_cover_frames_needs_and_refusals() {
         assert_eq!(new_view(def, buf, max), old);
     }
 }
+
+#[test]
+fn contradictions_within_a_file() {
+    let body = "[[field]]\nname = \"len\"\ntype = \"H\"\n[[field]]\nname = \"data\"\ntype = \"body\"\nlength = \"len\"\n";
+    assert_refused(
+        &format!("{HEAD}equals = 1\nexpect = 2\n"),
+        6,
+        10,
+        "both equals and expect on \"n\"",
+        "keep one",
+    );
+    assert_refused(
+        &format!("name = \"x\"\nmax_body = 70000\n{body}"),
+        2,
+        12,
+        "more than the length field \"len\" can say (65535)",
+        "at most max_body = 65535",
+    );
+    assert_refused(
+        &format!("name = \"x\"\nmax_body = 0\n{body}"),
+        2,
+        12,
+        "max_body = 0",
+        "the largest body believed",
+    );
+    assert_refused(
+        &format!(
+            "name = \"x\"\n{body}[[field]]\nname = \"sum\"\ntype = \"H\"\nchecksum = \"internet\"\nover = [\"len\", \"len\"]\n"
+        ),
+        13,
+        16,
+        "covers \"len\" twice",
+        "once",
+    );
+    assert_refused(
+        &format!(
+            "name = \"x\"\n{body}[[field]]\nname = \"sum\"\ntype = \"H\"\nequals = 3\nchecksum = \"internet\"\nover = [\"len\"]\n"
+        ),
+        12,
+        10,
+        "equals on the checksum field \"sum\"",
+        "remove equals",
+    );
+}
