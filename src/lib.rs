@@ -49,6 +49,7 @@ pub mod capture;
 pub mod cli;
 pub mod codec;
 pub mod dissector;
+pub mod escape;
 pub mod exercise;
 pub mod flood;
 pub mod framing;

@@ -14,7 +14,9 @@
 )]
 
 pub mod detect;
-pub mod escape;
+/// Showing bytes as text (now [`crate::escape`], beneath the codec and
+/// the framing files alike).
+pub use crate::escape;
 pub mod stream;
 pub mod v2;
 pub mod v3;

@@ -87,7 +87,7 @@ impl FramingDef {
     /// value (integers in decimal, bytes escaped as `rc1 capture` escapes
     /// messages: `\n`, `\xFF`, `\"`).
     pub fn show_line(&self, values: &crate::spec::FieldValues<'_>) -> String {
-        use crate::codec::escape;
+        use crate::escape;
         use crate::spec::Value;
         let mut out = String::with_capacity(64);
         for part in self.show {

@@ -6,6 +6,12 @@
 //! hidden: `\xFF` for an invalid byte, `\n`, `\t`, `\r`, `\0`, `\\`, `\"`,
 //! and `\u{1B}`-style escapes for other control characters.
 
+#![warn(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
+
 use std::fmt::Write;
 
 /// A printable, quotable rendering of `bytes`.
