@@ -170,7 +170,9 @@ pub fn detect_midstream(first: &[u8], stage: Stage, max_frame: u32) -> Option<Al
 /// Where whole frames of `framing` begin in `b`, the first bytes of a
 /// direction picked up mid-stream: the smallest offset from which they
 /// chain as the auto rules require (`complete`: no more bytes will come
-/// before the decision must be made).
+/// before the decision must be made). For a framing file: the first
+/// whole frame passing every check of the file, else (every checksum
+/// wrong) the first whose lengths and constants hold.
 pub fn align(framing: Framing, b: &[u8], complete: bool, max_frame: u32) -> Option<usize> {
     let limit = match framing {
         Framing::V2 => v2::LEN,
@@ -178,7 +180,7 @@ pub fn align(framing: Framing, b: &[u8], complete: bool, max_frame: u32) -> Opti
         Framing::Custom(d) if d.is_fixed() => d.spec.fixed_len(),
         Framing::Custom(_) => MIDSTREAM_SEARCH,
     };
-    (0..b.len().min(limit)).find(|&k| {
+    let found = (0..b.len().min(limit)).find(|&k| {
         let rest = b.get(k..).unwrap_or_default();
         match framing {
             Framing::V2 => {
@@ -195,7 +197,19 @@ pub fn align(framing: Framing, b: &[u8], complete: bool, max_frame: u32) -> Opti
                 Ok(super::Parse::Frame(_))
             ),
         }
-    })
+    });
+    // A framing file's frames whose checksums all fail (a client with a
+    // wrong CRC): the first whole frame whose lengths and constants hold.
+    match framing {
+        Framing::Custom(_) if found.is_none() => (0..b.len().min(limit)).find(|&k| {
+            let rest = b.get(k..).unwrap_or_default();
+            matches!(
+                super::parse_lenient(framing, rest, max_frame),
+                Ok((super::Parse::Frame(_), _))
+            )
+        }),
+        _ => found,
+    }
 }
 
 /// A first v3 header whose size is over the limit: the auto rules count it
@@ -776,7 +790,7 @@ pub fn detect_midstream_with(
             // More bytes may show a boundary.
             None if !complete => return None,
             None => nots.push(format!(
-                "not {}: no whole frame passing its checks begins in the first {} byte(s)",
+                "not {}: no whole frame of it begins in the first {} byte(s)",
                 f.name(),
                 first.len().min(MIDSTREAM_SEARCH)
             )),
