@@ -565,6 +565,13 @@ impl Session {
             } => {
                 // Said first, then the frame itself with its fields (the
                 // JSON line names the checksum field that fails).
+                let mut facts = vec![
+                    ("offset", Fact::Num(offset)),
+                    ("length", Fact::Num(frame.raw.len() as u64)),
+                ];
+                if framing.def().is_some_and(|d| d.echo_key.is_some()) {
+                    facts.push(("order", Fact::Num(frame.order.into())));
+                }
                 self.report(
                     ts,
                     dir,
@@ -573,11 +580,7 @@ impl Session {
                         "at offset {offset}: {error}; its lengths and constants hold, so the frame is shown and decoding goes on after its {} byte(s)",
                         frame.raw.len()
                     ),
-                    vec![
-                        ("offset", Fact::Num(offset)),
-                        ("length", Fact::Num(frame.raw.len() as u64)),
-                        ("order", Fact::Num(frame.order.into())),
-                    ],
+                    facts,
                     totals,
                     sink,
                 );
