@@ -515,11 +515,18 @@ pub struct CaptureArgs {
     pub proto: CaptureProtoArg,
     /// A framing file (see `rc1 framing --help`; `v2` and `v3` name the
     /// built-in ones), repeatable. With --proto auto each file is tried
-    /// on every session before the built-in v2/v3 rules, in the order
-    /// given: the first whose whole frames the client's first bytes are,
-    /// every check of the file holding, wins; the detection line says why
-    /// (and why the others did not fit). A bad file is an error with its
-    /// line and column (status 1, as `rc1 framing check`).
+    /// on every session before the built-in v2/v3 rules: a file fits when
+    /// the client's first bytes are whole frames of it, every `equals`
+    /// holding (a wrong checksum does not rule it out: it is reported as
+    /// framing.checksum and decoding goes on). Of the files that fit,
+    /// frames ending exactly where the bytes before the server's answer
+    /// end beat a partial tail; then more equals/checksum checks verified
+    /// beat fewer; then no checksum failure beats one; ties keep the
+    /// order given. A file none of whose checks verified (it has none)
+    /// loses to v2/v3 frames ending exactly and to printable text. The
+    /// detection line says why (and why the others ranked lower or did not
+    /// fit). A bad file is an error with its line and column (status 1, as
+    /// `rc1 framing check`).
     #[arg(long = "framing", value_name = "FILE")]
     pub framing: Vec<String>,
     /// Stop after this many packets.

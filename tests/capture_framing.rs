@@ -323,7 +323,9 @@ fn session_frames<'a>(ev: &'a [Value], session: u64, dir: &str) -> Vec<&'a Value
         .collect()
 }
 
-fn check_damage(name: &str, ev: &[Value], code: &str, good_len: usize) {
+/// `shown`: the client's frames of session 1 shown (a bad checksum's frame
+/// is shown, with decoding going on; the others end the decoding).
+fn check_damage(name: &str, ev: &[Value], code: &str, good_len: usize, shown: usize) {
     let d = ev
         .iter()
         .find(|v| v["code"] == code)
@@ -338,7 +340,7 @@ fn check_damage(name: &str, ev: &[Value], code: &str, good_len: usize) {
             .starts_with(&format!("at offset {good_len}: ")),
         "{d}"
     );
-    assert_eq!(session_frames(ev, 1, "c>s").len(), 1, "{name}");
+    assert_eq!(session_frames(ev, 1, "c>s").len(), shown, "{name}");
     assert_eq!(session_frames(ev, 1, "s>c")[0]["echo"], "ok", "{name}");
     // The next session is decoded as ever.
     let req = session_frames(ev, 2, "c>s");
@@ -366,21 +368,171 @@ fn a_damaged_checksum_a_wrong_constant_and_a_lying_length_are_reported_with_thei
         &ev,
         "framing.checksum",
         good_len("crc-trailer"),
+        2,
+    );
+    // The frame with the bad CRC is shown with its fields and the field
+    // that fails; its length is trusted, so nothing is unsynchronised.
+    let bad = session_frames(&ev, 1, "c>s")[1];
+    assert_eq!(bad["bad_checksum"], "crc", "{bad}");
+    assert_eq!(bad["fields"]["seq"], 2, "{bad}");
+    assert_eq!(bad["fields"]["payload"]["text"], "bad", "{bad}");
+    assert_eq!(
+        session_frames(&ev, 1, "c>s")[0]["bad_checksum"],
+        Value::Null
+    );
+    assert!(
+        !codes(&ev).contains(&"frame.unsynchronised"),
+        "{:?}",
+        codes(&ev)
     );
     for name in ["le16", "typed"] {
         let port = if name == "le16" { 5006 } else { 5005 };
         let ev = damaged_then_clean(name, port, "constant");
-        check_damage(name, &ev, "framing.constant", good_len(name));
+        check_damage(name, &ev, "framing.constant", good_len(name), 1);
     }
     // typed's length (32 bits) says more than its max_body (1 MiB).
     let ev = damaged_then_clean("typed", 5005, "length");
-    check_damage("typed", &ev, "framing.length_over_max", good_len("typed"));
+    check_damage(
+        "typed",
+        &ev,
+        "framing.length_over_max",
+        good_len("typed"),
+        1,
+    );
     // le16's and crc-trailer's 0xFFFF fits their max_body (65535 each):
     // the stream ends before the bytes it claims.
     for (name, port) in [("le16", 5006), ("crc-trailer", 5005)] {
         let ev = damaged_then_clean(name, port, "length");
-        check_damage(name, &ev, "frame.truncated", good_len(name));
+        check_damage(name, &ev, "frame.truncated", good_len(name), 1);
     }
+}
+
+#[test]
+fn a_first_frame_with_a_bad_checksum_is_the_framing_and_decoding_goes_on() {
+    if !python_here("a_first_frame_with_a_bad_checksum_is_the_framing") {
+        return;
+    }
+    // A student's client whose CRC is wrong from its first frame on.
+    let mut one = encode("crc-trailer", 1, "first");
+    *one.last_mut().unwrap() ^= 0x0F;
+    let mut two = encode("crc-trailer", 2, "second");
+    *two.last_mut().unwrap() ^= 0xF0;
+    let ev = decode(
+        "crc-first-bad",
+        &tcp_pcap(5005, &[(true, &one), (true, &two), (false, &one)]),
+        &["--framing", &file("crc-trailer")],
+    );
+    let det = ev.iter().find(|v| v["type"] == "detected").unwrap();
+    assert_eq!(det["framing"], "crc-trailer", "{det}");
+    assert!(
+        det["reason"]
+            .as_str()
+            .unwrap()
+            .contains("2 of them with a wrong checksum (the first at offset 0: crc is"),
+        "{det}"
+    );
+    let bad: Vec<_> = ev
+        .iter()
+        .filter(|v| v["code"] == "framing.checksum" && v["dir"] == "c>s")
+        .collect();
+    assert_eq!(bad.len(), 2, "{:?}", codes(&ev));
+    // (The server echoed the first frame as it came: its CRC is wrong too.)
+    let echo = frames(&ev, "s>c");
+    assert_eq!(echo.len(), 1);
+    assert_eq!(echo[0]["bad_checksum"], "crc", "{}", echo[0]);
+    assert_eq!(bad[0]["offset"], 0, "{}", bad[0]);
+    assert_eq!(bad[1]["offset"], one.len(), "{}", bad[1]);
+    assert_eq!(bad[0]["length"], one.len(), "{}", bad[0]);
+    let req = frames(&ev, "c>s");
+    assert_eq!(req.len(), 2);
+    assert_eq!(req[0]["fields"]["payload"]["text"], "first");
+    assert_eq!(req[1]["fields"]["payload"]["text"], "second");
+    assert!(req.iter().all(|f| f["bad_checksum"] == "crc"), "{req:?}");
+    assert!(
+        !codes(&ev).contains(&"frame.unsynchronised"),
+        "{:?}",
+        codes(&ev)
+    );
+}
+
+/// A framing file written for a test; its path.
+fn temp_file(name: &str, text: &str) -> String {
+    let path = std::env::temp_dir().join(format!("rc1-fr-{name}-{}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// An Internet checksum (RFC 1071) of `b`.
+fn internet(b: &[u8]) -> u16 {
+    let mut sum: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[test]
+fn several_files_are_ranked_and_one_without_checks_does_not_take_everything() {
+    // plain: two 16-bit fields, no check; inet: a length, the body, an
+    // Internet checksum over both; neither has a version field or an echo
+    // key.
+    let plain = temp_file(
+        "plain",
+        "name = \"plain\"\nstruct = \"!HH\"\nnames = [\"a\", \"b\"]\n",
+    );
+    let inet = temp_file(
+        "inet",
+        "name = \"inet\"\n[[field]]\nname = \"n\"\ntype = \"H\"\n[[field]]\nname = \"data\"\n\
+         type = \"body\"\nlength = \"n\"\n[[field]]\nname = \"sum\"\ntype = \"H\"\n\
+         checksum = \"internet\"\nover = [\"n\", \"data\"]\n",
+    );
+    let mut req = Vec::new();
+    for m in [&b"abcd"[..], b"wxyz"] {
+        let mut f = vec![0, 4];
+        f.extend_from_slice(m);
+        let sum = internet(&f);
+        f.extend_from_slice(&sum.to_be_bytes());
+        req.extend_from_slice(&f);
+    }
+    // 16 bytes: plain's lengths chain over them too, and it is first.
+    assert_eq!(req.len() % 4, 0);
+    let a = tcp_pcap(5005, &[(true, &req), (false, &req)]);
+    let text = b"hello world\n";
+    let b = tcp_pcap(5005, &[(true, text), (false, text)]);
+    let ev = decode(
+        "ranked",
+        &two_sessions(&a, &b),
+        &["--framing", &plain, "--framing", &inet],
+    );
+    let _ = std::fs::remove_file(&plain);
+    let _ = std::fs::remove_file(&inet);
+    let det: Vec<_> = ev.iter().filter(|v| v["type"] == "detected").collect();
+    assert_eq!(det.len(), 2, "{det:?}");
+    assert_eq!(det[0]["framing"], "inet", "{}", det[0]);
+    let why = det[0]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("also fits plain (") && why.contains("ranked lower: "),
+        "{why}"
+    );
+    assert_eq!(det[1]["framing"], "text", "{}", det[1]);
+    assert!(
+        det[1]["reason"].as_str().unwrap().contains("not plain: "),
+        "{}",
+        det[1]
+    );
+    // inet's frame lines: no version field, no echo key: both null.
+    let f = session_frames(&ev, 1, "c>s");
+    assert_eq!(f.len(), 2);
+    for x in &f {
+        assert_eq!(x["version"], Value::Null, "{x}");
+        assert_eq!(x["order"], Value::Null, "{x}");
+        assert_eq!(x["bad_checksum"], Value::Null, "{x}");
+    }
+    assert_eq!(f[1]["fields"]["data"]["text"], "wxyz");
+    assert_eq!(session_frames(&ev, 1, "s>c").len(), 2);
 }
 
 #[test]

@@ -76,6 +76,20 @@ pub enum Decoded<'a> {
         /// Why.
         reason: String,
     },
+    /// A whole frame of a framing file whose lengths and constants hold
+    /// but whose checksum does not (`error`, `framing.checksum`): shown
+    /// with its fields; its length is trusted and decoding goes on after
+    /// it.
+    Faulty {
+        /// Stream offset of its first byte.
+        offset: u64,
+        /// Its framing.
+        framing: Framing,
+        /// The frame, as its bytes came.
+        frame: FrameRef<'a>,
+        /// The check it fails.
+        error: DecodeError,
+    },
     /// A decode error (e.g. `v3.size_over_max`); the direction is
     /// unsynchronised after it.
     Error {
@@ -288,14 +302,22 @@ impl StreamDecoder {
             // segment of 2,000 v2 frames is not copied at all).
             let mut at = offset;
             loop {
-                match codec::parse(framing, bytes, self.max_frame) {
+                match codec::parse_lenient(framing, bytes, self.max_frame) {
                     // (A frame is never empty: it has a header.)
-                    Ok(Parse::Frame(frame)) if !frame.raw.is_empty() => {
+                    Ok((Parse::Frame(frame), bad)) if !frame.raw.is_empty() => {
                         let len = frame.raw.len();
-                        out(Decoded::Frame {
-                            offset: at,
-                            framing,
-                            frame,
+                        out(match bad {
+                            None => Decoded::Frame {
+                                offset: at,
+                                framing,
+                                frame,
+                            },
+                            Some(error) => Decoded::Faulty {
+                                offset: at,
+                                framing,
+                                frame,
+                                error,
+                            },
                         });
                         at = at.saturating_add(len as u64);
                         bytes = bytes.get(len..).unwrap_or_default();
@@ -314,13 +336,21 @@ impl StreamDecoder {
         reader.push(bytes);
         loop {
             let at = self.reader_base;
-            match reader.next_frame() {
-                Ok(Some(frame)) => {
+            match reader.next_frame_lenient() {
+                Ok(Some((frame, bad))) => {
                     self.reader_base = at.saturating_add(frame.raw.len() as u64);
-                    out(Decoded::Frame {
-                        offset: at,
-                        framing,
-                        frame,
+                    out(match bad {
+                        None => Decoded::Frame {
+                            offset: at,
+                            framing,
+                            frame,
+                        },
+                        Some(error) => Decoded::Faulty {
+                            offset: at,
+                            framing,
+                            frame,
+                            error,
+                        },
                     });
                 }
                 Ok(None) => break,
@@ -509,6 +539,9 @@ mod tests {
                 Decoded::Unsynchronised { offset, bytes } => format!("unsync@{offset} {bytes}"),
                 Decoded::Truncated { offset, .. } => format!("truncated@{offset}"),
                 Decoded::Partial { offset, len } => format!("partial@{offset} {len}"),
+                Decoded::Faulty { offset, error, .. } => {
+                    format!("faulty@{offset} {}", error.diagnostic().code)
+                }
             })
         };
         for c in chunks {
@@ -789,6 +822,88 @@ mod tests {
             }],
         );
         assert_eq!(t, ["error@0 v3.size_over_max", "unsync@0 19"]);
+    }
+
+    #[test]
+    fn a_bad_checksum_is_reported_and_decoding_goes_on_after_the_frame() {
+        let crc = Framing::Custom(Box::leak(Box::new(
+            crate::framing::parse(
+                include_str!("../../fixtures/framings/crc-trailer.toml"),
+                "crc-trailer.toml",
+            )
+            .unwrap(),
+        )));
+        let mut s = Vec::new();
+        let mut ends = Vec::new();
+        for (k, m) in [(1, &b"good"[..]), (2, b"bad crc"), (3, b"good again")] {
+            Frame::v3(1, k, m).unwrap().try_encode(crc, &mut s).unwrap();
+            ends.push(s.len());
+        }
+        // Frame 2's CRC is wrong (its last byte).
+        s[ends[1] - 1] ^= 0x55;
+        let want = [
+            "frame@0 order=1".to_string(),
+            format!("faulty@{} framing.checksum", ends[0]),
+            format!("frame@{} order=3", ends[1]),
+        ];
+        let whole = run(
+            Carries::Framed(crc),
+            &[Chunk::Data {
+                offset: 0,
+                bytes: &s,
+            }],
+        );
+        assert_eq!(whole, want);
+        // The same when the bad frame comes out of the reader's buffer.
+        let cut = ends[0] + 3;
+        let t = run(
+            Carries::Framed(crc),
+            &[
+                Chunk::Data {
+                    offset: 0,
+                    bytes: &s[..cut],
+                },
+                Chunk::Data {
+                    offset: cut as u64,
+                    bytes: &s[cut..],
+                },
+            ],
+        );
+        assert_eq!(t, want);
+        // A wrong constant still desynchronises (typed: version = 3).
+        let typed = Framing::Custom(Box::leak(Box::new(
+            crate::framing::parse(
+                include_str!("../../fixtures/framings/typed.toml"),
+                "typed.toml",
+            )
+            .unwrap(),
+        )));
+        let mut s = Vec::new();
+        Frame::v3(1, 1, b"one")
+            .unwrap()
+            .try_encode(typed, &mut s)
+            .unwrap();
+        let first = s.len();
+        Frame::v3(1, 2, b"two")
+            .unwrap()
+            .try_encode(typed, &mut s)
+            .unwrap();
+        s[first] = 9;
+        let t = run(
+            Carries::Framed(typed),
+            &[Chunk::Data {
+                offset: 0,
+                bytes: &s,
+            }],
+        );
+        assert_eq!(
+            t,
+            [
+                "frame@0 order=1".to_string(),
+                format!("error@{first} framing.constant"),
+                format!("unsync@{first} {}", s.len() - first),
+            ]
+        );
     }
 
     #[test]

@@ -170,7 +170,9 @@ pub fn detect_midstream(first: &[u8], stage: Stage, max_frame: u32) -> Option<Al
 /// Where whole frames of `framing` begin in `b`, the first bytes of a
 /// direction picked up mid-stream: the smallest offset from which they
 /// chain as the auto rules require (`complete`: no more bytes will come
-/// before the decision must be made).
+/// before the decision must be made). For a framing file: the first
+/// whole frame passing every check of the file, else (every checksum
+/// wrong) the first whose lengths and constants hold.
 pub fn align(framing: Framing, b: &[u8], complete: bool, max_frame: u32) -> Option<usize> {
     let limit = match framing {
         Framing::V2 => v2::LEN,
@@ -178,7 +180,7 @@ pub fn align(framing: Framing, b: &[u8], complete: bool, max_frame: u32) -> Opti
         Framing::Custom(d) if d.is_fixed() => d.spec.fixed_len(),
         Framing::Custom(_) => MIDSTREAM_SEARCH,
     };
-    (0..b.len().min(limit)).find(|&k| {
+    let found = (0..b.len().min(limit)).find(|&k| {
         let rest = b.get(k..).unwrap_or_default();
         match framing {
             Framing::V2 => {
@@ -195,7 +197,19 @@ pub fn align(framing: Framing, b: &[u8], complete: bool, max_frame: u32) -> Opti
                 Ok(super::Parse::Frame(_))
             ),
         }
-    })
+    });
+    // A framing file's frames whose checksums all fail (a client with a
+    // wrong CRC): the first whole frame whose lengths and constants hold.
+    match framing {
+        Framing::Custom(_) if found.is_none() => (0..b.len().min(limit)).find(|&k| {
+            let rest = b.get(k..).unwrap_or_default();
+            matches!(
+                super::parse_lenient(framing, rest, max_frame),
+                Ok((super::Parse::Frame(_), _))
+            )
+        }),
+        _ => found,
+    }
 }
 
 /// A first v3 header whose size is over the limit: the auto rules count it
@@ -365,12 +379,49 @@ fn read_order(h: &[u8]) -> Option<u32> {
 /// How the first bytes of a stream fare as one framing file's frames.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Fit {
-    /// They are its frames: why, in words.
-    Yes(String),
+    /// They are its frames, this well.
+    Yes(Fitted),
     /// Too early to say.
     Wait,
     /// They are not: why.
     No(String),
+}
+
+/// A framing file the first bytes fit, and how well: what the ranking of
+/// [`detect_with`] compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fitted {
+    /// Why, in words.
+    why: String,
+    /// The whole frames end exactly where the bytes end (no partial tail,
+    /// no broken frame after them).
+    exact: bool,
+    /// How many of the file's `equals` and `checksum` checks verified (the
+    /// `equals` on every whole frame; a checksum on at least one frame).
+    held: usize,
+    /// A checksum failed on some frame (its lengths and constants held).
+    failed: bool,
+}
+
+impl Fitted {
+    /// The ranking: an exact fit first, then more checks verified, then no
+    /// checksum failure. Larger is better; ties keep the command-line order.
+    fn key(&self) -> (bool, usize, bool) {
+        (self.exact, self.held, !self.failed)
+    }
+
+    /// Why `self` ranks below `better`, in words.
+    fn below(&self, better: &Fitted) -> &'static str {
+        if better.exact && !self.exact {
+            "its frames leave a partial tail or a broken frame, the other's end exactly"
+        } else if better.held > self.held {
+            "fewer of its equals/checksum checks verified"
+        } else if self.failed && !better.failed {
+            "a checksum fails in it"
+        } else {
+            "a tie, and it was given later on the command line"
+        }
+    }
 }
 
 /// The checks of a framing file, in words, for a detection's reason:
@@ -389,40 +440,69 @@ fn checks_held(def: &crate::framing::FramingDef) -> String {
         .join(", ")
 }
 
+/// Why a framing file with no `equals` or `checksum` has none to hold, in
+/// words (its `expect` checks are only reported, they decide nothing).
+fn no_checks(def: &crate::framing::FramingDef) -> &'static str {
+    if def
+        .checks
+        .iter()
+        .any(|c| matches!(c, spec::Check::Expect { .. }))
+    {
+        "the file has no equals or checksum to verify (its expect checks are only reported, they decide nothing)"
+    } else {
+        "the file has no check at all, only its lengths chaining speak for it"
+    }
+}
+
 /// Whether `b`, the first bytes of a stream, are frames of `framing` (a
-/// framing file): whole frames that pass every check of the file, one
-/// after the other from the first byte. One whole frame is enough (the
-/// file's checks are what make it certain, so a file with none fits more
-/// than it should); after it a frame may be cut short or break a check
-/// (then that is reported when decoding). A first frame whose header
-/// breaks an `equals` is refused at once (the codec checks a header's
-/// constants as soon as its bytes are in); one whose length is over
-/// `max_body` fits only when the header's `equals` checks (at least one)
-/// hold, so the claim gets reported, as v3's oversized first header.
+/// framing file), and how well: whole frames one after the other from the
+/// first byte, at least one, every `equals` holding. A frame whose only
+/// fault is a wrong checksum still counts (its length is trusted; it is
+/// reported when decoding), but ranks the fit lower. After the first
+/// frame, a frame may be cut short or break a constant (then the fit is
+/// not exact). A first frame whose header breaks an `equals` is refused at
+/// once (the codec checks a header's constants as soon as its bytes are
+/// in); one whose length is over `max_body` fits only when the header's
+/// `equals` checks (at least one) hold, so the claim gets reported, as
+/// v3's oversized first header.
 fn custom_fit(framing: Framing, b: &[u8], complete: bool, max_frame: u32) -> Fit {
     let Framing::Custom(def) = framing else {
         return Fit::No("not a framing file".into());
     };
-    let checks = checks_held(def);
-    let checks = if checks.is_empty() {
-        "the file has no check to hold".to_string()
-    } else {
-        format!("every check holds ({checks})")
-    };
+    let equals = def
+        .checks
+        .iter()
+        .filter(|c| matches!(c, spec::Check::Equals { .. }))
+        .count();
+    let checksums = def
+        .checks
+        .iter()
+        .filter(|c| matches!(c, spec::Check::Checksum { .. }))
+        .count();
     let mut at = 0usize;
     let mut n = 0u64;
-    let after = loop {
+    let mut clean = 0u64;
+    let mut first_failure: Option<(usize, String)> = None;
+    let mut failures = 0u64;
+    let (after, exact) = loop {
         let rest = b.get(at..).unwrap_or_default();
         if rest.is_empty() {
-            break String::new();
+            break (String::new(), true);
         }
-        match parse(framing, rest, max_frame) {
-            Ok(Parse::Frame(f)) if !f.raw.is_empty() => {
+        match super::parse_lenient(framing, rest, max_frame) {
+            Ok((Parse::Frame(f), bad)) if !f.raw.is_empty() => {
                 n = n.saturating_add(1);
+                match bad {
+                    None => clean = clean.saturating_add(1),
+                    Some(e) => {
+                        failures = failures.saturating_add(1);
+                        first_failure.get_or_insert((at, e.to_string()));
+                    }
+                }
                 at = at.saturating_add(f.raw.len());
             }
-            Ok(_) if n > 0 => break ", then the start of another".into(),
-            Ok(Parse::Incomplete { need }) if complete => {
+            Ok(_) if n > 0 => break (", then the start of another".into(), false),
+            Ok((Parse::Incomplete { need }, _)) if complete => {
                 return Fit::No(format!(
                     "{} byte(s) before the first answer, less than its first frame would need ({need})",
                     b.len()
@@ -435,39 +515,197 @@ fn custom_fit(framing: Framing, b: &[u8], complete: bool, max_frame: u32) -> Fit
                 ));
             }
             Ok(_) => return Fit::Wait,
-            Err(e) if n > 0 => break format!(", then at offset {at}: {e}"),
+            Err(e) if n > 0 => break (format!(", then at offset {at}: {e}"), false),
             Err(super::DecodeError::Framing(
                 e @ crate::framing::codec::DecodeError::LengthOverMax { .. },
-            )) if def
-                .checks
-                .iter()
-                .any(|c| matches!(c, spec::Check::Equals { .. })) =>
-            {
-                return Fit::Yes(format!(
-                    "a first header whose constants hold ({}), but {e}",
-                    checks_held(def)
-                ));
+            )) if equals > 0 => {
+                return Fit::Yes(Fitted {
+                    why: format!(
+                        "a first header whose constants hold ({}), but {e}",
+                        checks_held(def)
+                    ),
+                    exact: false,
+                    held: equals,
+                    failed: false,
+                });
             }
             Err(e) => return Fit::No(format!("at offset {at}: {e}")),
         }
     };
-    Fit::Yes(format!(
-        "{n} whole frame(s) chain over {at} byte(s), {checks}{after}"
-    ))
+    let held = equals.saturating_add(if clean > 0 { checksums } else { 0 });
+    let checks = match &first_failure {
+        None if equals == 0 && checksums == 0 => no_checks(def).to_string(),
+        None => format!("every check holds ({})", checks_held(def)),
+        Some((off, e)) => {
+            let constants = if equals > 0 {
+                "its constants hold, "
+            } else {
+                ""
+            };
+            format!(
+                "{constants}{failures} of them with a wrong checksum (the first at offset {off}: {e})"
+            )
+        }
+    };
+    Fit::Yes(Fitted {
+        why: format!("{n} whole frame(s) chain over {at} byte(s), {checks}{after}"),
+        exact,
+        held,
+        failed: failures > 0,
+    })
+}
+
+/// Printable text: UTF-8 with no control characters but tab, CR and LF.
+fn printable(b: &[u8]) -> bool {
+    std::str::from_utf8(b).is_ok_and(|s| {
+        s.chars()
+            .all(|c| !c.is_control() || matches!(c, '\t' | '\r' | '\n'))
+    })
+}
+
+/// Whether the built-in rules' decision on `b` rests on as much evidence
+/// as a framing file's lengths alone: v2 or v3 frames that end exactly
+/// where the bytes end, or printable text.
+fn builtin_is_sure(d: &Detected, b: &[u8], max_frame: u32) -> bool {
+    match d {
+        Detected::Text => printable(b),
+        Detected::Framed(Framing::V2) => !b.is_empty() && b.len() % v2::LEN == 0,
+        Detected::Framed(_) => {
+            let mut at = 0usize;
+            while let Some(rest) = b.get(at..).filter(|r| !r.is_empty()) {
+                match parse(Framing::V3, rest, max_frame) {
+                    Ok(Parse::Frame(f)) if !f.raw.is_empty() => {
+                        at = at.saturating_add(f.raw.len());
+                    }
+                    _ => return false,
+                }
+            }
+            at > 0
+        }
+    }
+}
+
+/// What the ranking of framing files decided.
+enum Choice {
+    /// This file (index into the fits), with the reason.
+    File(usize, String),
+    /// The built-in rules decide; add these to their reason.
+    Builtin(Vec<String>),
+    /// Too early.
+    Wait,
+}
+
+/// Ranks the files that fit (`fits`, in command-line order; `nots` says
+/// why the others did not) as [`detect_with`] documents. `builtin` is the
+/// built-in rules' decision on the same bytes (asked only when needed).
+fn choose(
+    fits: &[(Framing, Fitted)],
+    mut nots: Vec<String>,
+    complete: bool,
+    builtin: impl FnOnce() -> Option<(Detected, bool)>,
+) -> Choice {
+    // The best of the files `keep` lets in: the largest key, the first
+    // given on a tie.
+    let best = |keep: &dyn Fn(&Fitted) -> bool| {
+        fits.iter().enumerate().filter(|(_, (_, x))| keep(x)).fold(
+            None::<(usize, &Fitted)>,
+            |acc, (i, (_, x))| match acc {
+                Some((a, ax)) if ax.key() >= x.key() => Some((a, ax)),
+                _ => Some((i, x)),
+            },
+        )
+    };
+    let (pick, chosen) = match best(&|x| x.held > 0) {
+        Some(p) => p,
+        None => {
+            // No file has a check that verified: only its lengths chaining
+            // speak for it. That is as much as the built-in rules' v2/v3
+            // frames ending exactly, or printable text: they win those;
+            // the file takes the rest, if its frames end exactly.
+            if !complete {
+                return Choice::Wait;
+            }
+            let Some(p) = fits.iter().enumerate().find(|(_, (_, x))| x.exact) else {
+                for (f, x) in fits {
+                    nots.push(format!(
+                        "not {}: {}, but no check verified and the frames do not end exactly where the bytes do",
+                        f.name(),
+                        x.why
+                    ));
+                }
+                return Choice::Builtin(nots);
+            };
+            let Some((d, sure)) = builtin() else {
+                return Choice::Wait;
+            };
+            if sure {
+                for (f, x) in fits {
+                    nots.push(format!(
+                        "not {}: {}, but no check of it verified, and the built-in rules' {} has as much evidence",
+                        f.name(),
+                        x.why,
+                        match d {
+                            Detected::Text => "printable text",
+                            Detected::Framed(_) => "exact frames",
+                        }
+                    ));
+                }
+                return Choice::Builtin(nots);
+            }
+            (p.0, &p.1.1)
+        }
+    };
+    let mut reason = chosen.why.clone();
+    for (j, (f, x)) in fits.iter().enumerate() {
+        if j != pick {
+            reason.push_str(&format!(
+                "; also fits {} ({}), ranked lower: {}",
+                f.name(),
+                x.why,
+                if x.held == 0 && chosen.held > 0 {
+                    "no equals/checksum check of it verified"
+                } else {
+                    x.below(chosen)
+                }
+            ));
+        }
+    }
+    if chosen.held == 0 {
+        reason.push_str(
+            "; no check of the file verified, but its frames end exactly and the built-in rules \
+             have no v2/v3 frames ending exactly nor printable text",
+        );
+    }
+    for n in &nots {
+        reason.push_str("; ");
+        reason.push_str(n);
+    }
+    Choice::File(pick, reason)
 }
 
 /// [`detect`] with framing files (`--framing`): each of `customs` is tried
-/// first, in the order given, and the first whose frames the bytes are
-/// wins: files given explicitly win over the built-in v2 and v3. While one given
-/// before may still fit, the decision waits (until the bytes are
-/// complete). When none fits, the built-in rules decide, and the reason
-/// says why each file did not.
+/// first, and the files given explicitly win over the built-in v2 and v3.
+/// While a file may still fit, or more than one fits, the decision waits
+/// until the bytes are complete. When none fits, the built-in rules
+/// decide, and the reason says why each file did not.
 ///
 /// A framing file fits when the bytes from the first on are whole frames
-/// passing every check of the file (`equals`, `checksum`), at least one;
-/// a frame after the first may be cut short or break a check (it is then
-/// reported as decoding goes). A header that breaks an `equals` rules the
-/// file out at once.
+/// of it, at least one, every `equals` holding; a frame whose only fault
+/// is a wrong checksum still counts (its length is trusted, and the
+/// decoder reports it as `framing.checksum`). A header that breaks an
+/// `equals` rules the file out at once. The files that fit are ranked:
+///
+/// 1. frames that end exactly where the client's bytes (before the
+///    server's answer) end beat a partial tail or a broken frame after them;
+/// 2. then more `equals`/`checksum` checks verified beat fewer (a checksum
+///    counts when it verified on at least one frame);
+/// 3. then no checksum failure beats one;
+/// 4. ties keep the command-line order.
+///
+/// A file none of whose checks verified (it has none, or every checksum
+/// failed) has only its lengths for it: it is chosen only when its frames
+/// end exactly and the built-in rules have no v2/v3 frames ending exactly
+/// nor printable text (those win); else the built-in rules decide.
 pub fn detect_with(
     customs: &[Framing],
     first: &[u8],
@@ -476,41 +714,55 @@ pub fn detect_with(
 ) -> Option<Detection> {
     let complete = stage != Stage::Streaming;
     let mut nots: Vec<String> = Vec::new();
+    let mut fits: Vec<(Framing, Fitted)> = Vec::new();
     let mut waiting = false;
     // (v2 and v3 given as files are the built-in rules' own.)
     for &f in customs.iter().filter(|f| f.def().is_some()) {
         match custom_fit(f, first, complete, max_frame) {
-            Fit::Yes(why) if !waiting => {
-                let mut reason = why;
-                for n in &nots {
-                    reason.push_str("; ");
-                    reason.push_str(n);
-                }
-                return Some(Detection {
-                    detected: Detected::Framed(f),
-                    reason,
-                });
-            }
-            Fit::Yes(_) => return None,
+            Fit::Yes(x) => fits.push((f, x)),
             Fit::Wait => waiting = true,
             Fit::No(why) => nots.push(format!("not {}: {why}", f.name())),
         }
     }
-    if waiting {
+    if waiting || (!complete && fits.len() > 1) {
         return None;
     }
-    let mut d = detect(first, stage, max_frame)?;
-    for n in &nots {
-        d.reason.push_str("; ");
-        d.reason.push_str(n);
+    let mut builtin_d = None;
+    let choice = if fits.is_empty() {
+        Choice::Builtin(nots)
+    } else {
+        choose(&fits, nots, complete, || {
+            let d = detect(first, stage, max_frame)?;
+            let sure = builtin_is_sure(&d.detected, first, max_frame);
+            builtin_d = Some(d.clone());
+            Some((d.detected, sure))
+        })
+    };
+    match choice {
+        Choice::Wait => None,
+        Choice::File(i, reason) => Some(Detection {
+            detected: Detected::Framed(fits.get(i)?.0),
+            reason,
+        }),
+        Choice::Builtin(nots) => {
+            let mut d = match builtin_d {
+                Some(d) => d,
+                None => detect(first, stage, max_frame)?,
+            };
+            for n in &nots {
+                d.reason.push_str("; ");
+                d.reason.push_str(n);
+            }
+            Some(d)
+        }
     }
-    Some(d)
 }
 
 /// [`detect_midstream`] with framing files: each of `customs` is tried
-/// first, in the order given, from the first offset where its whole
-/// frames begin ([`align`]) and fit as [`detect_with`] says; else the
-/// built-in rules decide, and the reason says why each file did not.
+/// first, from the first offset where its whole frames begin ([`align`])
+/// and fit as [`detect_with`] says; the files that fit are ranked as
+/// there; else the built-in rules decide, and the reason says why each
+/// file did not.
 pub fn detect_midstream_with(
     customs: &[Framing],
     first: &[u8],
@@ -519,52 +771,79 @@ pub fn detect_midstream_with(
 ) -> Option<Aligned> {
     let complete = stage != Stage::Streaming;
     let mut nots: Vec<String> = Vec::new();
+    let mut fits: Vec<(Framing, Fitted)> = Vec::new();
+    let mut skips: Vec<usize> = Vec::new();
     // (v2 and v3 given as files are the built-in rules' own.)
     for &f in customs.iter().filter(|f| f.def().is_some()) {
         let found = align(f, first, complete, max_frame).and_then(|skip| {
             let rest = first.get(skip..).unwrap_or_default();
             match custom_fit(f, rest, complete, max_frame) {
-                Fit::Yes(why) => Some((skip, why)),
+                Fit::Yes(x) => Some((skip, x)),
                 _ => None,
             }
         });
         match found {
-            Some((skip, why)) => {
-                let mut reason = if skip > 0 {
-                    format!(
-                        "picked up mid-stream: from offset {skip} (the {skip} byte(s) before end a \
-                         frame sent before the capture began), {why}"
-                    )
-                } else {
-                    why
-                };
-                for n in &nots {
-                    reason.push_str("; ");
-                    reason.push_str(n);
-                }
-                return Some(Aligned {
-                    detection: Detection {
-                        detected: Detected::Framed(f),
-                        reason,
-                    },
-                    skip,
-                });
+            Some((skip, x)) => {
+                skips.push(skip);
+                fits.push((f, x));
             }
             // More bytes may show a boundary.
             None if !complete => return None,
             None => nots.push(format!(
-                "not {}: no whole frame passing its checks begins in the first {} byte(s)",
+                "not {}: no whole frame of it begins in the first {} byte(s)",
                 f.name(),
                 first.len().min(MIDSTREAM_SEARCH)
             )),
         }
     }
-    let mut a = detect_midstream(first, stage, max_frame)?;
-    for n in &nots {
-        a.detection.reason.push_str("; ");
-        a.detection.reason.push_str(n);
+    if !complete && fits.len() > 1 {
+        return None;
     }
-    Some(a)
+    let mut builtin_a = None;
+    let choice = if fits.is_empty() {
+        Choice::Builtin(nots)
+    } else {
+        choose(&fits, nots, complete, || {
+            let a = detect_midstream(first, stage, max_frame)?;
+            let rest = first.get(a.skip..).unwrap_or_default();
+            let sure = builtin_is_sure(&a.detection.detected, rest, max_frame);
+            let d = a.detection.detected;
+            builtin_a = Some(a);
+            Some((d, sure))
+        })
+    };
+    match choice {
+        Choice::Wait => None,
+        Choice::File(i, why) => {
+            let skip = *skips.get(i)?;
+            let reason = if skip > 0 {
+                format!(
+                    "picked up mid-stream: from offset {skip} (the {skip} byte(s) before end a \
+                     frame sent before the capture began), {why}"
+                )
+            } else {
+                why
+            };
+            Some(Aligned {
+                detection: Detection {
+                    detected: Detected::Framed(fits.get(i)?.0),
+                    reason,
+                },
+                skip,
+            })
+        }
+        Choice::Builtin(nots) => {
+            let mut a = match builtin_a {
+                Some(a) => a,
+                None => detect_midstream(first, stage, max_frame)?,
+            };
+            for n in &nots {
+                a.detection.reason.push_str("; ");
+                a.detection.reason.push_str(n);
+            }
+            Some(a)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -817,27 +1096,204 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_checksum_in_the_first_frame_is_not_the_file_but_after_a_good_one_it_is() {
+    fn a_bad_checksum_does_not_rule_a_file_out_and_ranks_below_one_that_verifies() {
         let c = crc();
         let good = custom(c, 1, b"good");
         let mut bad = custom(c, 2, b"bad");
         *bad.last_mut().unwrap() ^= 1;
+        // A client whose very first CRC is wrong: still crc-trailer (its
+        // length and trailer chain exactly), said why.
         let d = detect_with(&[c], &bad, Stage::Answered, 1 << 20).unwrap();
-        assert_ne!(d.detected, Detected::Framed(c));
+        assert_eq!(d.detected, Detected::Framed(c), "{}", d.reason);
         assert!(
-            d.reason.contains("not crc-trailer: at offset 0: crc is"),
+            d.reason
+                .contains("1 of them with a wrong checksum (the first at offset 0: crc is"),
             "{}",
             d.reason
         );
-        let b = [good.clone(), bad].concat();
+        // After a good frame, a bad one is no partial tail: the fit is exact.
+        let b = [good.clone(), bad.clone()].concat();
         let d = detect_with(&[c], &b, Stage::Streaming, 1 << 20).unwrap();
         assert_eq!(d.detected, Detected::Framed(c));
         assert!(
             d.reason
-                .contains(&format!("then at offset {}: crc is", good.len())),
+                .contains(&format!("the first at offset {}: crc is", good.len())),
             "{}",
             d.reason
         );
+        // The same file twice, one copy seeing only the good frame first:
+        // verified checksums rank above failed ones.
+        let c2 = crc();
+        let all_good = [good.clone(), custom(c, 2, b"bad")].concat();
+        assert_eq!(
+            custom_fit(c, &all_good, true, 1 << 20),
+            Fit::Yes(Fitted {
+                why: format!(
+                    "2 whole frame(s) chain over {} byte(s), every check holds (every crc32 crc right)",
+                    all_good.len()
+                ),
+                exact: true,
+                held: 1,
+                failed: false,
+            })
+        );
+        let Fit::Yes(fb) = custom_fit(c2, &b, true, 1 << 20) else {
+            panic!("crc-trailer must fit");
+        };
+        assert!(fb.failed && fb.exact && fb.held == 1, "{fb:?}");
+        let Fit::Yes(fg) = custom_fit(c, &all_good, true, 1 << 20) else {
+            panic!("crc-trailer must fit");
+        };
+        assert!(fg.key() > fb.key());
+    }
+
+    /// The framing files of the review's cases.
+    fn padded() -> Framing {
+        // Fixed 16-byte frames: a magic byte, a count, 14 bytes of text.
+        file(
+            "padded.toml",
+            "name = \"padded\"\nstruct = \"!BB14s\"\nnames = [\"magic\", \"n\", \"text\"]\n\
+             [field.magic]\nequals = 170\n",
+        )
+    }
+
+    fn leq() -> Framing {
+        // The same magic byte, then a one-byte length and the body.
+        file(
+            "leq.toml",
+            "name = \"leq\"\n[[field]]\nname = \"magic\"\ntype = \"B\"\nequals = 170\n\
+             [[field]]\nname = \"len\"\ntype = \"B\"\n\
+             [[field]]\nname = \"body\"\ntype = \"body\"\nlength = \"len\"\n",
+        )
+    }
+
+    fn plain() -> Framing {
+        file(
+            "plain.toml",
+            "name = \"plain\"\nstruct = \"!HH\"\nnames = [\"a\", \"b\"]\n",
+        )
+    }
+
+    fn inet() -> Framing {
+        file(
+            "inet.toml",
+            "name = \"inet\"\n[[field]]\nname = \"n\"\ntype = \"H\"\n[[field]]\nname = \"data\"\n\
+             type = \"body\"\nlength = \"n\"\n[[field]]\nname = \"sum\"\ntype = \"H\"\n\
+             checksum = \"internet\"\nover = [\"n\", \"data\"]\n",
+        )
+    }
+
+    #[test]
+    fn an_exact_fit_beats_a_partial_tail_whatever_the_order() {
+        let (p, l) = (padded(), leq());
+        // Two 16-byte padded frames that leq reads as 2 frames of 11
+        // bytes, then the start of a longer one.
+        let mut b = vec![0u8; 32];
+        b[0] = 170;
+        b[1] = 9;
+        b[11] = 170;
+        b[12] = 9;
+        b[16] = 170;
+        b[17] = 3;
+        b[22] = 170;
+        b[23] = 200;
+        let Fit::Yes(fl) = custom_fit(l, &b, true, 1 << 20) else {
+            panic!("leq must fit");
+        };
+        assert!(!fl.exact, "{fl:?}");
+        let d = detect_with(&[l, p], &b, Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(p), "{}", d.reason);
+        assert!(
+            d.reason
+                .starts_with("2 whole frame(s) chain over 32 byte(s)"),
+            "{}",
+            d.reason
+        );
+        assert!(
+            d.reason
+                .contains("; also fits leq (2 whole frame(s) chain over 22 byte(s)")
+                && d.reason
+                    .contains("ranked lower: its frames leave a partial tail"),
+            "{}",
+            d.reason
+        );
+        assert_eq!(
+            detect_with(&[p, l], &b, Stage::Answered, 1 << 20)
+                .unwrap()
+                .detected,
+            Detected::Framed(p)
+        );
+        // While the bytes stream in, two files that fit wait.
+        assert_eq!(detect_with(&[l, p], &b, Stage::Streaming, 1 << 20), None);
+        // A tie keeps the command-line order.
+        let p2 = padded();
+        let d = detect_with(&[p2, p], &b, Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(p2));
+        assert!(
+            d.reason.contains("a tie, and it was given later"),
+            "{}",
+            d.reason
+        );
+    }
+
+    #[test]
+    fn a_file_with_no_checks_claims_only_what_the_built_in_rules_cannot() {
+        let (pl, i) = (plain(), inet());
+        // Two inet frames (8 bytes each): plain reads them as 4 frames.
+        let mut b = Vec::new();
+        for m in [&b"abcd"[..], b"wxyz"] {
+            let mut f = vec![0, 4];
+            f.extend_from_slice(m);
+            let sum = crate::framing::codec::checksum(spec::ChecksumKind::Internet, [&f[..]]);
+            f.extend_from_slice(&u16::try_from(sum).unwrap().to_be_bytes());
+            b.extend_from_slice(&f);
+        }
+        let d = detect_with(&[pl, i], &b, Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(i), "{}", d.reason);
+        assert!(
+            d.reason
+                .contains("also fits plain (4 whole frame(s) chain over 16 byte(s), the file has no check at all"),
+            "{}",
+            d.reason
+        );
+        // Printable text is text, though plain's lengths chain over it.
+        let t = b"hello world\n";
+        let d = detect_with(&[pl], t, Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Text, "{}", d.reason);
+        assert!(d.reason.contains("; not plain: "), "{}", d.reason);
+        // A v2 client is v2.
+        let v = stream(Framing::V2, &["one", "two", "three", "four"]);
+        let d = detect_with(&[pl], &v, Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(Framing::V2), "{}", d.reason);
+        // Binary bytes the built-in rules have nothing for: plain.
+        let raw = [0u8, 7, 0xfe, 3, 0, 9, 0x80, 1];
+        let d = detect_with(&[pl], &raw, Stage::Answered, 1 << 20).unwrap();
+        assert_eq!(d.detected, Detected::Framed(pl), "{}", d.reason);
+        assert!(
+            d.reason.contains("no check of the file verified"),
+            "{}",
+            d.reason
+        );
+        // Never while streaming: only complete bytes can be judged so.
+        assert_eq!(detect_with(&[pl], &raw, Stage::Streaming, 1 << 20), None);
+    }
+
+    #[test]
+    fn a_file_with_only_expect_checks_says_so() {
+        let e = file(
+            "soft.toml",
+            "name = \"soft\"\nstruct = \"!BB\"\nnames = [\"v\", \"w\"]\n[field.v]\nexpect = 1\n",
+        );
+        let Fit::Yes(x) = custom_fit(e, &[1, 2, 1, 3], true, 1 << 20) else {
+            panic!("soft must fit");
+        };
+        assert!(
+            x.why
+                .contains("the file has no equals or checksum to verify (its expect checks"),
+            "{}",
+            x.why
+        );
+        assert!(!x.why.contains("no check to hold"), "{}", x.why);
     }
 
     #[test]

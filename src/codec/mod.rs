@@ -490,6 +490,49 @@ pub fn parse(framing: Framing, buf: &[u8], max_frame: u32) -> Result<Parse<'_>, 
     }
 }
 
+/// [`parse`], but a frame of a framing file whose only fault is a wrong
+/// checksum (its lengths chain, within `max_body`, and every `equals`
+/// holds) is still given, with that error beside it: its length is
+/// trusted, so the capture reports the bad checksum (`framing.checksum`)
+/// and decodes on from the next frame. Any other error is returned as
+/// [`parse`] returns it. (The servers use [`parse`]: a bad checksum
+/// closes the connection there.)
+pub fn parse_lenient(
+    framing: Framing,
+    buf: &[u8],
+    max_frame: u32,
+) -> Result<(Parse<'_>, Option<DecodeError>), DecodeError> {
+    match parse(framing, buf, max_frame) {
+        Ok(p) => Ok((p, None)),
+        Err(e @ DecodeError::Framing(crate::framing::codec::DecodeError::Checksum { .. })) => {
+            let Framing::Custom(def) = framing else {
+                return Err(e);
+            };
+            let Ok(values) = def.spec.read(buf, def.max_body) else {
+                return Err(e);
+            };
+            // The checks are run in the file's order: an `equals` after the
+            // failed checksum was not looked at yet.
+            if let Some(broken) = def.checks.iter().find_map(|c| match *c {
+                spec::Check::Equals { field, value } => {
+                    let got = values.int(field);
+                    (got != Some(value)).then_some(crate::framing::codec::DecodeError::Constant {
+                        field,
+                        want: value,
+                        got: got.unwrap_or_default(),
+                    })
+                }
+                _ => None,
+            }) {
+                return Err(DecodeError::Framing(broken));
+            }
+            let frame = custom_ref(def, buf, values.len, &values);
+            Ok((Parse::Frame(frame), Some(e)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The field a custom framing's message is: its body, else its first
 /// byte field.
 fn message_field(def: &FramingDef) -> Option<&'static str> {

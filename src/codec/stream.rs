@@ -185,12 +185,35 @@ impl FrameReader {
     /// trusted, so neither can anything after it): every later call returns
     /// the same error.
     pub fn next_frame(&mut self) -> Result<Option<FrameRef<'_>>, DecodeError> {
+        self.next(false).map(|f| f.map(|(f, _)| f))
+    }
+
+    /// [`FrameReader::next_frame`], but a frame of a framing file whose
+    /// only fault is a wrong checksum is given with that error beside it,
+    /// and the stream stays in step after it (its length is trusted; see
+    /// [`super::parse_lenient`]): what a capture shows. Servers use
+    /// [`FrameReader::next_frame`].
+    pub fn next_frame_lenient(
+        &mut self,
+    ) -> Result<Option<(FrameRef<'_>, Option<DecodeError>)>, DecodeError> {
+        self.next(true)
+    }
+
+    fn next(
+        &mut self,
+        lenient: bool,
+    ) -> Result<Option<(FrameRef<'_>, Option<DecodeError>)>, DecodeError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
         let data = self.buf.get(self.start..self.end).unwrap_or_default();
-        match parse(self.framing, data, self.max_frame) {
-            Ok(Parse::Frame(f)) => {
+        let parsed = if lenient {
+            super::parse_lenient(self.framing, data, self.max_frame)
+        } else {
+            parse(self.framing, data, self.max_frame).map(|p| (p, None))
+        };
+        match parsed {
+            Ok((Parse::Frame(f), bad)) => {
                 let len = f.raw.len();
                 self.start = self.start.saturating_add(len);
                 self.consumed = self.consumed.saturating_add(len as u64);
@@ -200,9 +223,9 @@ impl FrameReader {
                     self.start = 0;
                     self.end = 0;
                 }
-                Ok(Some(f))
+                Ok(Some((f, bad)))
             }
-            Ok(Parse::Incomplete { .. }) => Ok(None),
+            Ok((Parse::Incomplete { .. }, _)) => Ok(None),
             Err(e) => {
                 self.failed = Some(e.clone());
                 Err(e)

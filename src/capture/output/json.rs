@@ -307,6 +307,19 @@ fn fields(o: &mut Obj<'_>, def: &'static crate::framing::FramingDef, raw: &[u8])
     f.end();
 }
 
+/// The checksum field of a framing file's frame that does not verify, if
+/// any (the capture shows such a frame; see
+/// [`crate::codec::parse_lenient`]).
+fn bad_checksum(def: &'static crate::framing::FramingDef, raw: &[u8]) -> Option<&'static str> {
+    match crate::framing::codec::parse(def, raw, u64::MAX) {
+        crate::framing::codec::Parse::Error(crate::framing::codec::DecodeError::Checksum {
+            field,
+            ..
+        }) => Some(field),
+        _ => None,
+    }
+}
+
 fn echo(o: &mut Obj<'_>, e: Option<EchoMatch>) {
     o.opt_str(
         "echo",
@@ -343,24 +356,38 @@ pub fn event(out: &mut Vec<u8>, ev: &Event<'_>, names: (&str, &str)) {
             frame,
             echo: e,
         } => {
+            // A framing file's frame: the checksum field that fails (null
+            // when none does), its fields, and no version / order where the
+            // file has no field called version / no echo key. (Keys in
+            // ascending order.)
+            if let Some(def) = framing.def() {
+                o.opt_str("bad_checksum", bad_checksum(def, frame.raw));
+            }
             o.str("client", client)
                 .bool("cut", *framing == Framing::V2 && frame.is_cut())
                 .str("dir", dir.arrow());
             echo(&mut o, *e);
-            if let Some(def) = framing.def() {
-                fields(&mut o, def, frame.raw);
-            }
+            let (has_version, has_order) = match framing.def() {
+                Some(def) => {
+                    fields(&mut o, def, frame.raw);
+                    (
+                        def.spec.fields.iter().any(|f| f.name == "version"),
+                        def.echo_key.is_some(),
+                    )
+                }
+                None => (true, true),
+            };
             o.str("framing", framing.name());
             latency(&mut o, *e);
             o.message(frame.message)
                 .num("offset", *offset)
-                .num("order", frame.order.into())
+                .opt_num("order", has_order.then_some(frame.order.into()))
                 .str("server", server)
                 .num("session", at.session)
                 .num("size", frame.size.into())
                 .time("time", at.ts)
                 .str("type", "frame")
-                .num("version", frame.version.into());
+                .opt_num("version", has_version.then_some(frame.version.into()));
         }
         Event::Text {
             at,

@@ -557,6 +557,45 @@ impl Session {
                     );
                 }
             }
+            Decoded::Faulty {
+                offset,
+                framing,
+                frame,
+                error,
+            } => {
+                // Said first, then the frame itself with its fields (the
+                // JSON line names the checksum field that fails).
+                let mut facts = vec![
+                    ("offset", Fact::Num(offset)),
+                    ("length", Fact::Num(frame.raw.len() as u64)),
+                ];
+                if framing.def().is_some_and(|d| d.echo_key.is_some()) {
+                    facts.push(("order", Fact::Num(frame.order.into())));
+                }
+                self.report(
+                    ts,
+                    dir,
+                    error.diagnostic().code,
+                    format!(
+                        "at offset {offset}: {error}; its lengths and constants hold, so the frame is shown and decoding goes on after its {} byte(s)",
+                        frame.raw.len()
+                    ),
+                    facts,
+                    totals,
+                    sink,
+                );
+                self.emit(
+                    dir,
+                    Decoded::Frame {
+                        offset,
+                        framing,
+                        frame,
+                    },
+                    ts,
+                    totals,
+                    sink,
+                );
+            }
             Decoded::Gap { .. } => {}
             Decoded::Partial { offset, len } => {
                 self.report(ts, dir, spec::FRAME_PARTIAL.code, format!(
