@@ -36,6 +36,14 @@ const EXPERTS: &[(&str, &spec::Diagnostic, &str, &str)] = &[
         "PROTOCOL",
         "WARN",
     ),
+    ("gap", &spec::TCP_GAP, "SEQUENCE", "WARN"),
+    ("damaged", &spec::FRAME_DAMAGED, "MALFORMED", "WARN"),
+    (
+        "unsynchronised",
+        &spec::FRAME_UNSYNCHRONISED,
+        "MALFORMED",
+        "WARN",
+    ),
 ];
 
 /// The Wireshark protocol (and display-filter prefix) of a framing: the
@@ -72,12 +80,35 @@ fn proto_field(kind: FieldKind) -> Result<(String, &'static str, &'static str)> 
     })
 }
 
+/// The largest body Wireshark can reassemble for a framing: a whole frame
+/// (header, body and trailer) must stay within a 32-bit signed PDU length.
+fn reassembly_limit(def: &FramingDef) -> u64 {
+    u64::from(i32::MAX.unsigned_abs()).saturating_sub(def.spec.fixed_len() as u64)
+}
+
 /// The largest body the dissector believes: the file's `max_body`, capped
-/// so that a whole frame stays within what Wireshark reassembles (a PDU
-/// length is 32 bits there; a larger claim is a lying length).
+/// at what Wireshark can reassemble (a larger claim is then refused as a
+/// lying length, saying why).
 fn max_body(def: &FramingDef) -> u64 {
-    let cap = u64::from(i32::MAX.unsigned_abs()).saturating_sub(def.spec.fixed_len() as u64);
-    def.max_body.min(cap)
+    def.max_body.min(reassembly_limit(def))
+}
+
+/// The warning `rc1 dissector --framing` prints when the file's
+/// `max_body` is more than Wireshark can reassemble (the dissector then
+/// refuses longer claims, saying so); `None` when it is not.
+pub fn max_body_warning(def: &FramingDef) -> Option<String> {
+    let limit = reassembly_limit(def);
+    (def.max_body > limit).then(|| {
+        format!(
+            "{}: max_body is {} bytes, but Wireshark cannot reassemble a frame of more than \
+             {} bytes: the dissector refuses bodies over {limit} bytes \
+             (framing.length_over_max) that rc1 capture would decode; lower max_body \
+             to {limit} or less to make them agree",
+            def.origin,
+            def.max_body,
+            i32::MAX
+        )
+    })
 }
 
 /// The Lua dissector for the framing `def`, as text.
@@ -248,6 +279,8 @@ pub fn generate_framing(def: &FramingDef) -> Result<String> {
         ("@@TITLE@@", lua_str(&title)),
         ("@@PORT@@", def.port.to_string()),
         ("@@MAX_BODY@@", max_body(def).to_string()),
+        ("@@MAX_BODY_FILE@@", lua_str(&def.max_body.to_string())),
+        ("@@CAPPED@@", (def.max_body > max_body(def)).to_string()),
         ("@@HEADER_LEN@@", s.header_len().to_string()),
         ("@@FIXED_LEN@@", s.fixed_len().to_string()),
         ("@@LENGTH@@", length),
