@@ -24,23 +24,29 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ("typed", "typed", &["version", "kind", "length", "body"]),
 ];
 
-/// A field's value as text: integers in decimal, bytes as their text.
+/// A field's value as text: integers in decimal, bytes in hex (so that
+/// binary bytes are compared too).
 fn rc1_value(v: &Value) -> String {
     match v {
         Value::Number(n) => n.to_string(),
-        Value::Object(o) => o["text"].as_str().unwrap_or_default().to_string(),
+        Value::Object(o) => o["hex"].as_str().unwrap_or_default().to_string(),
         other => panic!("unexpected field value {other}"),
     }
 }
 
 /// tshark prints unsigned integers in decimal or, for hex-based fields,
-/// as 0x…: both as decimal.
+/// as 0x…: both as decimal; bytes fields in hex, maybe with `:` between
+/// bytes: plain lowercase hex. tshark 4.0 prints an empty bytes field
+/// (present, zero bytes long) as `<MISSING>`: that is no bytes, "".
 fn tshark_value(s: &str) -> String {
+    if s == "<MISSING>" {
+        return String::new();
+    }
     match s.strip_prefix("0x") {
         Some(h) => u128::from_str_radix(h, 16)
             .map(|n| n.to_string())
             .unwrap_or_else(|_| s.to_string()),
-        None => s.to_string(),
+        None => s.replace(':', "").to_ascii_lowercase(),
     }
 }
 
@@ -398,5 +404,73 @@ fn a_max_body_over_what_wireshark_reassembles_is_said_and_64_bit_claims_print_ex
             && text.contains("max_body is 4294967295"),
         "{text}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn binary_bodies_are_bytes_fields_and_agree_with_rc1_capture_in_hex() {
+    let test = "binary_bodies_are_bytes_fields_and_agree_with_rc1_capture_in_hex";
+    if !have_prerequisite(tshark_present(), test, "tshark")
+        || !have_prerequisite(
+            Command::new("python3").arg("--version").output().is_ok(),
+            test,
+            "python3",
+        )
+    {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rc1-framing-binary-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap().to_string();
+    // A NUL, 0xFF (not UTF-8), a newline and a letter.
+    let body = "00ff0a41";
+    let ports = [("le16", 5006u16), ("crc-trailer", 5005), ("typed", 5005)];
+    for ((name, proto, fields), (_, port)) in CASES.iter().zip(ports) {
+        let file = format!("{ROOT}/fixtures/framings/{name}.toml");
+        // The frame as the independent peer packs it.
+        let o = Command::new("python3")
+            .args([
+                &crate::util::peer("framed_peer.py"),
+                "encode-hex",
+                name,
+                "7",
+                body,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let hex = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let frame: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let pcap = format!("{d}/{name}.pcap");
+        std::fs::write(
+            &pcap,
+            crate::util::tcp_pcap(port, &[(true, &frame), (false, &frame)]),
+        )
+        .unwrap();
+        let ours = rc1_reading(&file, &pcap, fields);
+        assert_eq!(ours.frames.len(), 2, "{name}: {ours:?}");
+        assert!(
+            ours.frames[0].contains(&body.to_string()),
+            "{name}: the body in hex among {:?}",
+            ours.frames[0]
+        );
+        let theirs = tshark_reading(&file, proto, &pcap, fields, &d);
+        assert_eq!(ours, theirs, "{name}: rc1 capture vs tshark, bytes in hex");
+        // A display filter finds the binary body; its text field is the
+        // escaped form.
+        let body_field = fields[3];
+        let t = Command::new("tshark")
+            .args(["-r", &pcap, "-X", &format!("lua_script:{d}/{proto}.lua")])
+            .args(["-Y", &format!("{proto}.{body_field} contains ff:0a")])
+            .args(["-T", "fields", "-e", &format!("{proto}.{body_field}.text")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&t.stdout);
+        assert_eq!(text.lines().count(), 2, "{name}: {text}");
+        assert!(text.contains(r"\0\xFF\nA"), "{name}: {text}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,8 +6,10 @@
 //! table (offsets, widths, the body's length field, the trailer), the
 //! checks (`equals`, `expect`, `checksum`) as expert infos under rc1's
 //! diagnostic codes, the `show` line as the info column, and the port. TCP
-//! framing is Wireshark's `dissect_tcp_pdus`, the length read from the
-//! header. The built-in v2/v3 dissector (`rc1.lua`) stays [`super::generate`].
+//! frames are cut from each direction's stream by the length read from the
+//! header, resynchronising after a hole as rc1 capture does; bodies are
+//! bytes fields with a `.text` string beside them. The built-in v2/v3
+//! dissector (`rc1.lua`) stays [`super::generate`].
 
 use std::fmt::Write as _;
 
@@ -64,8 +66,9 @@ pub fn file_name(def: &FramingDef) -> String {
 /// The `ProtoField` constructor, base and Lua kind of a field's kind.
 fn proto_field(kind: FieldKind) -> Result<(String, &'static str, &'static str)> {
     Ok(match kind {
-        FieldKind::FixedBytes { .. } | FieldKind::SizedBy(_) => ("string".into(), "base.ASCII", ""),
-        FieldKind::Bytes { .. } => ("bytes".into(), "base.NONE", "bytes"),
+        FieldKind::FixedBytes { .. } | FieldKind::SizedBy(_) | FieldKind::Bytes { .. } => {
+            ("bytes".into(), "base.NONE", "bytes")
+        }
         k => {
             let Some((width, signed, _)) = k.int_shape() else {
                 bail!("no Wireshark type for a field of kind {k:?}");
@@ -133,6 +136,21 @@ pub fn generate_framing(def: &FramingDef) -> Result<String> {
             lua_str(f.name),
             lua_str(f.description)
         );
+        if matches!(f.kind, FieldKind::FixedBytes { .. } | FieldKind::SizedBy(_)) {
+            // The readable form of a message's bytes, as rc1 capture shows
+            // them (escaped): `PREFIX.FIELD.text`.
+            let _ = writeln!(
+                fields,
+                "F[{}] = ProtoField.string({}, {}, base.ASCII, {})",
+                lua_str(&format!("{}.text", f.name)),
+                lua_str(&format!("{}.text", f.filter)),
+                lua_str(&format!("{} (text)", f.name)),
+                lua_str(&format!(
+                    "{}, as text (escaped as rc1 capture shows it)",
+                    f.name
+                ))
+            );
+        }
         let trailer = if after_body { ", trailer = true" } else { "" };
         let (o, w) = (f.offset, f.width);
         let _ = match f.kind {
@@ -166,7 +184,11 @@ pub fn generate_framing(def: &FramingDef) -> Result<String> {
     let field_list: Vec<String> = s
         .fields
         .iter()
-        .map(|f| format!("F[{}]", lua_str(f.name)))
+        .flat_map(|f| {
+            let text = matches!(f.kind, FieldKind::FixedBytes { .. } | FieldKind::SizedBy(_))
+                .then(|| format!("F[{}]", lua_str(&format!("{}.text", f.name))));
+            std::iter::once(format!("F[{}]", lua_str(f.name))).chain(text)
+        })
         .collect();
 
     let length = match s.body().map(|b| b.kind) {
@@ -323,7 +345,8 @@ mod tests {
             "F[\"version\"] = ProtoField.uint8(\"le16.version\", \"version\", base.DEC, nil, nil, ",
             "F[\"order\"] = ProtoField.uint16(\"le16.order\", ",
             "F[\"len\"] = ProtoField.uint16(\"le16.len\", ",
-            "F[\"data\"] = ProtoField.string(\"le16.data\", \"data\", base.ASCII, ",
+            "F[\"data\"] = ProtoField.bytes(\"le16.data\", \"data\", base.NONE, ",
+            "F[\"data.text\"] = ProtoField.string(\"le16.data.text\", \"data (text)\", base.ASCII, ",
             "{ name = \"order\", kind = \"uint\", offset = 1, width = 2, le = true },",
             "local LENGTH = { name = \"len\", kind = \"uint\", offset = 3, width = 2, le = true }",
             "local MAX_BODY = 65535\n",

@@ -223,7 +223,8 @@ local function dissect_frame(tvb, pinfo, tree)
     elseif f.kind == "body" then
       local content = raw(tvb, at, body_len)
       values[f.name], wire[f.name] = content, content
-      items[f.name] = sub:add(F[f.name], range(tvb, at, body_len), content)
+      items[f.name] = sub:add(F[f.name], range(tvb, at, body_len))
+      sub:add(F[f.name .. ".text"], range(tvb, at, body_len), escape(content))
       body_end = at + body_len
     else
       local all = tvb(at, f.width):raw()
@@ -237,7 +238,9 @@ local function dissect_frame(tvb, pinfo, tree)
       local content = string.sub(all, 1, clen)
       values[f.name], wire[f.name] = content, all
       if f.kind == "fixed" then
-        items[f.name] = sub:add(F[f.name], tvb(at, f.width), content)
+        -- The content: the bytes the length field counts.
+        items[f.name] = sub:add(F[f.name], range(tvb, at, clen))
+        sub:add(F[f.name .. ".text"], tvb(at, f.width), escape(content))
       else
         -- The whole field; the content is the bytes before the padding.
         items[f.name] = sub:add(F[f.name], tvb(at, f.width))
