@@ -712,6 +712,9 @@ fn run_dissector(args: &cli::DissectorArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    if let Some(warning) = def.and_then(dissector::max_body_warning) {
+        eprintln!("rc1 dissector: warning: {warning}");
+    }
     let (lua, file, again) = match def {
         Some(def) => (
             dissector::generate_framing(def)?,

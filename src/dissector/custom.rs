@@ -6,8 +6,10 @@
 //! table (offsets, widths, the body's length field, the trailer), the
 //! checks (`equals`, `expect`, `checksum`) as expert infos under rc1's
 //! diagnostic codes, the `show` line as the info column, and the port. TCP
-//! framing is Wireshark's `dissect_tcp_pdus`, the length read from the
-//! header. The built-in v2/v3 dissector (`rc1.lua`) stays [`super::generate`].
+//! frames are cut from each direction's stream by the length read from the
+//! header, resynchronising after a hole as rc1 capture does; bodies are
+//! bytes fields with a `.text` string beside them. The built-in v2/v3
+//! dissector (`rc1.lua`) stays [`super::generate`].
 
 use std::fmt::Write as _;
 
@@ -36,6 +38,14 @@ const EXPERTS: &[(&str, &spec::Diagnostic, &str, &str)] = &[
         "PROTOCOL",
         "WARN",
     ),
+    ("gap", &spec::TCP_GAP, "SEQUENCE", "WARN"),
+    ("damaged", &spec::FRAME_DAMAGED, "MALFORMED", "WARN"),
+    (
+        "unsynchronised",
+        &spec::FRAME_UNSYNCHRONISED,
+        "MALFORMED",
+        "WARN",
+    ),
 ];
 
 /// The Wireshark protocol (and display-filter prefix) of a framing: the
@@ -56,8 +66,9 @@ pub fn file_name(def: &FramingDef) -> String {
 /// The `ProtoField` constructor, base and Lua kind of a field's kind.
 fn proto_field(kind: FieldKind) -> Result<(String, &'static str, &'static str)> {
     Ok(match kind {
-        FieldKind::FixedBytes { .. } | FieldKind::SizedBy(_) => ("string".into(), "base.ASCII", ""),
-        FieldKind::Bytes { .. } => ("bytes".into(), "base.NONE", "bytes"),
+        FieldKind::FixedBytes { .. } | FieldKind::SizedBy(_) | FieldKind::Bytes { .. } => {
+            ("bytes".into(), "base.NONE", "bytes")
+        }
         k => {
             let Some((width, signed, _)) = k.int_shape() else {
                 bail!("no Wireshark type for a field of kind {k:?}");
@@ -72,12 +83,35 @@ fn proto_field(kind: FieldKind) -> Result<(String, &'static str, &'static str)> 
     })
 }
 
+/// The largest body Wireshark can reassemble for a framing: a whole frame
+/// (header, body and trailer) must stay within a 32-bit signed PDU length.
+fn reassembly_limit(def: &FramingDef) -> u64 {
+    u64::from(i32::MAX.unsigned_abs()).saturating_sub(def.spec.fixed_len() as u64)
+}
+
 /// The largest body the dissector believes: the file's `max_body`, capped
-/// so that a whole frame stays within what Wireshark reassembles (a PDU
-/// length is 32 bits there; a larger claim is a lying length).
+/// at what Wireshark can reassemble (a larger claim is then refused as a
+/// lying length, saying why).
 fn max_body(def: &FramingDef) -> u64 {
-    let cap = u64::from(i32::MAX.unsigned_abs()).saturating_sub(def.spec.fixed_len() as u64);
-    def.max_body.min(cap)
+    def.max_body.min(reassembly_limit(def))
+}
+
+/// The warning `rc1 dissector --framing` prints when the file's
+/// `max_body` is more than Wireshark can reassemble (the dissector then
+/// refuses longer claims, saying so); `None` when it is not.
+pub fn max_body_warning(def: &FramingDef) -> Option<String> {
+    let limit = reassembly_limit(def);
+    (def.max_body > limit).then(|| {
+        format!(
+            "{}: max_body is {} bytes, but Wireshark cannot reassemble a frame of more than \
+             {} bytes: the dissector refuses bodies over {limit} bytes \
+             (framing.length_over_max) that rc1 capture would decode; lower max_body \
+             to {limit} or less to make them agree",
+            def.origin,
+            def.max_body,
+            i32::MAX
+        )
+    })
 }
 
 /// The Lua dissector for the framing `def`, as text.
@@ -102,6 +136,21 @@ pub fn generate_framing(def: &FramingDef) -> Result<String> {
             lua_str(f.name),
             lua_str(f.description)
         );
+        if matches!(f.kind, FieldKind::FixedBytes { .. } | FieldKind::SizedBy(_)) {
+            // The readable form of a message's bytes, as rc1 capture shows
+            // them (escaped): `PREFIX.FIELD.text`.
+            let _ = writeln!(
+                fields,
+                "F[{}] = ProtoField.string({}, {}, base.ASCII, {})",
+                lua_str(&format!("{}.text", f.name)),
+                lua_str(&format!("{}.text", f.filter)),
+                lua_str(&format!("{} (text)", f.name)),
+                lua_str(&format!(
+                    "{}, as text (escaped as rc1 capture shows it)",
+                    f.name
+                ))
+            );
+        }
         let trailer = if after_body { ", trailer = true" } else { "" };
         let (o, w) = (f.offset, f.width);
         let _ = match f.kind {
@@ -135,7 +184,11 @@ pub fn generate_framing(def: &FramingDef) -> Result<String> {
     let field_list: Vec<String> = s
         .fields
         .iter()
-        .map(|f| format!("F[{}]", lua_str(f.name)))
+        .flat_map(|f| {
+            let text = matches!(f.kind, FieldKind::FixedBytes { .. } | FieldKind::SizedBy(_))
+                .then(|| format!("F[{}]", lua_str(&format!("{}.text", f.name))));
+            std::iter::once(format!("F[{}]", lua_str(f.name))).chain(text)
+        })
         .collect();
 
     let length = match s.body().map(|b| b.kind) {
@@ -248,6 +301,8 @@ pub fn generate_framing(def: &FramingDef) -> Result<String> {
         ("@@TITLE@@", lua_str(&title)),
         ("@@PORT@@", def.port.to_string()),
         ("@@MAX_BODY@@", max_body(def).to_string()),
+        ("@@MAX_BODY_FILE@@", lua_str(&def.max_body.to_string())),
+        ("@@CAPPED@@", (def.max_body > max_body(def)).to_string()),
         ("@@HEADER_LEN@@", s.header_len().to_string()),
         ("@@FIXED_LEN@@", s.fixed_len().to_string()),
         ("@@LENGTH@@", length),
@@ -290,7 +345,8 @@ mod tests {
             "F[\"version\"] = ProtoField.uint8(\"le16.version\", \"version\", base.DEC, nil, nil, ",
             "F[\"order\"] = ProtoField.uint16(\"le16.order\", ",
             "F[\"len\"] = ProtoField.uint16(\"le16.len\", ",
-            "F[\"data\"] = ProtoField.string(\"le16.data\", \"data\", base.ASCII, ",
+            "F[\"data\"] = ProtoField.bytes(\"le16.data\", \"data\", base.NONE, ",
+            "F[\"data.text\"] = ProtoField.string(\"le16.data.text\", \"data (text)\", base.ASCII, ",
             "{ name = \"order\", kind = \"uint\", offset = 1, width = 2, le = true },",
             "local LENGTH = { name = \"len\", kind = \"uint\", offset = 3, width = 2, le = true }",
             "local MAX_BODY = 65535\n",

@@ -18,7 +18,7 @@
 
 mod custom;
 
-pub use custom::{file_name, generate_framing, protocol_name};
+pub use custom::{file_name, generate_framing, max_body_warning, protocol_name};
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

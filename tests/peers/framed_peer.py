@@ -10,6 +10,8 @@ usage:
   framed_peer.py client FRAMING PORT MSG…  connect to 127.0.0.1:PORT, send one
                                            frame per MSG, read each echo back
   framed_peer.py encode FRAMING KEY MSG    print one frame's bytes as hex
+  framed_peer.py encode-hex FRAMING KEY HEX  the same, the message given as
+                                           hex (binary bodies: 00ff...)
   framed_peer.py damage FRAMING PORT WHAT  send one good frame, then one with a
                                            bad checksum / wrong constant / lying
                                            length (WHAT: checksum, constant,
@@ -188,6 +190,9 @@ def main():
     elif cmd == "encode":
         pack, _ = FRAMINGS[name]
         print(pack(int(sys.argv[3]), sys.argv[4].encode()).hex())
+    elif cmd == "encode-hex":
+        pack, _ = FRAMINGS[name]
+        print(pack(int(sys.argv[3]), bytes.fromhex(sys.argv[4])).hex())
     elif cmd == "damage":
         damage(name, int(sys.argv[3]), sys.argv[4])
     else:
