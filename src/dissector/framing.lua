@@ -267,7 +267,7 @@ local function dissect_frame(tvb, pinfo, tree)
       local got = numbers[c.field]
       if got ~= want then
         item:add_proto_expert_info(E.checksum, string.format(
-          "[framing.checksum] %s is 0x%x, but the %s of its fields is 0x%x",
+          "[framing.checksum] %s is 0x%x, but the %s checksum of the fields it covers is 0x%x",
           c.field, got, c.algorithm, want))
       end
     end
