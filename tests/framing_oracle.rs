@@ -141,7 +141,19 @@ struct Reading {
 
 /// `rc1 capture --framing` on `pcap`.
 fn rc1_reading(framing: &str, pcap: &str, fields: &[&str]) -> Reading {
-    let o = run(&["capture", "-r", pcap, "--framing", framing, "--json"]);
+    // Forced (`--proto framing`): what is compared is the decoding, not
+    // the detection (a framing without checks is detected only where
+    // nothing else explains the bytes).
+    let o = run(&[
+        "capture",
+        "-r",
+        pcap,
+        "--framing",
+        framing,
+        "--proto",
+        "framing",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let mut r = Reading {
         frames: Vec::new(),
