@@ -475,6 +475,7 @@ pub enum Parse<'a> {
 }
 
 /// Parses one frame at the start of `buf`.
+#[inline]
 pub fn parse(framing: Framing, buf: &[u8], max_frame: u32) -> Result<Parse<'_>, DecodeError> {
     match framing {
         Framing::V2 => Ok(v2::parse(buf)),
@@ -497,7 +498,23 @@ pub fn parse(framing: Framing, buf: &[u8], max_frame: u32) -> Result<Parse<'_>, 
 /// and decodes on from the next frame. Any other error is returned as
 /// [`parse`] returns it. (The servers use [`parse`]: a bad checksum
 /// closes the connection there.)
+#[inline]
 pub fn parse_lenient(
+    framing: Framing,
+    buf: &[u8],
+    max_frame: u32,
+) -> Result<(Parse<'_>, Option<DecodeError>), DecodeError> {
+    match framing {
+        // v2 and v3 have no checksum: the plain parse, inlined (the
+        // capture's hot path).
+        Framing::V2 => Ok((v2::parse(buf), None)),
+        Framing::V3 => v3::parse(buf, max_frame).map(|p| (p, None)),
+        Framing::Custom(_) => parse_lenient_custom(framing, buf, max_frame),
+    }
+}
+
+/// [`parse_lenient`] of a framing file.
+fn parse_lenient_custom(
     framing: Framing,
     buf: &[u8],
     max_frame: u32,

@@ -196,7 +196,10 @@ impl FrameReader {
     pub fn next_frame_lenient(
         &mut self,
     ) -> Result<Option<(FrameRef<'_>, Option<DecodeError>)>, DecodeError> {
-        self.next(true)
+        // Only a framing file has checksums to be lenient about: v2 and v3
+        // keep the plain parse (the capture's hot path).
+        let lenient = matches!(self.framing, Framing::Custom(_));
+        self.next(lenient)
     }
 
     fn next(
