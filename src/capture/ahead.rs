@@ -16,7 +16,7 @@ use super::savefile::{FileError, Interface, Reader};
 use super::source::{RawPacket, Timestamp, compile, linktype_name};
 
 /// Bytes of packet data gathered before a batch is handed over.
-const BATCH_BYTES: usize = 256 * 1024;
+const BATCH_BYTES: usize = 1024 * 1024;
 /// Packets per batch at most.
 const BATCH_PACKETS: usize = 2048;
 /// Batches in flight: enough to keep both threads busy, few enough to

@@ -351,27 +351,37 @@ impl FrameRef<'_> {
     }
 
     /// Diagnostics this frame carries (not errors: the frame decoded).
-    /// (Without allocating: this runs for every decoded frame.)
-    pub fn diagnostics(
-        &self,
-        framing: Framing,
-    ) -> impl Iterator<Item = &'static spec::Diagnostic> + use<> {
-        let v2 = framing == Framing::V2;
-        // A custom framing's soft checks (`expect`) are its own.
-        let custom = framing.def().map(|def| {
-            def.spec
-                .read(self.raw, u64::MAX)
-                .is_ok_and(|v| !crate::framing::codec::notes(def, &v).is_empty())
-        });
-        [
-            (custom.is_none() && self.version != spec::LAB_VERSION)
-                .then_some(&spec::FRAME_UNEXPECTED_VERSION),
-            (custom == Some(true)).then_some(&spec::FRAMING_UNEXPECTED_VALUE),
-            (v2 && self.is_cut()).then_some(&spec::V2_SIZE_OVER_20),
-            (v2 && !self.padding_ok()).then_some(&spec::V2_BAD_PADDING),
-        ]
-        .into_iter()
-        .flatten()
+    /// (A set of bits, nothing allocated: this runs for every decoded
+    /// frame, and almost every frame has none.)
+    #[inline]
+    pub fn diagnostics(&self, framing: Framing) -> Diagnostics {
+        let mut set = 0u8;
+        match framing.def() {
+            // A custom framing's soft checks (`expect`) are its own.
+            Some(def) => {
+                if def
+                    .spec
+                    .read(self.raw, u64::MAX)
+                    .is_ok_and(|v| !crate::framing::codec::notes(def, &v).is_empty())
+                {
+                    set |= 1 << 1;
+                }
+            }
+            None => {
+                if self.version != spec::LAB_VERSION {
+                    set |= 1 << 0;
+                }
+            }
+        }
+        if framing == Framing::V2 {
+            if self.is_cut() {
+                set |= 1 << 2;
+            }
+            if !self.padding_ok() {
+                set |= 1 << 3;
+            }
+        }
+        Diagnostics(set)
     }
 
     /// One line like tcpdump's: `v2 ver=1 order=3 size=25 "hello world, how are " (cut)`.
@@ -650,6 +660,31 @@ impl HeaderLayout {
         if let Some(b) = h.get_mut(self.size.clone()) {
             b.copy_from_slice(&size.to_be_bytes());
         }
+    }
+}
+
+/// The diagnostics of one frame ([`FrameRef::diagnostics`]), in a fixed
+/// order: unexpected version, a framing file's unexpected value, v2 size
+/// over 20, v2 padding.
+#[derive(Debug, Clone, Copy)]
+pub struct Diagnostics(u8);
+
+impl Iterator for Diagnostics {
+    type Item = &'static spec::Diagnostic;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0 == 0 {
+            return None;
+        }
+        let bit = self.0.trailing_zeros();
+        self.0 &= self.0.wrapping_sub(1);
+        Some(match bit {
+            0 => &spec::FRAME_UNEXPECTED_VERSION,
+            1 => &spec::FRAMING_UNEXPECTED_VALUE,
+            2 => &spec::V2_SIZE_OVER_20,
+            _ => &spec::V2_BAD_PADDING,
+        })
     }
 }
 

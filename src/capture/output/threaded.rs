@@ -15,7 +15,7 @@ use crate::capture::event::{Dir, EchoMatch, Event, SessionSummary, Sink, Totals,
 use crate::codec::{FrameRef, Framing};
 
 /// Bytes of copied data per batch before it is handed over.
-const BATCH_BYTES: usize = 256 * 1024;
+const BATCH_BYTES: usize = 1024 * 1024;
 /// Events per batch at most.
 const BATCH_EVENTS: usize = 4096;
 /// Batches in flight (bounds memory, about [`BATCH_BYTES`] each).
