@@ -16,6 +16,7 @@ pub mod ahead;
 pub mod decode;
 pub mod defrag;
 pub mod event;
+pub mod live;
 pub mod output;
 pub mod packet;
 pub mod reassembly;
@@ -408,8 +409,12 @@ pub fn run(
     let mut pipeline = Pipeline::new(opts.tracker, opts.tcp_events, select);
     let bar = progress_bar(opts, &source);
     let mut truncated = None;
+    // A live capture stops when its reading thread has handed over what it
+    // took from the ring before the stop (the stop breaks its read; it then
+    // ends with `Next::End`); a file stops at once.
+    let live = source.is_live();
     loop {
-        if stop.is_stopped() || opts.count.is_some_and(|c| source.packets() >= c) {
+        if (stop.is_stopped() && !live) || opts.count.is_some_and(|c| source.packets() >= c) {
             break;
         }
         let number = source.packets().saturating_add(1);

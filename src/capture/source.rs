@@ -21,6 +21,7 @@ use anyhow::{Context, Result, anyhow};
 use pcap::{Active, BpfProgram, Capture, Device};
 
 use super::ahead::{Ahead, End, Got};
+use super::live::{self, LiveAhead};
 pub(super) use super::packet::linktype_name;
 use super::packet::linktype_supported;
 use super::savefile::{FileError, Interface, Reader, Writer};
@@ -109,6 +110,8 @@ enum Handle {
     File(Box<Reader>),
     /// A file being read (on its own thread).
     Ahead(Box<Ahead>),
+    /// A live capture being read (its ring drained on its own thread).
+    LiveAhead(Box<LiveAhead>),
     /// Between the two.
     Gone,
 }
@@ -131,6 +134,9 @@ pub struct Source {
     writer: Option<Writer>,
     /// Where `-w` writes, for messages.
     write_path: Option<PathBuf>,
+    /// Live: set by a [`live::StopHandle`] (the ring is read without
+    /// blocking, where libpcap's breakloop alone is not seen).
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Live: when the `-w` file was last flushed (it is flushed at least
     /// every [`LIVE_FLUSH`], so it can be opened while rc1 runs).
     flushed: std::time::Instant,
@@ -259,6 +265,7 @@ impl Source {
             write_path: None,
             flushed: std::time::Instant::now(),
             filter: String::new(),
+            stopping: std::sync::Arc::default(),
         };
         if !linktype_supported(linktype) {
             return Err(anyhow!("{}: {}", s.name, unsupported(linktype)));
@@ -288,6 +295,7 @@ impl Source {
             write_path: None,
             flushed: std::time::Instant::now(),
             filter: String::new(),
+            stopping: std::sync::Arc::default(),
         };
         if !pcapng && !linktype_supported(linktype) {
             return Err(anyhow!("{}: {}", s.name, unsupported(linktype)));
@@ -337,16 +345,19 @@ impl Source {
 
     /// For a live capture: a handle that makes a blocked read return at once
     /// (libpcap's `pcap_breakloop`), for a stop request to call.
-    pub fn break_handle(&mut self) -> Option<pcap::BreakLoop> {
+    pub fn break_handle(&mut self) -> Option<live::StopHandle> {
         match &mut self.handle {
-            Handle::Live(c) => Some(c.breakloop_handle()),
+            Handle::Live(c) => Some(live::StopHandle::new(
+                c.breakloop_handle(),
+                std::sync::Arc::clone(&self.stopping),
+            )),
             _ => None,
         }
     }
 
     /// Whether this is a live capture.
     pub fn is_live(&self) -> bool {
-        matches!(self.handle, Handle::Live(_))
+        matches!(self.handle, Handle::Live(_) | Handle::LiveAhead(_))
     }
 
     /// Packets read so far (those the filter let through).
@@ -357,23 +368,12 @@ impl Source {
     /// Reads once: a packet, [`Next::Idle`] when a live read timed out (so
     /// the caller can look at its stop flag), or [`Next::End`].
     pub fn read(&mut self) -> Result<Next<'_>, ReadError> {
-        if matches!(self.handle, Handle::File(_)) {
+        if matches!(self.handle, Handle::File(_) | Handle::Live(_)) {
             self.start_ahead()?;
         }
         match &mut self.handle {
-            Handle::Live(c) => match c.next_packet() {
-                Ok(p) => {
-                    let ts = Timestamp {
-                        sec: p.header.ts.tv_sec,
-                        usec: u32::try_from(p.header.ts.tv_usec).unwrap_or(0),
-                    };
-                    let raw = RawPacket {
-                        ts,
-                        len: p.header.len,
-                        data: p.data,
-                        linktype: self.linktype,
-                        interface: 0,
-                    };
+            Handle::LiveAhead(a) => match a.next_packet() {
+                live::Got::Packet(raw) => {
                     self.packets = self.packets.saturating_add(1);
                     write(&mut self.writer, &self.write_path, &raw)?;
                     if self.flushed.elapsed() > LIVE_FLUSH {
@@ -381,12 +381,12 @@ impl Source {
                     }
                     Ok(Next::Packet(raw))
                 }
-                Err(pcap::Error::TimeoutExpired) => {
+                live::Got::Idle => {
                     flush(&mut self.writer, &self.write_path, &mut self.flushed)?;
                     Ok(Next::Idle)
                 }
-                Err(pcap::Error::NoMorePackets) => Ok(Next::End),
-                Err(e) => Err(ReadError::Other(format!("{}: {e}", self.name))),
+                live::Got::End => Ok(Next::End),
+                live::Got::Error(e) => Err(ReadError::Other(format!("{}: {e}", self.name))),
             },
             Handle::Ahead(a) => match a.next_packet() {
                 Got::Packet(raw, end, filtered) => {
@@ -411,19 +411,28 @@ impl Source {
                     }
                 }
             },
-            // (A file is handed to its thread above.)
-            Handle::File(_) | Handle::Gone => Ok(Next::End),
+            // (Files and live captures are handed to their threads above.)
+            Handle::File(_) | Handle::Live(_) | Handle::Gone => Ok(Next::End),
         }
     }
 
     /// Hands the file to a reading thread (at the first read, once the
     /// filter is set).
     fn start_ahead(&mut self) -> Result<(), ReadError> {
-        if let Handle::File(r) = std::mem::replace(&mut self.handle, Handle::Gone) {
-            let a = Ahead::start(*r, self.filter.clone()).map_err(|e| {
-                ReadError::Other(format!("{}: cannot start reading: {e}", self.name))
-            })?;
-            self.handle = Handle::Ahead(Box::new(a));
+        let cannot = |e: std::io::Error| {
+            ReadError::Other(format!("{}: cannot start reading: {e}", self.name))
+        };
+        match std::mem::replace(&mut self.handle, Handle::Gone) {
+            Handle::File(r) => {
+                let a = Ahead::start(*r, self.filter.clone()).map_err(cannot)?;
+                self.handle = Handle::Ahead(Box::new(a));
+            }
+            Handle::Live(c) => {
+                let a = LiveAhead::start(*c, self.linktype, std::sync::Arc::clone(&self.stopping))
+                    .map_err(cannot)?;
+                self.handle = Handle::LiveAhead(Box::new(a));
+            }
+            other => self.handle = other,
         }
         Ok(())
     }
@@ -434,7 +443,7 @@ impl Source {
         match &self.handle {
             Handle::File(r) => r.interfaces(),
             Handle::Ahead(a) => a.interfaces(),
-            Handle::Live(_) | Handle::Gone => &[],
+            Handle::Live(_) | Handle::LiveAhead(_) | Handle::Gone => &[],
         }
     }
 
@@ -446,6 +455,7 @@ impl Source {
                 .stats()
                 .ok()
                 .map(|s| (s.received, s.dropped, s.if_dropped)),
+            Handle::LiveAhead(a) => a.stats(),
             _ => None,
         }
     }
