@@ -60,6 +60,18 @@ struct Batch {
     end: Option<Option<String>>,
 }
 
+impl Batch {
+    /// Empties the batch for reuse; false if a large packet grew it (it is
+    /// then freed: memory stays about the batches in flight).
+    fn emptied(&mut self) -> bool {
+        self.data.clear();
+        self.packets.clear();
+        self.idle = false;
+        self.end = None;
+        self.data.capacity() <= 2 * BATCH_BYTES
+    }
+}
+
 /// What [`LiveAhead::next_packet`] gives.
 pub enum Got<'a> {
     /// A packet.
@@ -154,9 +166,7 @@ impl LiveAhead {
                 return Got::Error("the capture's reading thread stopped unexpectedly".into());
             };
             let mut old = std::mem::replace(&mut self.cur, batch);
-            if old.data.capacity() <= 2 * BATCH_BYTES {
-                old.data.clear();
-                old.packets.clear();
+            if old.emptied() {
                 let _ = self.recycle.try_send(old);
             }
             self.next = 0;
