@@ -687,6 +687,42 @@ mod tests {
             prop_assert_eq!(quoted(&s), serde_json::to_string(&s).unwrap());
         }
 
+        /// A message's bytes: as serde_json writes the text where they are
+        /// UTF-8, else the `\xNN` rendering; long plain runs, escapes,
+        /// characters beyond ASCII and bytes that are not UTF-8 at any
+        /// place (the one-pass check of plain ASCII runs).
+        #[test]
+        fn messages_match_serde_json(
+            head in "[a-z ]{0,100}",
+            tail in proptest::collection::vec(any::<u8>(), 0..80),
+            text in any::<String>(),
+            mode in 0u8..4,
+        ) {
+            let mut data = head.into_bytes();
+            match mode {
+                0 => data.extend(tail.iter().map(|b| b'a' + b % 26)),
+                1 => data.extend(&tail),
+                // High bytes among letters: no escape, mostly not UTF-8.
+                2 => data.extend(tail.iter().map(|&b| if b % 2 == 1 { b | 0x80 } else { b'a' + b % 26 })),
+                _ => data.extend(text.as_bytes()),
+            }
+            let want = match std::str::from_utf8(&data) {
+                Ok(s) => serde_json::to_string(s).unwrap(),
+                Err(_) => {
+                    let mut esc = String::new();
+                    escape_into(&mut esc, &data);
+                    serde_json::to_string(&esc).unwrap()
+                }
+            };
+            let mut out = Vec::new();
+            push_text(&mut out, &data);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), want);
+            let mut hex = Vec::new();
+            push_hex(&mut hex, &data);
+            let want_hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+            prop_assert_eq!(String::from_utf8(hex).unwrap(), want_hex);
+        }
+
         #[test]
         fn times_match_serde_json(sec in 0i64..4_000_000_000, usec in 0u32..1_000_000) {
             let ts = Timestamp { sec, usec };
