@@ -36,6 +36,7 @@ impl<'a> Obj<'a> {
     }
 
     /// `"k":`, after a comma unless first; the value follows.
+    #[inline]
     fn key(&mut self, k: &str) -> &mut Vec<u8> {
         #[cfg(debug_assertions)]
         {
@@ -57,13 +58,32 @@ impl<'a> Obj<'a> {
     }
 
     /// A string value.
+    #[inline]
     pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
         let out = self.key(k);
         push_str(out, v);
         self
     }
 
+    /// A string value that needs no escaping: a socket address as rc1
+    /// formats it, or one of rc1's own words (`c>s`, `frame`). Written as
+    /// it is, with no scan for escapes (two of these are on every line);
+    /// debug builds, the tests, check that nothing needed one.
+    #[inline]
+    pub fn plain(&mut self, k: &str, v: &str) -> &mut Self {
+        debug_assert!(
+            v.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\'),
+            "{v:?} needs escaping: use Obj::str"
+        );
+        let out = self.key(k);
+        out.push(b'"');
+        out.extend_from_slice(v.as_bytes());
+        out.push(b'"');
+        self
+    }
+
     /// A string value or `null`.
+    #[inline]
     pub fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
         match v {
             Some(s) => self.str(k, s),
@@ -80,6 +100,7 @@ impl<'a> Obj<'a> {
     }
 
     /// An unsigned number.
+    #[inline]
     pub fn num(&mut self, k: &str, n: u64) -> &mut Self {
         let out = self.key(k);
         push_u64(out, n);
@@ -87,6 +108,7 @@ impl<'a> Obj<'a> {
     }
 
     /// An unsigned number or `null`.
+    #[inline]
     pub fn opt_num(&mut self, k: &str, n: Option<u64>) -> &mut Self {
         match n {
             Some(n) => self.num(k, n),
@@ -105,6 +127,7 @@ impl<'a> Obj<'a> {
     }
 
     /// `true` or `false`.
+    #[inline]
     pub fn bool(&mut self, k: &str, b: bool) -> &mut Self {
         self.key(k)
             .extend_from_slice(if b { b"true" } else { b"false" });
@@ -112,12 +135,14 @@ impl<'a> Obj<'a> {
     }
 
     /// `null`.
+    #[inline]
     pub fn null(&mut self, k: &str) -> &mut Self {
         self.key(k).extend_from_slice(b"null");
         self
     }
 
     /// A capture time in seconds, as serde_json writes the same `f64`.
+    #[inline]
     pub fn time(&mut self, k: &str, ts: Timestamp) -> &mut Self {
         let out = self.key(k);
         push_f64(out, ts.as_secs_f64());
@@ -406,9 +431,9 @@ pub fn event(out: &mut Vec<u8>, ev: &Event<'_>, names: (&str, &str)) {
             if let Some(def) = framing.def() {
                 o.opt_str("bad_checksum", bad_checksum(def, frame.raw));
             }
-            o.str("client", client)
+            o.plain("client", client)
                 .bool("cut", *framing == Framing::V2 && frame.is_cut())
-                .str("dir", dir.arrow());
+                .plain("dir", dir.arrow());
             echo(&mut o, *e);
             let (has_version, has_order) = match framing.def() {
                 Some(def) => {
@@ -425,11 +450,11 @@ pub fn event(out: &mut Vec<u8>, ev: &Event<'_>, names: (&str, &str)) {
             o.message(frame.message)
                 .num("offset", *offset)
                 .opt_num("order", has_order.then_some(frame.order.into()))
-                .str("server", server)
+                .plain("server", server)
                 .num("session", at.session)
                 .num("size", frame.size.into())
                 .time("time", at.ts)
-                .str("type", "frame")
+                .plain("type", "frame")
                 .opt_num("version", has_version.then_some(frame.version.into()));
         }
         Event::Text {
@@ -439,16 +464,16 @@ pub fn event(out: &mut Vec<u8>, ev: &Event<'_>, names: (&str, &str)) {
             data,
             echo: e,
         } => {
-            o.str("client", client).str("dir", dir.arrow());
+            o.plain("client", client).plain("dir", dir.arrow());
             echo(&mut o, *e);
             latency(&mut o, *e);
             o.num("len", data.len() as u64)
                 .message(data)
                 .num("offset", *offset)
-                .str("server", server)
+                .plain("server", server)
                 .num("session", at.session)
                 .time("time", at.ts)
-                .str("type", "text");
+                .plain("type", "text");
         }
         Event::Udp {
             at,
@@ -456,38 +481,38 @@ pub fn event(out: &mut Vec<u8>, ev: &Event<'_>, names: (&str, &str)) {
             data,
             truncated,
         } => {
-            o.str("client", client)
-                .str("dir", dir.arrow())
+            o.plain("client", client)
+                .plain("dir", dir.arrow())
                 .num("len", data.len() as u64)
                 .message(data)
-                .str("server", server)
+                .plain("server", server)
                 .num("session", at.session)
                 .time("time", at.ts)
                 .bool("truncated", *truncated)
-                .str("type", "udp");
+                .plain("type", "udp");
         }
         Event::Detected {
             at,
             framing,
             reason,
         } => {
-            o.str("client", client)
+            o.plain("client", client)
                 .str("framing", framing)
                 .str("reason", reason)
-                .str("server", server)
+                .plain("server", server)
                 .num("session", at.session)
                 .time("time", at.ts)
-                .str("type", "detected");
+                .plain("type", "detected");
         }
         Event::Tcp { at, what } => {
             let (name, dir, rtt) = tcp_what(*what);
-            o.str("client", client)
+            o.plain("client", client)
                 .opt_str("dir", dir.map(Dir::arrow))
                 .opt_num("rtt_us", rtt)
-                .str("server", server)
+                .plain("server", server)
                 .num("session", at.session)
                 .time("time", at.ts)
-                .str("type", "tcp")
+                .plain("type", "tcp")
                 .str("what", name);
         }
         Event::Diagnostic {
