@@ -35,7 +35,7 @@ const BATCH_BYTES: usize = 1024 * 1024;
 const BATCH_PACKETS: usize = 4096;
 /// Batches in flight (memory: about [`BATCH_BYTES`] each, beside the
 /// kernel's ring).
-const IN_FLIGHT: usize = 8;
+const IN_FLIGHT: usize = 4;
 
 /// The kernel counters: received, dropped by the kernel, dropped by the
 /// interface.
