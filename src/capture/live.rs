@@ -15,7 +15,7 @@
 //! the bytes are gaps in the streams, as before). The ring is read without
 //! blocking: a batch goes over when it is full or when the ring is empty
 //! (so a line waits no longer than libpcap's block timeout, as before);
-//! with nothing for [`IDLE`], the capture thread sees [`Got::Idle`].
+//! with nothing for 100 ms, the capture thread sees [`Got::Idle`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
