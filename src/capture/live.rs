@@ -61,7 +61,7 @@ struct Batch {
 }
 
 impl Batch {
-    /// Empties the batch for reuse; false if a large packet grew it (it is
+    /// Empties the batch for reuse; false if a burst grew it past twice a batch (it is
     /// then freed: memory stays about the batches in flight).
     fn emptied(&mut self) -> bool {
         self.data.clear();
@@ -84,23 +84,24 @@ pub enum Got<'a> {
     Error(String),
 }
 
-/// Stops a live capture from another thread (Ctrl+C): breaks libpcap's
-/// read and tells the ring thread, which reads without blocking.
+/// Stops a live capture from another thread (Ctrl+C): tells the ring
+/// thread, which reads without blocking and stops after its batch.
 pub struct StopHandle {
-    pcap: pcap::BreakLoop,
     stopping: Arc<AtomicBool>,
 }
 
 impl StopHandle {
-    /// A handle for the capture that `pcap` breaks.
-    pub fn new(pcap: pcap::BreakLoop, stopping: Arc<AtomicBool>) -> StopHandle {
-        StopHandle { pcap, stopping }
+    /// A handle that sets `stopping`.
+    pub fn new(stopping: Arc<AtomicBool>) -> StopHandle {
+        StopHandle { stopping }
     }
 
     /// Asks the capture to stop: what was read so far is still decoded.
     pub fn breakloop(&self) {
+        // Not libpcap's breakloop: the ring thread never blocks inside
+        // libpcap, and a breakloop seen between two packets drops the one
+        // just taken. The thread sees this flag within a batch or 100 ms.
         self.stopping.store(true, Ordering::Release);
-        self.pcap.breakloop();
     }
 }
 
@@ -131,7 +132,7 @@ impl LiveAhead {
         let mut cap = cap.setnonblock().map_err(|e| {
             std::io::Error::other(format!("cannot read the capture without blocking: {e}"))
         })?;
-        let stop = StopHandle::new(cap.breakloop_handle(), Arc::clone(&stopping));
+        let stop = StopHandle::new(Arc::clone(&stopping));
         let (tx, rx) = sync_channel(IN_FLIGHT);
         let (recycle, spare) = sync_channel(IN_FLIGHT + 2);
         let stats = Arc::new(Mutex::new(None));
@@ -223,8 +224,8 @@ fn read_ring(
     stopping: &AtomicBool,
 ) {
     // Readable when the kernel hands a block of the ring over (full, or
-    // at libpcap's block timeout). Without this, the ring is read in
-    // blocking mode.
+    // at libpcap's block timeout). Without it, the thread sleeps 100 ms
+    // between looks at an empty ring.
     let mut waiter = Waiter::new(cap.as_raw_fd());
     loop {
         let mut b = spare.try_recv().unwrap_or_default();
@@ -254,7 +255,15 @@ fn read_ring(
                     if !b.packets.is_empty() {
                         break;
                     }
-                    if waiter.as_mut().is_some_and(|w| w.wait(IDLE)) {
+                    let woke = match waiter.as_mut() {
+                        Some(w) => w.wait(IDLE),
+                        // No way to wait for the descriptor: no busy loop.
+                        None => {
+                            std::thread::sleep(IDLE);
+                            false
+                        }
+                    };
+                    if woke {
                         continue;
                     }
                     b.idle = true;
@@ -296,7 +305,7 @@ struct Waiter {
 
 impl Waiter {
     /// `None` if the descriptor cannot be watched (the ring is then read
-    /// in libpcap's blocking mode: see [`LiveAhead::start`]).
+    /// looked at every 100 ms).
     fn new(fd: std::os::fd::RawFd) -> Option<Waiter> {
         let poll = mio::Poll::new().ok()?;
         poll.registry()
@@ -317,7 +326,12 @@ impl Waiter {
         match self.poll.poll(&mut self.events, Some(timeout)) {
             Ok(()) => !self.events.is_empty(),
             // A signal (Ctrl+C): read again, which sees a stop.
-            Err(e) => e.kind() == std::io::ErrorKind::Interrupted,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
+            // Not a busy loop on an error that stays.
+            Err(_) => {
+                std::thread::sleep(timeout);
+                false
+            }
         }
     }
 }

@@ -134,8 +134,7 @@ pub struct Source {
     writer: Option<Writer>,
     /// Where `-w` writes, for messages.
     write_path: Option<PathBuf>,
-    /// Live: set by a [`live::StopHandle`] (the ring is read without
-    /// blocking, where libpcap's breakloop alone is not seen).
+    /// Live: set by a [`live::StopHandle`]; the ring thread stops on it.
     stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Live: when the `-w` file was last flushed (it is flushed at least
     /// every [`LIVE_FLUSH`], so it can be opened while rc1 runs).
@@ -343,14 +342,11 @@ impl Source {
         self.linktype
     }
 
-    /// For a live capture: a handle that makes a blocked read return at once
-    /// (libpcap's `pcap_breakloop`), for a stop request to call.
+    /// For a live capture: a handle that stops it (what was taken from the
+    /// ring is still decoded), for a stop request to call.
     pub fn break_handle(&mut self) -> Option<live::StopHandle> {
         match &mut self.handle {
-            Handle::Live(c) => Some(live::StopHandle::new(
-                c.breakloop_handle(),
-                std::sync::Arc::clone(&self.stopping),
-            )),
+            Handle::Live(_) => Some(live::StopHandle::new(std::sync::Arc::clone(&self.stopping))),
             _ => None,
         }
     }
