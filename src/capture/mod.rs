@@ -410,7 +410,7 @@ pub fn run(
     let bar = progress_bar(opts, &source);
     let mut truncated = None;
     // A live capture stops when its reading thread has handed over what it
-    // took from the ring before the stop (the stop breaks its read; it then
+    // took from the ring before the stop (the stop sets its flag; it then
     // ends with `Next::End`); a file stops at once.
     let live = source.is_live();
     loop {
