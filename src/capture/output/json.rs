@@ -211,6 +211,12 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
 pub fn push_text(out: &mut Vec<u8>, data: &[u8]) {
     let plain = plain_ascii_prefix(data);
     let (head, rest) = data.split_at(plain);
+    if rest.is_empty() {
+        out.push(b'"');
+        out.extend_from_slice(head);
+        out.push(b'"');
+        return;
+    }
     match std::str::from_utf8(rest) {
         Ok(rest) => {
             out.push(b'"');
@@ -226,26 +232,35 @@ pub fn push_text(out: &mut Vec<u8>, data: &[u8]) {
     }
 }
 
-/// How many leading bytes of `data`, in whole runs of [`CLEAN_RUN`], are
-/// ASCII that a JSON string holds as it is (no control character, no `"`,
-/// no `\\`, nothing above 0x7f).
+/// How many leading bytes of `data` are ASCII that a JSON string holds as
+/// it is (no control character, no `"`, no `\\`, nothing above 0x7f):
+/// counted in whole runs of [`CLEAN_RUN`], then the short tail after the
+/// last run. All of `data` when it is plain: a lab message usually is,
+/// and it then needs neither the UTF-8 check nor the escape scan.
 fn plain_ascii_prefix(data: &[u8]) -> usize {
+    let mut runs = data.chunks_exact(CLEAN_RUN);
     let mut n = 0;
-    for run in data.chunks_exact(CLEAN_RUN) {
-        // `|` over the whole run, no early exit: the compiler does the 32
-        // bytes at once.
-        let bad = run.iter().fold(0u8, |bad, &c| {
-            bad | u8::from(c < 0x20)
-                | u8::from(c >= 0x80)
-                | u8::from(c == b'"')
-                | u8::from(c == b'\\')
-        });
-        if bad != 0 {
-            break;
+    for run in runs.by_ref() {
+        if !is_plain(run) {
+            return n;
         }
         n += CLEAN_RUN;
     }
-    n
+    if is_plain(runs.remainder()) {
+        data.len()
+    } else {
+        n
+    }
+}
+
+/// Whether every byte of `run` is plain ASCII (see [`plain_ascii_prefix`]).
+/// `|` over the whole run, no early exit: the compiler does 32 bytes at
+/// once.
+#[inline]
+fn is_plain(run: &[u8]) -> bool {
+    run.iter().fold(0u8, |bad, &c| {
+        bad | u8::from(c < 0x20) | u8::from(c >= 0x80) | u8::from(c == b'"') | u8::from(c == b'\\')
+    }) == 0
 }
 
 /// `s` escaped as serde_json escapes a string's content (no quotes).
