@@ -130,6 +130,18 @@ t_whole=$(median "$rc1" capture -r "$v2" --port "$port")
 per_slice=$(awk -v t="$t_slice" -v n="$n_slice" 'BEGIN { printf "%.1f", t * 1e9 / n }')
 per_whole=$(awk -v t="$t_whole" -v n="$n_v2" 'BEGIN { printf "%.1f", t * 1e9 / n }')
 echo "-- linear: ${per_slice} ns/packet on the ${n_slice}-packet slice, ${per_whole} ns/packet on all ${n_v2} ($(ratio "$per_whole" "$per_slice")x)"
+# Longer prefixes of the same file, so the trend shows (flat or falling
+# per packet: linear; rising: something grows with the capture). A short
+# file pays the threads' first batches and the first touch of their memory
+# over fewer packets.
+ladder=""
+for k in 200000 400000; do
+  part="$work/v2-first-$k.pcap"
+  [ -s "$part" ] && [ "${REUSE:-}" = 1 ] || editcap -r "$v2" "$part" "1-$k"
+  t_k=$(median "$rc1" capture -r "$part" --port "$port")
+  ladder="$ladder, $(awk -v t="$t_k" -v n="$k" 'BEGIN { printf "%.1f", t * 1e9 / n }') on the first $k"
+done
+echo "   ns/packet: ${per_slice} on the first ${n_slice}${ladder}, ${per_whole} on all ${n_v2}"
 echo "-- peak RSS: $(maxrss "$rc1" capture -r "$slice" --port "$port") KiB on the slice, $(maxrss "$rc1" capture -r "$v2" --port "$port") KiB on the whole v2 file, $(maxrss "$rc1" capture -r "$v3" --port "$v3port") KiB on the v3 file"
 
 t_tshark=$(median tshark -r "$slice" -o tcp.reassemble_out_of_order:TRUE)

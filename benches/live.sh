@@ -8,10 +8,14 @@
 # other traffic), removed at the end. Rates are v2 frames per second over
 # all 8 connections; `max` is `--max` (as fast as the server echoes).
 # A drop fraction is dropped / received, as libpcap counts them for each
-# tool (the same counters). Needs root.
+# tool (the same counters). Each rate is run REPEAT times (default 3),
+# the two tools in turn (tcpdump, rc1, tcpdump, rc1, ...): the table gives
+# the median run of each tool and every run beside it (a shared machine's
+# load moves single runs a lot). Needs root.
 #
 # usage: benches/live.sh [SECONDS per run, default 5] [RATES...]
 #        (default rates: 2000000 4000000 8000000 max)
+#        REPEAT=N benches/live.sh ...   (runs per rate and tool)
 set -euo pipefail
 [ -n "${DEBUG:-}" ] && set -x
 cd "$(dirname "$0")/.."
@@ -81,14 +85,28 @@ run() { # TOOL RATE: prints "received dropped frames_sent"
 
 pct() { awk -v d="$1" -v r="$2" 'BEGIN { if (r > 0) printf "%.2f %%", 100 * d / r; else printf "-" }'; }
 
-echo "== live capture on lo in a network namespace, $secs s per run, $(nproc) cores, $(date -u +%Y-%m-%d)"
-printf '%-10s | %-34s | %-34s | %s\n' "flood" "tcpdump: dropped / received" "rc1: dropped / received" "rc1 frames decoded"
+# The median of lines "FRACTION DROPPED RECEIVED ..." by fraction: the
+# whole line (an odd count gives the middle run; an even one the lower).
+median_run() { sort -g | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'; }
+
+repeat=${REPEAT:-3}
+echo "== live capture on lo in a network namespace, $secs s per run, $repeat runs per tool and rate (median shown), $(nproc) cores, $(date -u +%Y-%m-%d)"
+printf '%-10s | %-34s | %-34s | %-30s | %s\n' "flood" "tcpdump: dropped / received" "rc1: dropped / received" "rc1 frames decoded (flood sent)" "every run: tcpdump; rc1"
 for rate in "${rates[@]}"; do
-  run tcpdump "$rate" >"$work/t.res"
-  run rc1 "$rate" >"$work/r.res"
-  read -r tr td tsent <"$work/t.res"
-  read -r rr rd rsent <"$work/r.res"
-  frames=$(cat "$work/rc1-$rate.frames" 2>/dev/null || echo "?")
-  printf '%-10s | %-34s | %-34s | %s\n' "$rate" \
-    "$(pct "$td" "$tr") ($td / $tr)" "$(pct "$rd" "$rr") ($rd / $rr)" "$frames (flood sent $rsent)"
+  : >"$work/t.all"
+  : >"$work/r.all"
+  for _ in $(seq 1 "$repeat"); do
+    run tcpdump "$rate" >"$work/t.res"
+    run rc1 "$rate" >"$work/r.res"
+    read -r tr td tsent <"$work/t.res"
+    read -r rr rd rsent <"$work/r.res"
+    frames=$(cat "$work/rc1-$rate.frames" 2>/dev/null || echo "?")
+    awk -v d="${td:-0}" -v r="${tr:-0}" 'BEGIN { printf "%.6f %s %s\n", (r > 0 ? d / r : 1), d, r }' >>"$work/t.all"
+    awk -v d="${rd:-0}" -v r="${rr:-0}" -v f="$frames" -v s="$rsent" 'BEGIN { printf "%.6f %s %s %s %s\n", (r > 0 ? d / r : 1), d, r, f, s }' >>"$work/r.all"
+  done
+  read -r _ td tr < <(median_run <"$work/t.all")
+  read -r _ rd rr frames rsent < <(median_run <"$work/r.all")
+  runs="$(awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), 100 * $1 }' "$work/t.all") %; $(awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), 100 * $1 }' "$work/r.all") %"
+  printf '%-10s | %-34s | %-34s | %-30s | %s\n' "$rate" \
+    "$(pct "$td" "$tr") ($td / $tr)" "$(pct "$rd" "$rr") ($rd / $rr)" "$frames ($rsent)" "$runs"
 done

@@ -145,7 +145,7 @@ impl<'a> Obj<'a> {
     #[inline]
     pub fn time(&mut self, k: &str, ts: Timestamp) -> &mut Self {
         let out = self.key(k);
-        push_f64(out, ts.as_secs_f64());
+        push_time(out, ts);
         self
     }
 
@@ -340,6 +340,59 @@ const HEX_PAIRS: [[u8; 2]; 256] = {
 fn push_u64(out: &mut Vec<u8>, n: u64) {
     let mut buf = [0u8; 20];
     out.extend_from_slice(u64_digits(n, &mut buf));
+}
+
+/// `ts.as_secs_f64()` as [`push_f64`] writes it, without the float
+/// formatter where the time's own digits are that text (every line has a
+/// time; on v2 lines the formatter was a tenth of the JSON writer).
+///
+/// The shortest decimal that reads back as the float is what serde_json
+/// writes. When the exact decimal `sec.usec` lies strictly within half a
+/// unit in the last place of the float, it is that decimal (trailing
+/// zeros off, `.0` when none are left): decimals of at most six places are
+/// 10^-6 apart, wider than the float's whole rounding interval below 2^33
+/// seconds, so no shorter one lies in it. The test is exact, in integers;
+/// anything else (a tie, a power of two, a time before 1970 or past 2242,
+/// a hostile `usec` of a million or more) goes to the formatter.
+fn push_time(out: &mut Vec<u8>, ts: Timestamp) {
+    if !exact_time_digits(ts) {
+        push_f64(out, ts.as_secs_f64());
+        return;
+    }
+    let mut buf = [0u8; 20];
+    out.extend_from_slice(u64_digits(ts.sec.unsigned_abs(), &mut buf));
+    out.push(b'.');
+    let mut frac = [b'0'; 6];
+    let mut u = ts.usec;
+    for d in frac.iter_mut().rev() {
+        *d = b'0' + (u % 10) as u8;
+        u /= 10;
+    }
+    let keep = frac.iter().rposition(|&d| d != b'0').map_or(1, |i| i + 1);
+    out.extend_from_slice(frac.get(..keep).unwrap_or(b"0"));
+}
+
+/// Whether `sec.usec` is the shortest decimal of `ts.as_secs_f64()` (see
+/// [`push_time`]).
+fn exact_time_digits(ts: Timestamp) -> bool {
+    if !(1..1 << 33).contains(&ts.sec) || ts.usec >= 1_000_000 {
+        return false;
+    }
+    let bits = ts.as_secs_f64().to_bits();
+    let fraction = bits & ((1 << 52) - 1);
+    // (1 <= the time < 2^34, so the exponent field is 1023..=1056.)
+    let Some(shift) = 1075u64.checked_sub((bits >> 52) & 0x7ff) else {
+        return false;
+    };
+    if fraction == 0 || shift > 52 {
+        return false; // a power of two: its interval is lopsided
+    }
+    // float = m / 2^shift; decimal = n / 10^6. Within half a unit
+    // (1 / 2^(shift + 1)): |n * 2^shift - m * 10^6| < 10^6 / 2.
+    let m = u128::from(fraction | 1 << 52);
+    let n = u128::from(ts.sec.unsigned_abs()) * 1_000_000 + u128::from(ts.usec);
+    let (a, b) = (n << shift, m * 1_000_000);
+    a.abs_diff(b) < 500_000
 }
 
 /// An `f64` as serde_json writes it (shortest round trip, `null` if not
@@ -672,6 +725,71 @@ pub fn totals(out: &mut Vec<u8>, t: &Totals) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A time as [`push_time`] writes it, and as the float formatter does.
+    fn both_times(sec: i64, usec: u32) -> (String, String) {
+        let ts = Timestamp { sec, usec };
+        let (mut fast, mut ryu) = (Vec::new(), Vec::new());
+        push_time(&mut fast, ts);
+        push_f64(&mut ryu, ts.as_secs_f64());
+        (
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(ryu).unwrap(),
+        )
+    }
+
+    #[test]
+    fn times_are_written_as_the_float_formatter_writes_them() {
+        let mut fast_path = 0;
+        let mut edges = vec![
+            (0, 0),
+            (0, 1),
+            (0, 999_999),
+            (1, 0),
+            (1, 500_000),
+            (2, 0),
+            (-1, 5),
+            (1 << 30, 0),
+            ((1 << 30) - 1, 999_999),
+            (1 << 32, 1),
+            ((1 << 33) - 1, 999_999),
+            (1 << 33, 7),
+            (1_796_319_026, 332_101),
+            (1_700_000_000, 100_000),
+            (1_700_000_000, 1_000_000),
+            (1_700_000_000, u32::MAX),
+            (i64::MAX, 0),
+            (i64::MIN, 0),
+        ];
+        // Every microsecond of a second where the float's step is
+        // coarsest (just below 2^33), of one in 2026, and of seconds so
+        // small that `sec + usec / 1e6` is often not the float nearest
+        // the decimal (two roundings): there the shortcut must not be
+        // taken.
+        for base in [(1i64 << 33) - 2, 1_796_319_026, 3, 1000] {
+            for us in 0..1_000_000u32 {
+                edges.push((base, us));
+            }
+        }
+        for (sec, usec) in edges {
+            let (fast, ryu) = both_times(sec, usec);
+            assert_eq!(fast, ryu, "sec {sec} usec {usec}");
+            fast_path += usize::from(exact_time_digits(Timestamp { sec, usec }));
+        }
+        // The shortcut is taken (else this tests only the formatter).
+        assert!(fast_path > 3_500_000, "{fast_path}");
+    }
+
+    proptest! {
+        #[test]
+        fn any_time_is_written_as_the_float_formatter_writes_it(
+            sec in prop_oneof![0i64..1 << 34, any::<i64>()],
+            usec in prop_oneof![0u32..1_000_000, any::<u32>()],
+        ) {
+            let (fast, ryu) = both_times(sec, usec);
+            prop_assert_eq!(fast, ryu);
+        }
+    }
 
     fn quoted(s: &str) -> String {
         let mut out = Vec::new();
