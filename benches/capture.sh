@@ -13,8 +13,10 @@
 #   - rc1 capture -r FILE -q                 (decode, no per-frame output)
 #   - rc1 capture -r FILE                    (a line per frame, to /dev/null)
 #   - rc1 capture -r FILE --json             (a JSON line per frame)
-# and prints each against the floor (and JSON against rc1's own text), the
-# time per packet on a 100k-packet slice against the whole file (linear?),
+# and prints each against the floor, and JSON against rc1's own text (from
+# those medians, and as the median ratio of 5 text/JSON pairs run in turn,
+# the steadier figure on a shared machine), the time per packet on a
+# 100k-packet slice, longer prefixes and the whole file (linear?),
 # peak RSS on both, and tshark on the slice (with and without
 # dissectors/rc1.lua; tshark slows super-linearly on long TCP streams, so
 # only the slice). Targets (issue 14): v2 lines <= 3x floor, -q <= 2x,
@@ -97,6 +99,21 @@ median() { # run a command 3 times, print the median wall time in seconds
   printf '%s\n' "${t[@]}" | sort -n | sed -n 2p | awk '{printf "%.3f", $1 / 1e6}'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+wall() { # COMMAND...: its wall time in microseconds
+  local t0 t1
+  t0=$(date +%s%N); "$@" >/dev/null 2>&1 || true; t1=$(date +%s%N)
+  echo $(( (t1 - t0) / 1000 ))
+}
+paired() { # FILE PORT: JSON against text, 5 pairs run in turn: the median ratio
+  local r=()
+  for _ in 1 2 3 4 5; do
+    local a b
+    b=$(wall "$rc1" capture -r "$1" --port "$2")
+    a=$(wall "$rc1" capture -r "$1" --port "$2" --json)
+    r+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a / b }')")
+  done
+  printf '%s\n' "${r[@]}" | sort -g | sed -n 3p
+}
 maxrss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 packets() { capinfos -Mc "$1" | awk -F': *' '/Number of packets/ {print $2}'; }
 
@@ -119,8 +136,8 @@ for f in "$v2" "$v3"; do
   printf '  %-40s %7s s  %6s x floor\n' "rc1 capture -r F -q" "$quiet" "$(ratio "$quiet" "$floor")"
   printf '  %-40s %7s s  %6s x floor  %6s MB/s (%s of the floor'"'"'s)\n' "rc1 capture -r F (lines)" "$text" \
     "$(ratio "$text" "$floor")" "$(ratio "$bytes" "$text"e6)" "$(ratio "$floor" "$text")"
-  printf '  %-40s %7s s  %6s x floor  %6s x rc1 text\n' "rc1 capture -r F --json" "$json" \
-    "$(ratio "$json" "$floor")" "$(ratio "$json" "$text")"
+  printf '  %-40s %7s s  %6s x floor  %6s x rc1 text (%s x: median of 5 pairs run in turn)\n' "rc1 capture -r F --json" "$json" \
+    "$(ratio "$json" "$floor")" "$(ratio "$json" "$text")" "$(paired "$f" "$p")"
 done
 
 n_slice=$(packets "$slice")
