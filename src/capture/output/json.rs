@@ -206,25 +206,35 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
 /// A JSON string literal of bytes that are text: as [`push_str`] where
 /// they are UTF-8, else with `\xNN` for each byte that is not (as the text
 /// lines show them). The message of every frame goes through here, so
-/// plain ASCII, the common case, is checked for UTF-8 and for escapes in
-/// one pass.
+/// plain ASCII, the common case, is checked for UTF-8 and for escapes and
+/// copied in one pass, [`CLEAN_RUN`] bytes at a time.
 pub fn push_text(out: &mut Vec<u8>, data: &[u8]) {
-    let plain = plain_ascii_prefix(data);
-    let (head, rest) = data.split_at(plain);
-    if rest.is_empty() {
-        out.push(b'"');
-        out.extend_from_slice(head);
+    let start = out.len();
+    out.reserve(data.len().saturating_add(2));
+    out.push(b'"');
+    let mut plain = 0;
+    for run in data.chunks_exact(CLEAN_RUN) {
+        if !is_plain(run) {
+            break;
+        }
+        out.extend_from_slice(run);
+        plain += CLEAN_RUN;
+    }
+    let rest = data.get(plain..).unwrap_or_default();
+    if rest.len() < CLEAN_RUN && is_plain(rest) {
+        // A lab message usually ends here: neither the UTF-8 check nor
+        // the escape scan.
+        out.extend_from_slice(rest);
         out.push(b'"');
         return;
     }
     match std::str::from_utf8(rest) {
         Ok(rest) => {
-            out.push(b'"');
-            out.extend_from_slice(head);
             push_escaped(out, rest);
             out.push(b'"');
         }
         Err(_) => {
+            out.truncate(start);
             let mut esc = String::with_capacity(data.len().saturating_mul(2));
             escape_into(&mut esc, data);
             push_str(out, &esc);
@@ -232,30 +242,9 @@ pub fn push_text(out: &mut Vec<u8>, data: &[u8]) {
     }
 }
 
-/// How many leading bytes of `data` are ASCII that a JSON string holds as
-/// it is (no control character, no `"`, no `\\`, nothing above 0x7f):
-/// counted in whole runs of [`CLEAN_RUN`], then the short tail after the
-/// last run. All of `data` when it is plain: a lab message usually is,
-/// and it then needs neither the UTF-8 check nor the escape scan.
-fn plain_ascii_prefix(data: &[u8]) -> usize {
-    let mut runs = data.chunks_exact(CLEAN_RUN);
-    let mut n = 0;
-    for run in runs.by_ref() {
-        if !is_plain(run) {
-            return n;
-        }
-        n += CLEAN_RUN;
-    }
-    if is_plain(runs.remainder()) {
-        data.len()
-    } else {
-        n
-    }
-}
-
-/// Whether every byte of `run` is plain ASCII (see [`plain_ascii_prefix`]).
-/// `|` over the whole run, no early exit: the compiler does 32 bytes at
-/// once.
+/// Whether every byte of `run` is ASCII that a JSON string holds as it is
+/// (no control character, no `"`, no `\\`, nothing above 0x7f). `|` over
+/// the whole run, no early exit: the compiler does a run at once.
 #[inline]
 fn is_plain(run: &[u8]) -> bool {
     run.iter().fold(0u8, |bad, &c| {
