@@ -207,7 +207,7 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
 /// they are UTF-8, else with `\xNN` for each byte that is not (as the text
 /// lines show them). The message of every frame goes through here, so
 /// plain ASCII, the common case, is checked for UTF-8 and for escapes and
-/// copied in one pass, [`CLEAN_RUN`] bytes at a time.
+/// copied in one pass, 32 bytes at a time.
 pub fn push_text(out: &mut Vec<u8>, data: &[u8]) {
     let start = out.len();
     out.reserve(data.len().saturating_add(2));
