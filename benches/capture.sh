@@ -156,7 +156,9 @@ for k in 200000 400000; do
   part="$work/v2-first-$k.pcap"
   [ -s "$part" ] && [ "${REUSE:-}" = 1 ] || editcap -r "$v2" "$part" "1-$k"
   t_k=$(median "$rc1" capture -r "$part" --port "$port")
-  ladder="$ladder, $(awk -v t="$t_k" -v n="$k" 'BEGIN { printf "%.1f", t * 1e9 / n }') on the first $k"
+  # (The packets the prefix holds: all of a file shorter than k.)
+  n_k=$(packets "$part")
+  ladder="$ladder, $(awk -v t="$t_k" -v n="$n_k" 'BEGIN { printf "%.1f", t * 1e9 / n }') on the first $n_k"
 done
 echo "   ns/packet: ${per_slice} on the first ${n_slice}${ladder}, ${per_whole} on all ${n_v2}"
 echo "-- peak RSS: $(maxrss "$rc1" capture -r "$slice" --port "$port") KiB on the slice, $(maxrss "$rc1" capture -r "$v2" --port "$port") KiB on the whole v2 file, $(maxrss "$rc1" capture -r "$v3" --port "$v3port") KiB on the v3 file"
