@@ -78,8 +78,10 @@ impl ReportOptions {
 /// Rows of the sessions table at most.
 pub const MAX_TABLE_ROWS: usize = 1000;
 
-/// Bytes of lines gathered before they are written: few, large writes.
-const WRITE_BATCH: usize = 64 * 1024;
+/// Bytes of lines gathered before they are written: few, large writes
+/// (v3 `--json` writes 3 GB for a 1 GB capture: 64 KiB made 45,000
+/// writes of it, and 256 KiB measured about 2 % faster).
+const WRITE_BATCH: usize = 256 * 1024;
 
 /// A sink that prints.
 pub struct Printer<W: Write> {
