@@ -95,16 +95,42 @@ pub fn push_u64(out: &mut String, n: u64) {
     }
 }
 
-/// The decimal digits of `n`, written into the end of `buf`.
+/// Every number below 100 as two ASCII digits, one after the other.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
+/// The two digits of `v` (below 100).
+#[inline]
+fn digit_pair(v: u64) -> [u8; 2] {
+    let i = usize::try_from(v).unwrap_or(0).saturating_mul(2);
+    match DIGIT_PAIRS.get(i..i.saturating_add(2)) {
+        Some(&[a, b]) => [a, b],
+        _ => *b"00", // not reached: v < 100
+    }
+}
+
+/// The decimal digits of `n`, written into the end of `buf` (two digits
+/// a division: every JSON frame line has half a dozen numbers).
 pub fn u64_digits(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut start = buf.len();
-    for (i, d) in buf.iter_mut().enumerate().rev() {
-        // n % 10 < 10: the digit is b'0'..=b'9'.
-        *d = b'0'.wrapping_add((n % 10) as u8);
-        n /= 10;
-        start = i;
-        if n == 0 {
-            break;
+    // (20 digits hold u64::MAX: `start` never reaches 0 early.)
+    while n >= 100 {
+        let pair = digit_pair(n % 100);
+        n /= 100;
+        start = start.saturating_sub(2);
+        if let Some(d) = buf.get_mut(start..start.saturating_add(2)) {
+            d.copy_from_slice(&pair);
+        }
+    }
+    if n >= 10 {
+        start = start.saturating_sub(2);
+        if let Some(d) = buf.get_mut(start..start.saturating_add(2)) {
+            d.copy_from_slice(&digit_pair(n));
+        }
+    } else {
+        start = start.saturating_sub(1);
+        if let Some(d) = buf.get_mut(start) {
+            *d = b'0'.wrapping_add(u8::try_from(n).unwrap_or(0));
         }
     }
     buf.get(start..).unwrap_or_default()
@@ -122,6 +148,27 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_are_what_display_writes() {
+        // Each side of every power of ten (odd and even digit counts),
+        // then a spread of values by a fixed LCG.
+        let mut cases = vec![0u64, u64::MAX];
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            cases.extend([p - 1, p, p + 1, next - 1]);
+            p = next;
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            cases.push(x >> (x % 64));
+        }
+        let mut buf = [0u8; 20];
+        for n in cases {
+            assert_eq!(u64_digits(n, &mut buf), n.to_string().as_bytes(), "{n}");
+        }
+    }
 
     #[test]
     fn escapes_what_is_not_plain_text() {
