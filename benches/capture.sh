@@ -105,11 +105,18 @@ wall() { # COMMAND...: its wall time in microseconds
   echo $(( (t1 - t0) / 1000 ))
 }
 paired() { # FILE PORT: JSON against text, 5 pairs run in turn: the median ratio
+  # (which of the two goes first alternates, so neither always runs on a
+  # cache or a CPU clock the other left behind)
   local r=()
-  for _ in 1 2 3 4 5; do
+  for i in 1 2 3 4 5; do
     local a b
-    b=$(wall "$rc1" capture -r "$1" --port "$2")
-    a=$(wall "$rc1" capture -r "$1" --port "$2" --json)
+    if [ $((i % 2)) = 1 ]; then
+      b=$(wall "$rc1" capture -r "$1" --port "$2")
+      a=$(wall "$rc1" capture -r "$1" --port "$2" --json)
+    else
+      a=$(wall "$rc1" capture -r "$1" --port "$2" --json)
+      b=$(wall "$rc1" capture -r "$1" --port "$2")
+    fi
     r+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a / b }')")
   done
   printf '%s\n' "${r[@]}" | sort -g | sed -n 3p
