@@ -159,6 +159,7 @@ mod tests {
             cases.extend([p - 1, p, p + 1, next - 1]);
             p = next;
         }
+        cases.extend([p - 1, p, p + 1]); // 10^19: twenty digits
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..100_000 {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
