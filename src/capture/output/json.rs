@@ -71,10 +71,7 @@ impl<'a> Obj<'a> {
     /// debug builds, the tests, check that nothing needed one.
     #[inline]
     pub fn plain(&mut self, k: &str, v: &str) -> &mut Self {
-        debug_assert!(
-            v.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\'),
-            "{v:?} needs escaping: use Obj::str"
-        );
+        debug_assert!(is_plain_word(v), "{v:?} needs escaping: use Obj::str");
         let out = self.key(k);
         out.push(b'"');
         out.extend_from_slice(v.as_bytes());
@@ -172,6 +169,13 @@ impl<'a> Obj<'a> {
     pub fn end(&mut self) {
         self.out.push(b'}');
     }
+}
+
+/// Whether `v` is a JSON string's content as it is (no control
+/// character, no `"`, no `\\`): what [`Obj::plain`] and [`frame_line`]
+/// write without a scan, checked in debug builds.
+fn is_plain_word(v: &str) -> bool {
+    v.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\')
 }
 
 /// What a byte becomes in a JSON string: 0 as it is, else the letter after
@@ -622,6 +626,10 @@ fn frame_line(
     names: (&str, &str),
 ) {
     let (client, server) = names;
+    debug_assert!(
+        is_plain_word(client) && is_plain_word(server),
+        "{names:?} need escaping"
+    );
     out.reserve(
         200usize
             .saturating_add(client.len())
